@@ -1,0 +1,22 @@
+// Each subcommand lives in its own file and registers itself on the root CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace ep::cli {
+
+struct Command {
+  CLI::App* app = nullptr;    // the parsed subcommand
+  std::function<int()> run;   // runs it; returns the exit code
+};
+
+Command add_logits(CLI::App& root);
+Command add_info(CLI::App& root);
+Command add_convert(CLI::App& root);
+Command add_synth(CLI::App& root);
+Command add_run(CLI::App& root);
+
+}  // namespace ep::cli

@@ -1,0 +1,35 @@
+// edgeprompt: one binary, one subcommand per job.
+#include "cli/command.h"
+#include "core/error.h"
+
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <exception>
+
+int main(int argc, char** argv) {
+  CLI::App root{"EdgePrompt: cloud-edge collaborative LLM inference", "edgeprompt"};
+  root.require_subcommand(1);
+  root.set_version_flag("--version", "edgeprompt 0.1.0");
+  const std::vector<ep::cli::Command> commands = {
+      ep::cli::add_logits(root), ep::cli::add_info(root),  ep::cli::add_convert(root),
+      ep::cli::add_synth(root),  ep::cli::add_run(root),
+  };
+  try {
+    root.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return root.exit(e);
+  }
+  try {
+    for (const auto& c : commands) {
+      if (c.app->parsed()) return c.run();
+    }
+  } catch (const ep::Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  return 1;
+}

@@ -1,0 +1,36 @@
+#include "cli/progress.h"
+
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace ep::cli {
+
+ProgressBar::ProgressBar(std::string label)
+    : label_(std::move(label)),
+      enabled_(::isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
+
+ProgressBar::~ProgressBar() {
+  if (drawn_) fmt::print(stderr, "\n");
+}
+
+void ProgressBar::update(uint64_t done, uint64_t total) {
+  if (!enabled_ || total == 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (done < total && now - last_ < std::chrono::milliseconds(100)) return;
+  last_ = now;
+  constexpr int kWidth = 40;
+  const double frac = double(done) / double(total);
+  const int filled = int(frac * kWidth);
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  fmt::print(stderr, "\r{} [{}{}] {:5.1f}% {:.0f}/{:.0f} MB {:.1f}s", label_,
+             std::string(size_t(filled), '#'), std::string(size_t(kWidth - filled), ' '),
+             100.0 * frac, double(done) / 1e6, double(total) / 1e6, secs);
+  std::fflush(stderr);
+  drawn_ = true;
+}
+
+}  // namespace ep::cli

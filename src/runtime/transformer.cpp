@@ -1,0 +1,127 @@
+#include "runtime/transformer.h"
+
+#include "core/error.h"
+#include "core/quant.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/rope.h"
+
+#include <cmath>
+
+namespace ep {
+namespace {
+
+void add_bias(float* y, const std::vector<float>& bias, int64_t n_rows) {
+  if (bias.empty()) return;
+  const auto width = int64_t(bias.size());
+  for (int64_t r = 0; r < n_rows; ++r) kernels::add_inplace(y + r * width, bias.data(), width);
+}
+
+}  // namespace
+
+Transformer::Transformer(const Model& model, int64_t n_ctx, ThreadPool& pool)
+    : model_(model),
+      hp_(model.hp),
+      pool_(pool),
+      cache_(model.hp.n_layer, n_ctx, model.hp.n_head_kv, model.hp.head_dim) {
+  const double linear =
+      hp_.rope_scaling.type == RopeScaling::Type::Linear ? hp_.rope_scaling.factor : 1.0;
+  inv_freq_ = kernels::rope_inv_freq(hp_.head_dim, hp_.rope_theta, model.rope_freq_factors, linear);
+}
+
+void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& logits,
+                          bool all_logits) {
+  const auto n = int64_t(tokens.size());
+  if (n == 0) fail("no tokens to process");
+  if (n_past_ + n > cache_.n_ctx()) {
+    fail("context full: {} tokens already, {} more would exceed the context of {}", n_past_, n,
+         cache_.n_ctx());
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= hp_.n_vocab) fail("token id {} out of range (vocabulary has {})", t, hp_.n_vocab);
+  }
+
+  const int64_t d = hp_.n_embd;
+  x_.resize(size_t(n * d));
+  xn_.resize(size_t(n * d));
+  positions_.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) {
+    dequantize_row(model_.tok_embd.type, model_.tok_embd.row(tokens[size_t(i)]), &x_[size_t(i * d)], d);
+    positions_[size_t(i)] = n_past_ + i;
+  }
+
+  // The layer loop: x += attention(norm(x)); x += ffn(norm(x)).
+  for (int64_t l = 0; l < hp_.n_layer; ++l) {
+    const LayerWeights& w = model_.layers[size_t(l)];
+    attention_block(w, l, n);
+    ffn_block(w, n);
+  }
+
+  // Output head, for every position or only the last.
+  const int64_t first = all_logits ? 0 : n - 1;
+  const int64_t rows = n - first;
+  kernels::rmsnorm(&x_[size_t(first * d)], model_.output_norm.data(), xn_.data(), rows, d,
+                   hp_.rms_norm_eps);
+  logits.resize(size_t(rows * hp_.n_vocab));
+  kernels::matmul(model_.output, xn_.data(), rows, logits.data(), pool_);
+  n_past_ += n;
+}
+
+void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t n) {
+  const int64_t d = hp_.n_embd, hd = hp_.head_dim;
+  const int64_t q_dim = hp_.n_head * hd, kv_dim = hp_.n_head_kv * hd;
+  q_.resize(size_t(n * q_dim));
+  k_.resize(size_t(n * kv_dim));
+  v_.resize(size_t(n * kv_dim));
+  attn_.resize(size_t(n * q_dim));
+  lse_.resize(size_t(n * hp_.n_head));
+
+  kernels::rmsnorm(x_.data(), w.attn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps);
+  kernels::matmul(w.wq, xn_.data(), n, q_.data(), pool_);
+  kernels::matmul(w.wk, xn_.data(), n, k_.data(), pool_);
+  kernels::matmul(w.wv, xn_.data(), n, v_.data(), pool_);
+  add_bias(q_.data(), w.bq, n);
+  add_bias(k_.data(), w.bk, n);
+  add_bias(v_.data(), w.bv, n);
+  kernels::rope(q_.data(), n, hp_.n_head, hd, positions_.data(), inv_freq_, hp_.rope_layout);
+  kernels::rope(k_.data(), n, hp_.n_head_kv, hd, positions_.data(), inv_freq_, hp_.rope_layout);
+
+  // Append this batch's keys and values, then attend over everything cached so far.
+  std::copy(k_.begin(), k_.end(), cache_.k(layer, n_past_));
+  std::copy(v_.begin(), v_.end(), cache_.v(layer, n_past_));
+  kernels::AttentionArgs a;
+  a.q = q_.data();
+  a.n_q = n;
+  a.q_pos0 = n_past_;
+  a.k = cache_.k(layer, 0);
+  a.v = cache_.v(layer, 0);
+  a.n_kv = n_past_ + n;
+  a.k_pos0 = 0;
+  a.n_head = hp_.n_head;
+  a.n_head_kv = hp_.n_head_kv;
+  a.head_dim = hd;
+  a.scale = float(1.0 / std::sqrt(double(hd)));
+  a.window = hp_.sliding_window;
+  a.out = attn_.data();
+  a.lse = lse_.data();
+  kernels::attention(a, pool_);
+
+  // Output projection, added to the residual stream.
+  kernels::matmul(w.wo, attn_.data(), n, xn_.data(), pool_);
+  kernels::add_inplace(x_.data(), xn_.data(), n * d);
+}
+
+void Transformer::ffn_block(const LayerWeights& w, int64_t n) {
+  const int64_t d = hp_.n_embd, ff = hp_.n_ff;
+  gate_.resize(size_t(n * ff));
+  up_.resize(size_t(n * ff));
+  kernels::rmsnorm(x_.data(), w.ffn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps);
+  kernels::matmul(w.w_gate, xn_.data(), n, gate_.data(), pool_);
+  kernels::matmul(w.w_up, xn_.data(), n, up_.data(), pool_);
+  kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * ff);
+  kernels::matmul(w.w_down, gate_.data(), n, xn_.data(), pool_);
+  kernels::add_inplace(x_.data(), xn_.data(), n * d);
+}
+
+}  // namespace ep
