@@ -1,0 +1,323 @@
+// CPU kernels against plain double-precision references on random inputs (odd sizes, tails).
+#include "core/error.h"
+#include "core/half.h"
+#include "core/quant.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/rope.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <random>
+
+namespace ep {
+namespace {
+
+std::vector<float> random_vector(size_t n, std::mt19937& rng, float sd = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+double rel_error(const std::vector<float>& got, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / den);
+}
+
+TEST(Half, F16RoundTripsEveryValue) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = f16_to_f32(uint16_t(h));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f32_to_f16(f), h) << h;
+  }
+}
+
+TEST(Half, F16RoundsToNearest) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> exp_dist(-20.0f, 16.0f);
+  for (int i = 0; i < 200000; ++i) {
+    const float x = std::ldexp(float(rng()) / 4294967296.0f + 0.5f, int(exp_dist(rng))) *
+                    (rng() & 1 ? 1.0f : -1.0f);
+    const float r = f16_to_f32(f32_to_f16(x));
+    // No other f16 value is closer: check the neighbours of the result.
+    const uint16_t h = f32_to_f16(x);
+    for (int d : {-1, 1}) {
+      const float n = f16_to_f32(uint16_t(h + d));
+      if (std::isfinite(n)) {
+        EXPECT_LE(std::fabs(double(r) - x), std::fabs(double(n) - x)) << x;
+      }
+    }
+  }
+  EXPECT_TRUE(std::isinf(f16_to_f32(f32_to_f16(70000.0f))));
+}
+
+TEST(Half, Bf16RoundsToNearestEven) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.00390625f)), 1.0f);      // tie -> even
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.01171875f)), 1.015625f);  // tie -> even (up)
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+}
+
+TEST(Quant, Q8_0MatchesTheGgmlDefinition) {
+  std::mt19937 rng(2);
+  const auto x = random_vector(32 * 7, rng, 3.0f);
+  std::vector<BlockQ8_0> blocks(7);
+  quantize_row(DType::Q8_0, x.data(), blocks.data(), int64_t(x.size()));
+  std::vector<float> back(x.size());
+  dequantize_row(DType::Q8_0, blocks.data(), back.data(), int64_t(x.size()));
+  for (size_t b = 0; b < 7; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    EXPECT_EQ(blocks[b].d, f32_to_f16(amax / 127.0f));
+    for (int j = 0; j < 32; ++j) {
+      EXPECT_EQ(blocks[b].qs[j], int8_t(std::lround(x[b * 32 + j] / (amax / 127.0f))));
+      EXPECT_EQ(back[b * 32 + j], f16_to_f32(blocks[b].d) * float(blocks[b].qs[j]));
+    }
+  }
+}
+
+TEST(Quant, Q4_0MatchesTheGgmlDefinition) {
+  std::mt19937 rng(3);
+  const auto x = random_vector(32 * 5, rng, 2.0f);
+  std::vector<BlockQ4_0> blocks(5);
+  quantize_row(DType::Q4_0, x.data(), blocks.data(), int64_t(x.size()));
+  std::vector<float> back(x.size());
+  dequantize_row(DType::Q4_0, blocks.data(), back.data(), int64_t(x.size()));
+  for (size_t b = 0; b < 5; ++b) {
+    float max = 0;
+    for (int j = 0; j < 32; ++j) {
+      if (std::fabs(x[b * 32 + j]) > std::fabs(max)) max = x[b * 32 + j];
+    }
+    const float d = max / -8.0f;
+    EXPECT_EQ(blocks[b].d, f32_to_f16(d));
+    for (int j = 0; j < 32; ++j) {
+      const int q = std::min(15, int(x[b * 32 + j] / d + 8.5f));
+      const int stored = j < 16 ? blocks[b].qs[j] & 15 : blocks[b].qs[j - 16] >> 4;
+      EXPECT_EQ(stored, q) << b << " " << j;
+      EXPECT_EQ(back[b * 32 + j], f16_to_f32(blocks[b].d) * float(q - 8));
+    }
+  }
+}
+
+TEST(Kernels, MatmulMatchesReferenceForEveryType) {
+  std::mt19937 rng(4);
+  ThreadPool pool(3);
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+    for (int64_t n_rows : {1, 3, 17}) {
+      const int64_t rows = 37, cols = 96;  // rows not a multiple of the kernel's block
+      const auto wf = random_vector(size_t(rows * cols), rng);
+      std::vector<uint8_t> wq(size_t(rows * dtype_row_bytes(t, cols)));
+      for (int64_t r = 0; r < rows; ++r) {
+        quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * dtype_row_bytes(t, cols), cols);
+      }
+      // The reference multiplies the dequantised weights in double.
+      std::vector<float> wd(wf.size());
+      for (int64_t r = 0; r < rows; ++r) {
+        dequantize_row(t, wq.data() + r * dtype_row_bytes(t, cols), &wd[size_t(r * cols)], cols);
+      }
+      const auto x = random_vector(size_t(n_rows * cols), rng);
+      std::vector<double> ref(size_t(n_rows * rows));
+      for (int64_t i = 0; i < n_rows; ++i) {
+        for (int64_t r = 0; r < rows; ++r) {
+          double s = 0;
+          for (int64_t c = 0; c < cols; ++c) s += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
+          ref[size_t(i * rows + r)] = s;
+        }
+      }
+      std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());  // poisoned
+      kernels::matmul(MatrixView{t, rows, cols, wq.data()}, x.data(), n_rows, y.data(), pool);
+      EXPECT_LT(rel_error(y, ref), 1e-6) << dtype_name(t) << " n_rows " << n_rows;
+    }
+  }
+}
+
+TEST(Kernels, RmsNormAndSwiglu) {
+  std::mt19937 rng(5);
+  const int64_t n = 77;
+  const auto x = random_vector(size_t(2 * n), rng), w = random_vector(size_t(n), rng);
+  std::vector<float> y(x.size());
+  kernels::rmsnorm(x.data(), w.data(), y.data(), 2, n, 1e-5f);
+  for (int64_t r = 0; r < 2; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += double(x[size_t(r * n + i)]) * x[size_t(r * n + i)];
+    const double inv = 1.0 / std::sqrt(ss / double(n) + 1e-5);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(y[size_t(r * n + i)], x[size_t(r * n + i)] * inv * w[size_t(i)], 1e-5);
+    }
+  }
+  const auto g = random_vector(50, rng), u = random_vector(50, rng);
+  std::vector<float> o(50);
+  kernels::swiglu(g.data(), u.data(), o.data(), 50);
+  for (size_t i = 0; i < 50; ++i) EXPECT_NEAR(o[i], g[i] / (1 + std::exp(-double(g[i]))) * u[i], 1e-6);
+}
+
+TEST(Kernels, RopeLayoutsAgreeUnderThePermutation) {
+  std::mt19937 rng(6);
+  const int64_t n_tok = 5, n_heads = 3, hd = 16;
+  const auto x = random_vector(size_t(n_tok * n_heads * hd), rng);
+  const std::vector<int64_t> pos = {0, 1, 7, 100, 4095};
+  const auto inv = kernels::rope_inv_freq(hd, 10000.0, {}, 1.0);
+  // Adjacent layout of the same vector: element 2i <- i, 2i+1 <- i + hd/2.
+  std::vector<float> half = x, adj(x.size());
+  for (int64_t v = 0; v < n_tok * n_heads; ++v) {
+    for (int64_t i = 0; i < hd / 2; ++i) {
+      adj[size_t(v * hd + 2 * i)] = x[size_t(v * hd + i)];
+      adj[size_t(v * hd + 2 * i + 1)] = x[size_t(v * hd + i + hd / 2)];
+    }
+  }
+  kernels::rope(half.data(), n_tok, n_heads, hd, pos.data(), inv, RopeLayout::RotateHalf);
+  kernels::rope(adj.data(), n_tok, n_heads, hd, pos.data(), inv, RopeLayout::AdjacentPairs);
+  for (int64_t v = 0; v < n_tok * n_heads; ++v) {
+    for (int64_t i = 0; i < hd / 2; ++i) {
+      EXPECT_EQ(adj[size_t(v * hd + 2 * i)], half[size_t(v * hd + i)]);
+      EXPECT_EQ(adj[size_t(v * hd + 2 * i + 1)], half[size_t(v * hd + i + hd / 2)]);
+    }
+  }
+  // Position 0 is the identity; rotation preserves each pair's norm.
+  for (int64_t i = 0; i < n_heads * hd; ++i) EXPECT_EQ(half[size_t(i)], x[size_t(i)]);
+  const size_t p = size_t(3 * n_heads * hd);
+  EXPECT_NEAR(std::hypot(half[p], half[p + hd / 2]), std::hypot(x[p], x[p + hd / 2]), 1e-5);
+}
+
+// Naive attention in double for one segment, with the same masking rules.
+void reference_attention(const kernels::AttentionArgs& a, std::vector<double>& out,
+                         std::vector<double>& lse) {
+  const int64_t group = a.n_head / a.n_head_kv;
+  out.assign(size_t(a.n_q * a.n_head * a.head_dim), 0.0);
+  lse.assign(size_t(a.n_q * a.n_head), -std::numeric_limits<double>::infinity());
+  for (int64_t i = 0; i < a.n_q; ++i) {
+    for (int64_t h = 0; h < a.n_head; ++h) {
+      std::vector<double> s;
+      std::vector<int64_t> idx;
+      for (int64_t j = 0; j < a.n_kv; ++j) {
+        const int64_t qp = a.q_pos0 + i, kp = a.k_pos0 + j;
+        if (kp > qp || (a.window > 0 && qp - kp >= a.window)) continue;
+        double d = 0;
+        for (int64_t c = 0; c < a.head_dim; ++c) {
+          d += double(a.q[(i * a.n_head + h) * a.head_dim + c]) *
+               a.k[(j * a.n_head_kv + h / group) * a.head_dim + c];
+        }
+        s.push_back(d * a.scale);
+        idx.push_back(j);
+      }
+      if (s.empty()) continue;
+      const double m = *std::max_element(s.begin(), s.end());
+      double sum = 0;
+      for (double v : s) sum += std::exp(v - m);
+      lse[size_t(i * a.n_head + h)] = m + std::log(sum);
+      for (size_t k = 0; k < s.size(); ++k) {
+        const double p = std::exp(s[k] - m) / sum;
+        for (int64_t c = 0; c < a.head_dim; ++c) {
+          out[size_t((i * a.n_head + h) * a.head_dim + c)] +=
+              p * a.v[(idx[k] * a.n_head_kv + h / group) * a.head_dim + c];
+        }
+      }
+    }
+  }
+}
+
+struct AttentionCase {
+  int64_t n_q, n_kv, q_pos0, n_head, n_head_kv, head_dim, window;
+};
+
+TEST(Kernels, AttentionMatchesReferenceWithLse) {
+  std::mt19937 rng(7);
+  ThreadPool pool(2);
+  const AttentionCase cases[] = {{1, 1, 0, 2, 2, 8, 0},     {13, 13, 0, 4, 2, 16, 0},
+                                 {5, 200, 195, 6, 2, 32, 0}, {70, 70, 0, 4, 1, 8, 17},
+                                 {9, 150, 141, 2, 2, 64, 64}};
+  for (const auto& c : cases) {
+    const auto q = random_vector(size_t(c.n_q * c.n_head * c.head_dim), rng, 2.0f);
+    const auto k = random_vector(size_t(c.n_kv * c.n_head_kv * c.head_dim), rng, 2.0f);
+    const auto v = random_vector(size_t(c.n_kv * c.n_head_kv * c.head_dim), rng);
+    std::vector<float> out(q.size(), std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> lse(size_t(c.n_q * c.n_head), std::numeric_limits<float>::quiet_NaN());
+    kernels::AttentionArgs a{q.data(), c.n_q, c.q_pos0, k.data(), v.data(), c.n_kv, 0,
+                             c.n_head, c.n_head_kv, c.head_dim,
+                             float(1 / std::sqrt(double(c.head_dim))), c.window, out.data(),
+                             lse.data()};
+    kernels::attention(a, pool);
+    std::vector<double> ref_out, ref_lse;
+    reference_attention(a, ref_out, ref_lse);
+    EXPECT_LT(rel_error(out, ref_out), 1e-5) << c.n_q << "x" << c.n_kv;
+    for (size_t i = 0; i < lse.size(); ++i) EXPECT_NEAR(lse[i], ref_lse[i], 1e-4);
+  }
+}
+
+TEST(Kernels, SplitSegmentsMergeToMonolithic) {
+  // The cloud/edge property: keys [0, split) and [split, n) attended separately and merged with
+  // their LSEs equal attention over all keys at once.
+  std::mt19937 rng(8);
+  ThreadPool pool(2);
+  const int64_t n = 40, n_head = 4, n_kv_head = 2, hd = 16;
+  const auto q = random_vector(size_t(n * n_head * hd), rng, 2.0f);
+  const auto k = random_vector(size_t(n * n_kv_head * hd), rng, 2.0f);
+  const auto v = random_vector(size_t(n * n_kv_head * hd), rng);
+  for (int64_t split : {1, 17, 39}) {
+    const int64_t n_edge = n - split;
+    const float* q_edge = q.data() + split * n_head * hd;
+    const float scale = 0.25f;
+    std::vector<float> mono(size_t(n_edge * n_head * hd)), mono_lse(size_t(n_edge * n_head));
+    kernels::attention({q_edge, n_edge, split, k.data(), v.data(), n, 0, n_head, n_kv_head, hd,
+                        scale, 0, mono.data(), mono_lse.data()},
+                       pool);
+    std::vector<float> cloud(mono.size()), cloud_lse(mono_lse.size());
+    std::vector<float> edge(mono.size()), edge_lse(mono_lse.size());
+    kernels::attention({q_edge, n_edge, split, k.data(), v.data(), split, 0, n_head, n_kv_head, hd,
+                        scale, 0, cloud.data(), cloud_lse.data()},
+                       pool);
+    kernels::attention({q_edge, n_edge, split, k.data() + split * n_kv_head * hd,
+                        v.data() + split * n_kv_head * hd, n_edge, split, n_head, n_kv_head, hd,
+                        scale, 0, edge.data(), edge_lse.data()},
+                       pool);
+    kernels::merge_attention(cloud.data(), cloud_lse.data(), edge.data(), edge_lse.data(),
+                             n_edge * n_head, hd);
+    for (size_t i = 0; i < mono.size(); ++i) EXPECT_NEAR(cloud[i], mono[i], 2e-6) << split;
+    for (size_t i = 0; i < mono_lse.size(); ++i) EXPECT_NEAR(cloud_lse[i], mono_lse[i], 2e-5);
+  }
+}
+
+TEST(Kernels, MergeWithAnEmptySegmentIsIdentity) {
+  std::vector<float> a = {1, 2}, la = {0.5f};
+  const std::vector<float> b = {9, 9};
+  const std::vector<float> lb = {-std::numeric_limits<float>::infinity()};
+  kernels::merge_attention(a.data(), la.data(), b.data(), lb.data(), 1, 2);
+  EXPECT_EQ(a, (std::vector<float>{1, 2}));
+  EXPECT_EQ(la[0], 0.5f);
+  std::vector<float> e = {0, 0}, le = {-std::numeric_limits<float>::infinity()};
+  const std::vector<float> c = {3, 4}, lc = {1.5f};
+  kernels::merge_attention(e.data(), le.data(), c.data(), lc.data(), 1, 2);
+  EXPECT_EQ(e, c);
+  EXPECT_EQ(le[0], 1.5f);
+}
+
+TEST(ThreadPool, CoversEveryIndexOnceAndPropagatesErrors) {
+  ThreadPool pool(4);
+  for (int64_t n : {1, 7, 1000}) {
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    pool.parallel_for(n, 3, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+    });
+    for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+  }
+  EXPECT_THROW(pool.parallel_for(100, 1, [](int64_t b, int64_t) {
+    if (b == 42) fail("boom");
+  }),
+               Error);
+  std::atomic<int> count{0};
+  pool.parallel_for(10, 1, [&](int64_t b, int64_t e) { count += int(e - b); });  // still usable
+  EXPECT_EQ(count.load(), 10);
+}
+
+}  // namespace
+}  // namespace ep
