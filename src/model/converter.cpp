@@ -62,7 +62,7 @@ ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
   std::vector<std::string> names{"token_embd.weight"};
   for (int64_t l = 0; l < hp.n_layer; ++l) {
     for (const char* s : {"attn_norm.weight", "attn_q.weight", "attn_q.bias", "attn_k.weight",
-                          "attn_k.bias", "attn_v.weight", "attn_v.bias", "attn_output.weight",
+                          "attn_k.bias", "attn_v.weight", "attn_v.bias", "attn_output.weight", "attn_output.bias",
                           "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
                           "ffn_down.weight"}) {
       names.push_back(fmt::format("blk.{}.{}", l, s));

@@ -17,6 +17,7 @@ struct LayerWeights {
   std::vector<float> attn_norm;
   MatrixView wq, wk, wv, wo;
   std::vector<float> bq, bk, bv;  // empty unless the architecture has q/k/v biases
+  std::vector<float> bo;          // output-projection bias (Llama with attention_bias)
   std::vector<float> ffn_norm;
   MatrixView w_gate, w_up, w_down;
 };

@@ -119,6 +119,7 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
       w.bk = b.vector(p + "attn_k.bias", kv_dim);
       w.bv = b.vector(p + "attn_v.bias", kv_dim);
     }
+    w.bo = b.optional_vector(p + "attn_output.bias", hp.n_embd);
     w.ffn_norm = b.vector(p + "ffn_norm.weight", hp.n_embd);
     w.w_gate = b.matrix(p + "ffn_gate.weight", hp.n_ff, hp.n_embd);
     w.w_up = b.matrix(p + "ffn_up.weight", hp.n_ff, hp.n_embd);

@@ -7,6 +7,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/rope.h"
 
+#include <chrono>
 #include <cmath>
 
 namespace ep {
@@ -20,11 +21,21 @@ void add_bias(float* y, const std::vector<float>& bias, int64_t n_rows) {
 
 }  // namespace
 
-Transformer::Transformer(const Model& model, int64_t n_ctx, ThreadPool& pool)
+Transformer::Transformer(const Model& model, int64_t n_ctx, ThreadPool& pool,
+                         std::shared_ptr<const KvSegment> prefix)
     : model_(model),
       hp_(model.hp),
       pool_(pool),
-      cache_(model.hp.n_layer, n_ctx, model.hp.n_head_kv, model.hp.head_dim) {
+      cache_(model.hp.n_layer, n_ctx, model.hp.n_head_kv, model.hp.head_dim),
+      prefix_(std::move(prefix)) {
+  if (prefix_) {
+    if (prefix_->n_layers() != hp_.n_layer || prefix_->row_size() != hp_.n_head_kv * hp_.head_dim) {
+      fail("prefix KV has {} layers x {} values per token; the model needs {} x {}",
+           prefix_->n_layers(), prefix_->row_size(), hp_.n_layer, hp_.n_head_kv * hp_.head_dim);
+    }
+    n_prefix_ = prefix_->n_tokens();
+    n_past_ = n_prefix_;
+  }
   const double linear =
       hp_.rope_scaling.type == RopeScaling::Type::Linear ? hp_.rope_scaling.factor : 1.0;
   inv_freq_ = kernels::rope_inv_freq(hp_.head_dim, hp_.rope_theta, model.rope_freq_factors, linear);
@@ -34,9 +45,9 @@ void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& l
                           bool all_logits) {
   const auto n = int64_t(tokens.size());
   if (n == 0) fail("no tokens to process");
-  if (n_past_ + n > cache_.n_ctx()) {
-    fail("context full: {} tokens already, {} more would exceed the context of {}", n_past_, n,
-         cache_.n_ctx());
+  if (n_past_ - n_prefix_ + n > cache_.n_ctx()) {
+    fail("context full: {} tokens already, {} more would exceed the context of {}",
+         n_past_ - n_prefix_, n, cache_.n_ctx());
   }
   for (int32_t t : tokens) {
     if (t < 0 || t >= hp_.n_vocab) fail("token id {} out of range (vocabulary has {})", t, hp_.n_vocab);
@@ -52,10 +63,15 @@ void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& l
   }
 
   // The layer loop: x += attention(norm(x)); x += ffn(norm(x)).
+  timings_.assign(size_t(hp_.n_layer), {});
   for (int64_t l = 0; l < hp_.n_layer; ++l) {
+    const auto start = std::chrono::steady_clock::now();
     const LayerWeights& w = model_.layers[size_t(l)];
     attention_block(w, l, n);
     ffn_block(w, n);
+    timings_[size_t(l)].compute_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() -
+        timings_[size_t(l)].wait_s;
   }
 
   // Output head, for every position or only the last.
@@ -87,17 +103,22 @@ void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t 
   kernels::rope(q_.data(), n, hp_.n_head, hd, positions_.data(), inv_freq_, hp_.rope_layout);
   kernels::rope(k_.data(), n, hp_.n_head_kv, hd, positions_.data(), inv_freq_, hp_.rope_layout);
 
-  // Append this batch's keys and values, then attend over everything cached so far.
-  std::copy(k_.begin(), k_.end(), cache_.k(layer, n_past_));
-  std::copy(v_.begin(), v_.end(), cache_.v(layer, n_past_));
+  // Append this batch's keys and values to the sequence's own cache.
+  const int64_t local_past = n_past_ - n_prefix_;
+  std::copy(k_.begin(), k_.end(), cache_.k(layer, local_past));
+  std::copy(v_.begin(), v_.end(), cache_.v(layer, local_past));
+  if (observer_) observer_(layer, k_.data(), v_.data(), n);
+
+  // Attention over the sequence's own keys (causal), then, if there is a prefix, over the
+  // prefix's keys (all earlier than ours), merged exactly through the log-sum-exps.
   kernels::AttentionArgs a;
   a.q = q_.data();
   a.n_q = n;
   a.q_pos0 = n_past_;
   a.k = cache_.k(layer, 0);
   a.v = cache_.v(layer, 0);
-  a.n_kv = n_past_ + n;
-  a.k_pos0 = 0;
+  a.n_kv = local_past + n;
+  a.k_pos0 = n_prefix_;
   a.n_head = hp_.n_head;
   a.n_head_kv = hp_.n_head_kv;
   a.head_dim = hd;
@@ -106,9 +127,27 @@ void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t 
   a.out = attn_.data();
   a.lse = lse_.data();
   kernels::attention(a, pool_);
+  if (prefix_) {
+    timings_[size_t(layer)].wait_s =
+        std::chrono::duration<double>(prefix_->wait_layer(layer)).count();
+    attn_local_.resize(attn_.size());
+    lse_local_.resize(lse_.size());
+    std::swap(attn_, attn_local_);
+    std::swap(lse_, lse_local_);
+    a.k = prefix_->k(layer);
+    a.v = prefix_->v(layer);
+    a.n_kv = n_prefix_;
+    a.k_pos0 = 0;
+    a.out = attn_.data();
+    a.lse = lse_.data();
+    kernels::attention(a, pool_);
+    kernels::merge_attention(attn_.data(), lse_.data(), attn_local_.data(), lse_local_.data(),
+                             n * hp_.n_head, hd);
+  }
 
   // Output projection, added to the residual stream.
   kernels::matmul(w.wo, attn_.data(), n, xn_.data(), pool_);
+  add_bias(xn_.data(), w.bo, n);
   kernels::add_inplace(x_.data(), xn_.data(), n * d);
 }
 

@@ -4,17 +4,34 @@
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "runtime/kv_cache.h"
+#include "runtime/kv_segment.h"
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
 namespace ep {
 
+// Time spent in one layer during the last forward call.
+struct LayerTiming {
+  double wait_s = 0;     // blocked on the prefix segment's layer (still in flight)
+  double compute_s = 0;  // everything else
+};
+
 class Transformer {
  public:
-  // n_ctx: the most tokens this sequence may hold (prompt + generated).
-  Transformer(const Model& model, int64_t n_ctx, ThreadPool& pool);
+  // n_ctx: the most tokens this sequence may hold after the prefix (prompt + generated).
+  // prefix: an optional read-only KV segment (the cloud prompt) that precedes this sequence's own
+  // tokens; they are positioned after it and attend to it, layer by layer as it arrives.
+  Transformer(const Model& model, int64_t n_ctx, ThreadPool& pool,
+              std::shared_ptr<const KvSegment> prefix = nullptr);
+
+  // Called after each layer with the keys and values of the batch just processed
+  // ([n, n_head_kv * head_dim] f32 each) - how a cloud publishes a prompt layer by layer.
+  using LayerObserver = std::function<void(int64_t layer, const float* k, const float* v, int64_t n)>;
+  void set_layer_observer(LayerObserver observer) { observer_ = std::move(observer); }
 
   // Runs `tokens` at positions n_past() .. n_past() + n - 1 in one batched pass, appending their
   // keys and values to the cache. Writes logits [n, n_vocab] for every token when all_logits is
@@ -22,10 +39,12 @@ class Transformer {
   // context.
   void forward(std::span<const int32_t> tokens, std::vector<float>& logits, bool all_logits);
 
-  int64_t n_past() const { return n_past_; }
+  int64_t n_past() const { return n_past_; }  // positions used, prefix included
+  int64_t n_prefix() const { return n_prefix_; }
   int64_t n_ctx() const { return cache_.n_ctx(); }
   const Model& model() const { return model_; }
-  void reset() { n_past_ = 0; }
+  const std::vector<LayerTiming>& last_timings() const { return timings_; }
+  void reset() { n_past_ = n_prefix_; }
 
  private:
   void attention_block(const LayerWeights& w, int64_t layer, int64_t n);
@@ -34,12 +53,16 @@ class Transformer {
   const Model& model_;
   const HParams& hp_;
   ThreadPool& pool_;
-  KvCache cache_;
+  KvCache cache_;  // this sequence's own tokens; cache position = position - n_prefix_
+  std::shared_ptr<const KvSegment> prefix_;
+  int64_t n_prefix_ = 0;
   std::vector<double> inv_freq_;
   int64_t n_past_ = 0;
+  LayerObserver observer_;
+  std::vector<LayerTiming> timings_;
 
   // Activations of the current batch, [n, width] each; resized per call.
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, lse_, gate_, up_;
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, lse_, attn_local_, lse_local_, gate_, up_;
   std::vector<int64_t> positions_;
 };
 
