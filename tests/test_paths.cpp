@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -105,6 +106,79 @@ CommandResult run_cli(const std::vector<std::string>& args, const std::string& s
   waitpid(pid, &status, 0);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+Process::Process(const std::vector<std::string>& args) {
+  int err_pipe[2];
+  if (pipe(err_pipe)) throw std::runtime_error("pipe");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+  posix_spawn_file_actions_addclose(&fa, err_pipe[0]);
+  posix_spawn_file_actions_addclose(&fa, err_pipe[1]);
+  const std::string bin = edgeprompt_binary().string();
+  std::vector<char*> argv{const_cast<char*>(bin.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(err_pipe[1]);
+  err_fd_ = err_pipe[0];
+  if (rc != 0) throw std::runtime_error("cannot start " + bin);
+}
+
+Process::~Process() { stop(); }
+
+std::string Process::wait_for_line(const std::string& needle, int timeout_ms) {
+  size_t searched = 0;
+  for (int waited = 0; waited < timeout_ms;) {
+    const size_t at = err_.find(needle, searched > needle.size() ? searched - needle.size() : 0);
+    if (at != std::string::npos) {
+      const size_t b = err_.rfind('\n', at);
+      const size_t e = err_.find('\n', at);
+      return err_.substr(b == std::string::npos ? 0 : b + 1, e == std::string::npos ? e : e - b - 1);
+    }
+    searched = err_.size();
+    pollfd fd{err_fd_, POLLIN, 0};
+    if (poll(&fd, 1, 100) > 0) {
+      char buf[4096];
+      const ssize_t n = read(err_fd_, buf, sizeof buf);
+      if (n <= 0) return "";  // exited
+      err_.append(buf, size_t(n));
+    } else {
+      waited += 100;
+    }
+  }
+  return "";
+}
+
+int Process::stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) break;
+    if (i == 99) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+    }
+    usleep(50000);
+  }
+  pid_ = -1;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(err_fd_, buf, sizeof buf)) > 0) err_.append(buf, size_t(n));
+  close(err_fd_);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string start_cloud(Process& p) {
+  const std::string line = p.wait_for_line("listening on http://");
+  const size_t at = line.find("http://");
+  if (at == std::string::npos) throw std::runtime_error("cloud did not start: " + p.err());
+  return line.substr(at, line.find(' ', at) - at);
 }
 
 std::string read_file(const std::filesystem::path& path) {

@@ -34,6 +34,30 @@ struct CommandResult {
 // Runs the edgeprompt binary with the given arguments (no shell), capturing stdout and stderr.
 CommandResult run_cli(const std::vector<std::string>& args, const std::string& stdin_text = "");
 
+// A long-running edgeprompt process (a server): started with its stderr captured, stopped with
+// SIGTERM (then SIGKILL) when the object dies.
+class Process {
+ public:
+  explicit Process(const std::vector<std::string>& args);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  // Reads stderr until a line contains `needle` (or the process exits / timeout passes);
+  // returns that line, or "" on failure.
+  std::string wait_for_line(const std::string& needle, int timeout_ms = 20000);
+  // Sends SIGTERM and waits; returns the exit code (128+signal if killed).
+  int stop();
+  const std::string& err() const { return err_; }
+
+ private:
+  int pid_ = -1;
+  int err_fd_ = -1;
+  std::string err_;
+};
+
+// Starts `edgeprompt cloud` on a free loopback port; returns its base URL, e.g. http://127.0.0.1:4242
+std::string start_cloud(Process& p);
+
 std::string read_file(const std::filesystem::path& path);
 void write_file(const std::filesystem::path& path, const std::string& bytes);
 

@@ -1,0 +1,69 @@
+// edgeprompt cloud --model M --listen HOST:PORT [--cache-dir DIR] [--admin-token T]
+#include "cli/command.h"
+#include "cli/listen_address.h"
+#include "core/error.h"
+#include "model/gguf.h"
+#include "model/model.h"
+#include "net/cloud_service.h"
+#include "tokenizer/tokenizer.h"
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+namespace ep::cli {
+namespace {
+
+// The model's tokenizer, or null when the files carry none (then clients send token ids).
+std::unique_ptr<Tokenizer> load_tokenizer(const Model& model) {
+  if (const GgufFile* g = model.source->gguf()) {
+    return g->find("tokenizer.ggml.model") ? Tokenizer::from_gguf(*g) : nullptr;
+  }
+  for (const char* f : {"tokenizer.json", "tokenizer.model"}) {
+    if (std::filesystem::exists(model.path / f)) return Tokenizer::from_hf_dir(model.path);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Command add_cloud(CLI::App& root) {
+  struct Options {
+    std::string model, listen = "127.0.0.1:8080", cache_dir, admin_token, kv_dtype = "f16";
+    int threads = ThreadPool::default_threads();
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("cloud", "Serve cloud prompts' KV caches to edges over HTTP");
+  app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory")->required();
+  app->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)");
+  app->add_option("--cache-dir", o->cache_dir, "Directory for the persistent KV cache");
+  app->add_option("--admin-token", o->admin_token, "Bearer token required for PUT and DELETE");
+  app->add_option("--kv-dtype", o->kv_dtype, "KV payload type: f16 (default) or f32");
+  app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
+  return {app, [o] {
+            const StopSignals signals;  // before any thread starts
+            CloudOptions opt;
+            std::tie(opt.host, opt.port) = parse_listen_address(o->listen);
+            opt.cache_dir = o->cache_dir;
+            opt.admin_token = o->admin_token;
+            opt.threads = o->threads;
+            const auto dtype = kv_dtype_from_name(o->kv_dtype);
+            if (!dtype) fail("--kv-dtype: '{}' is not f16 or f32", o->kv_dtype);
+            opt.kv_dtype = *dtype;
+            const auto model = load_model(o->model);
+            const auto tokenizer = load_tokenizer(*model);
+            CloudService service(*model, tokenizer.get(), opt);
+            const int port = service.bind();
+            fmt::print(stderr, "cloud: listening on http://{}:{} (model {})\n", opt.host, port, o->model);
+            std::thread server([&] { service.serve(); });
+            signals.wait();
+            fmt::print(stderr, "cloud: stopping\n");
+            service.stop();
+            server.join();
+            return 0;
+          }};
+}
+
+}  // namespace ep::cli
