@@ -18,5 +18,6 @@ Command add_info(CLI::App& root);
 Command add_convert(CLI::App& root);
 Command add_synth(CLI::App& root);
 Command add_run(CLI::App& root);
+Command add_cloud(CLI::App& root);
 
 }  // namespace ep::cli
