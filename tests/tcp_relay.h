@@ -1,0 +1,44 @@
+// A recording TCP relay for tests: sits between a client and a server on loopback, forwards
+// every byte both ways, keeps a copy of everything, and can corrupt or cut the server's replies.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ep::test {
+
+class TcpRelay {
+ public:
+  // Called on each chunk from server to client: `connection` counts accepted connections from
+  // 0, `offset` is the chunk's position in that connection's reply stream. Modify `chunk` to
+  // corrupt it; return false to close the connection before sending it.
+  using Tamper = std::function<bool(int connection, size_t offset, std::string& chunk)>;
+
+  TcpRelay(int upstream_port, Tamper tamper = {});
+  ~TcpRelay();
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string client_to_server() const;  // everything the clients sent
+  std::string server_to_client() const;  // everything the server sent (before tampering)
+
+ private:
+  void accept_loop();
+  void pump(int client, int server, int connection);
+
+  int upstream_port_;
+  Tamper tamper_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  mutable std::mutex mutex_;
+  std::string up_, down_;
+  std::vector<std::thread> threads_;
+  std::thread acceptor_;
+};
+
+}  // namespace ep::test
