@@ -1,57 +1,173 @@
-// edgeprompt run --model M --tokens 1,2,3 [-n N]: greedy generation from token ids.
+// edgeprompt run: generates text from a prompt (text through a chat template, or token ids),
+// streaming it to stdout, with timings on stderr.
 #include "cli/command.h"
-#include "core/token_list.h"
+#include "cli/model_text.h"
+#include "cli/progress.h"
+#include "core/error.h"
 #include "core/thread_pool.h"
+#include "core/token_list.h"
 #include "model/model.h"
+#include "runtime/sampler.h"
+#include "runtime/stop_strings.h"
 #include "runtime/transformer.h"
+#include "tokenizer/chat_template.h"
 
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <memory>
+#include <optional>
+#include <random>
 
 namespace ep::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string model, system, prompt, tokens, chat_template;
+  int n_predict = 128;
+  int threads = ThreadPool::default_threads();
+  int64_t ctx = 0;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stops;
+  SamplerParams sampling;
+};
+
+void write_out(std::string_view text) {
+  if (text.empty()) return;
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);  // streamed: the reader sees each piece as it is produced
+}
+
+// The prompt's token ids: --tokens as given, or --prompt rendered through the chat template.
+std::vector<int32_t> prompt_tokens(const Options& o, const Model& model, const Tokenizer* tok) {
+  if (!o.tokens.empty()) {
+    if (!o.prompt.empty()) fail("give --prompt or --tokens, not both");
+    if (!o.system.empty()) fail("--system needs --prompt (token ids are used as given)");
+    if (!o.chat_template.empty() && o.chat_template != "none") {
+      chat_format_from_name(o.chat_template);  // an unknown name is still reported as such
+      fail("--chat-template {} needs --prompt (token ids are used as given)", o.chat_template);
+    }
+    return parse_token_list(o.tokens);
+  }
+  if (o.prompt.empty()) fail("the prompt is empty (give --prompt TEXT or --tokens IDS)");
+  if (!tok)
+    fail("{}: the model has no tokenizer (use --tokens with token ids)", model.path.string());
+  ChatFormat format = ChatFormat::none;
+  if (!o.chat_template.empty()) {
+    format = chat_format_from_name(o.chat_template);
+  } else if (const auto detected = detect_chat_format(chat_template_text(*model.source))) {
+    format = *detected;
+  }
+  const std::vector<ChatMessage> messages = {{"user", o.prompt}};
+  const ChatTokens t = chat_tokens(*tok, render_chat(format, o.system, messages), format);
+  std::vector<int32_t> ids = t.prefix;
+  ids.insert(ids.end(), t.suffix.begin(), t.suffix.end());
+  return ids;
+}
+
+int run(const Options& o) {
+  const auto model = load_model(o.model);
+  const auto tok = load_tokenizer(*model->source);
+  const std::vector<int32_t> prompt = prompt_tokens(o, *model, tok.get());
+  const int64_t n_vocab = model->hp.n_vocab;
+  for (const int32_t id : prompt) {
+    if (id >= n_vocab) fail("token id {} is out of range (the model has {} tokens)", id, n_vocab);
+  }
+  const int64_t n_ctx = o.ctx > 0 ? o.ctx : model->hp.n_ctx_train;
+  if (int64_t(prompt.size()) >= n_ctx) {
+    fail("the prompt has {} tokens but the context holds {} (it must leave room for one more)",
+         prompt.size(), n_ctx);
+  }
+  const int64_t n_predict = std::min<int64_t>(o.n_predict, n_ctx - int64_t(prompt.size()));
+
+  SamplerParams sp = o.sampling;
+  sp.seed = o.seed ? *o.seed : std::random_device{}();
+  Sampler sampler(sp);
+  for (const int32_t id : prompt) sampler.accept(id);
+  StopStrings stops(o.stops);
+  // Sample only ids the tokenizer can print (a model's embedding may be padded past its vocab).
+  const int64_t n_sample = tok ? std::min<int64_t>(n_vocab, tok->n_vocab()) : n_vocab;
+
+  ThreadPool pool(o.threads);
+  Transformer tf(*model, int64_t(prompt.size()) + n_predict, pool);
+  std::vector<float> logits;
+  const auto t0 = Clock::now();
+  {
+    // Long prompts go in chunks so that a terminal can show progress.
+    constexpr size_t kChunk = 512;
+    ProgressBar bar("prompt", "tokens");
+    for (size_t at = 0; at < prompt.size(); at += kChunk) {
+      const size_t n = std::min(kChunk, prompt.size() - at);
+      tf.forward(std::span(prompt).subspan(at, n), logits, false);
+      bar.update(at + n, prompt.size());
+    }
+  }
+  const auto t1 = Clock::now();
+  Clock::time_point first = t1;
+
+  std::optional<StreamingDetokenizer> detok;
+  if (tok) detok.emplace(*tok);
+  int64_t n_gen = 0;
+  for (int64_t i = 0; i < n_predict; ++i) {
+    const int32_t next = sampler.sample(std::span<const float>(logits.data(), size_t(n_sample)));
+    if (i == 0) first = Clock::now();
+    ++n_gen;
+    sampler.accept(next);
+    if (tok && tok->is_eog(next)) break;
+    if (detok) {
+      write_out(stops.push(detok->push(next)));
+      if (stops.stopped()) break;
+    } else {
+      write_out(fmt::format("{}{}", i ? "," : "", next));
+    }
+    if (i + 1 < n_predict) tf.forward(std::span(&next, 1), logits, false);
+  }
+  if (detok && !stops.stopped()) write_out(stops.push(detok->flush()) + stops.flush());
+  write_out("\n");
+  const auto t2 = Clock::now();
+
+  const auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  const double pp = secs(t1 - t0), tg = secs(t2 - first);
+  fmt::print(stderr,
+             "prompt: {} tokens, {:.1f} tok/s; generation: {} tokens, {:.1f} tok/s; "
+             "time to first token: {:.1f} ms; seed {}\n",
+             prompt.size(), double(prompt.size()) / std::max(pp, 1e-9), n_gen,
+             n_gen > 1 ? double(n_gen - 1) / std::max(tg, 1e-9) : 0.0, 1e3 * secs(first - t0),
+             sp.seed);
+  return 0;
+}
+
+}  // namespace
 
 Command add_run(CLI::App& root) {
-  struct Options {
-    std::string model, tokens;
-    int n_predict = 32;
-    int threads = ThreadPool::default_threads();
-  };
   auto o = std::make_shared<Options>();
-  CLI::App* app = root.add_subcommand("run", "Generate tokens from a prompt");
+  SamplerParams& s = o->sampling;
+  CLI::App* app = root.add_subcommand("run", "Generate text from a prompt");
   app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory")->required();
-  app->add_option("--tokens", o->tokens, "Prompt as comma-separated token ids")->required();
-  app->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->check(CLI::Range(0, 1 << 20));
+  app->add_option("--system", o->system, "System message (the shared cloud part of the prompt)");
+  app->add_option("--prompt,-p", o->prompt, "User message (UTF-8)");
+  app->add_option("--tokens", o->tokens, "Prompt as comma-separated token ids, used as given");
+  app->add_option("--chat-template", o->chat_template,
+                  "llama2, llama3, chatml or none (default: recognised from the model)");
+  app->add_option("-n,--n-predict", o->n_predict, "Most tokens to generate")
+      ->check(CLI::Range(0, 1 << 24));
+  app->add_option("--ctx-size,-c", o->ctx, "Context length (default: the model's)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  app->add_option("--temp", s.temperature, "Temperature; 0 is greedy");
+  app->add_option("--top-k", s.top_k, "Keep the K most likely tokens (0: all)");
+  app->add_option("--top-p", s.top_p, "Keep the most likely tokens up to this mass (1: all)");
+  app->add_option("--min-p", s.min_p, "Drop tokens below this fraction of the top one (0: off)");
+  app->add_option("--repeat-penalty", s.repeat_penalty, "Penalty on repeated tokens (1: off)");
+  app->add_option("--presence-penalty", s.presence_penalty, "Subtracted from seen tokens (0: off)");
+  app->add_option("--repeat-last-n", s.penalty_last_n, "Tokens the penalties look back (-1: all)");
+  app->add_option("--seed", o->seed, "Random seed (default: random, printed on stderr)");
+  app->add_option("--stop", o->stops, "Stop when this text is generated (repeatable)");
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
-  return {app, [o] {
-            using clock = std::chrono::steady_clock;
-            const std::vector<int32_t> prompt = parse_token_list(o->tokens);
-            const auto model = load_model(o->model);
-            ThreadPool pool(o->threads);
-            Transformer tf(*model, int64_t(prompt.size()) + o->n_predict, pool);
-            std::vector<float> logits;
-            const auto t0 = clock::now();
-            tf.forward(prompt, logits, false);
-            const auto t1 = clock::now();
-            std::vector<int32_t> out;
-            for (int i = 0; i < o->n_predict; ++i) {
-              const auto next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-              out.push_back(next);
-              fmt::print("{}{}", i ? "," : "", next);
-              std::fflush(stdout);
-              if (i + 1 < o->n_predict) tf.forward(std::span(&next, 1), logits, false);
-            }
-            fmt::print("\n");
-            const auto t2 = clock::now();
-            const double pp = std::chrono::duration<double>(t1 - t0).count();
-            const double tg = std::chrono::duration<double>(t2 - t1).count();
-            fmt::print(stderr, "prompt: {} tokens, {:.1f} tok/s; generation: {} tokens, {:.1f} tok/s\n",
-                       prompt.size(), double(prompt.size()) / pp, out.size(),
-                       out.empty() ? 0.0 : double(out.size()) / tg);
-            return 0;
-          }};
+  return {app, [o] { return run(*o); }};
 }
 
 }  // namespace ep::cli

@@ -9,8 +9,8 @@
 namespace ep::cli {
 
 struct Command {
-  CLI::App* app = nullptr;    // the parsed subcommand
-  std::function<int()> run;   // runs it; returns the exit code
+  CLI::App* app = nullptr;   // the parsed subcommand
+  std::function<int()> run;  // runs it; returns the exit code
 };
 
 Command add_logits(CLI::App& root);
@@ -19,5 +19,7 @@ Command add_convert(CLI::App& root);
 Command add_synth(CLI::App& root);
 Command add_run(CLI::App& root);
 Command add_cloud(CLI::App& root);
+Command add_tokenize(CLI::App& root);
+Command add_detokenize(CLI::App& root);
 
 }  // namespace ep::cli

@@ -7,8 +7,9 @@
 
 namespace ep::cli {
 
-ProgressBar::ProgressBar(std::string label)
+ProgressBar::ProgressBar(std::string label, std::string unit)
     : label_(std::move(label)),
+      unit_(std::move(unit)),
       enabled_(::isatty(STDERR_FILENO) != 0),
       start_(std::chrono::steady_clock::now()),
       last_(start_) {}
@@ -26,9 +27,10 @@ void ProgressBar::update(uint64_t done, uint64_t total) {
   const double frac = double(done) / double(total);
   const int filled = int(frac * kWidth);
   const double secs = std::chrono::duration<double>(now - start_).count();
-  fmt::print(stderr, "\r{} [{}{}] {:5.1f}% {:.0f}/{:.0f} MB {:.1f}s", label_,
+  const double scale = unit_ == "MB" ? 1e6 : 1.0;
+  fmt::print(stderr, "\r{} [{}{}] {:5.1f}% {:.0f}/{:.0f} {} {:.1f}s", label_,
              std::string(size_t(filled), '#'), std::string(size_t(kWidth - filled), ' '),
-             100.0 * frac, double(done) / 1e6, double(total) / 1e6, secs);
+             100.0 * frac, double(done) / scale, double(total) / scale, unit_, secs);
   std::fflush(stderr);
   drawn_ = true;
 }

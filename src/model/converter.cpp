@@ -6,6 +6,8 @@
 #include "model/gguf_metadata.h"
 #include "model/rope_scaling.h"
 #include "model/weight_source.h"
+#include "tokenizer/model_tokenizer.h"
+#include "tokenizer/vocab.h"
 
 #include <cstring>
 #include <vector>
@@ -45,6 +47,29 @@ std::string model_name(const std::filesystem::path& dir) {
   return p.filename().string();
 }
 
+// Carries the directory's tokenizer and chat template into GGUF metadata, so that the converted
+// file tokenizes text exactly as the directory does. The vocabulary is padded with unused
+// "[PADn]" tokens up to the model's embedding rows (as llama.cpp's converter does); a tokenizer
+// larger than the embedding is an error.
+void write_tokenizer(GgufWriter& w, const std::filesystem::path& hf_dir, const HParams& hp) {
+  if (hf_dir_has_tokenizer(hf_dir)) {
+    Vocab v = Vocab::from_hf_dir(hf_dir);
+    if (v.size() > hp.n_vocab) {
+      fail("{}: the tokenizer has {} tokens but the model only {} embedding rows", hf_dir.string(),
+           v.size(), hp.n_vocab);
+    }
+    while (v.size() < hp.n_vocab) {
+      v.tokens.push_back(fmt::format("[PAD{}]", v.size()));
+      v.types.push_back(TokenType::unused);
+      if (!v.scores.empty()) v.scores.push_back(0.0f);
+    }
+    v.write_to_gguf(w);
+  }
+  if (const std::string chat = hf_chat_template(hf_dir); !chat.empty()) {
+    w.set("tokenizer.chat_template", GgufValue::string(chat));
+  }
+}
+
 }  // namespace
 
 ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
@@ -56,15 +81,16 @@ ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
 
   GgufWriter w;
   write_hparams_metadata(w, hp, type, model_name(hf_dir));
+  write_tokenizer(w, hf_dir, hp);
   ConvertReport report;
 
   // Canonical tensor order: embeddings, layers, output.
   std::vector<std::string> names{"token_embd.weight"};
   for (int64_t l = 0; l < hp.n_layer; ++l) {
-    for (const char* s : {"attn_norm.weight", "attn_q.weight", "attn_q.bias", "attn_k.weight",
-                          "attn_k.bias", "attn_v.weight", "attn_v.bias", "attn_output.weight", "attn_output.bias",
-                          "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
-                          "ffn_down.weight"}) {
+    for (const char* s :
+         {"attn_norm.weight", "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias",
+          "attn_v.weight", "attn_v.bias", "attn_output.weight", "attn_output.bias",
+          "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) {
       names.push_back(fmt::format("blk.{}.{}", l, s));
     }
   }
@@ -99,7 +125,8 @@ ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
     if (adjacent && (name.find("attn_k.") != std::string::npos)) permute_heads = hp.n_head_kv;
 
     const TensorRef ref = *t;
-    w.add_tensor(name, out_type, matrix ? std::vector<int64_t>{cols, rows} : std::vector<int64_t>{cols},
+    w.add_tensor(name, out_type,
+                 matrix ? std::vector<int64_t>{cols, rows} : std::vector<int64_t>{cols},
                  [ref, out_type, rows, cols, permute_heads, &hp](std::span<uint8_t> dst) {
                    std::vector<float> v = to_f32(ref);
                    if (permute_heads > 0) {
@@ -117,10 +144,9 @@ ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
 
   if (hp.rope_scaling.type == RopeScaling::Type::Llama3) {
     const std::vector<float> factors = llama3_freq_factors(hp);
-    w.add_tensor("rope_freqs.weight", DType::F32, {int64_t(factors.size())},
-                 [factors](std::span<uint8_t> dst) {
-                   std::memcpy(dst.data(), factors.data(), dst.size());
-                 });
+    w.add_tensor(
+        "rope_freqs.weight", DType::F32, {int64_t(factors.size())},
+        [factors](std::span<uint8_t> dst) { std::memcpy(dst.data(), factors.data(), dst.size()); });
     ++report.n_tensors;
   }
 

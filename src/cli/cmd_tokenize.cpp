@@ -1,0 +1,34 @@
+// edgeprompt tokenize --model M --text "..." [--no-bos] [--parse-special]: the ids as JSON.
+#include "cli/command.h"
+#include "cli/model_text.h"
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include <memory>
+
+namespace ep::cli {
+
+Command add_tokenize(CLI::App& root) {
+  struct Options {
+    std::string model, text;
+    bool no_bos = false, parse_special = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("tokenize", "Print the token ids of a text as a JSON array");
+  app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory")->required();
+  app->add_option("--text", o->text, "Text to tokenize (UTF-8)")->required();
+  app->add_flag("--no-bos", o->no_bos, "Do not add the BOS token the model would add");
+  app->add_flag("--parse-special", o->parse_special,
+                "Turn control tokens written in the text (e.g. <|im_start|>) into those tokens");
+  return {app, [o] {
+            const auto model = load_model(o->model);
+            const auto tok = require_tokenizer(*model);
+            const auto ids =
+                tok->encode(o->text, !o->no_bos && tok->add_bos_default(), o->parse_special);
+            fmt::print("[{}]\n", fmt::join(ids, ","));
+            return 0;
+          }};
+}
+
+}  // namespace ep::cli

@@ -1,0 +1,27 @@
+// The tokenizer and chat template that come with a model: GGUF metadata (tokenizer.ggml.*,
+// tokenizer.chat_template) or a Hugging Face directory's tokenizer files.
+#pragma once
+
+#include "tokenizer/tokenizer.h"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace ep {
+
+class WeightSource;
+
+// True when a Hugging Face directory holds tokenizer.model or tokenizer.json.
+bool hf_dir_has_tokenizer(const std::filesystem::path& dir);
+
+// nullptr when the model carries no tokenizer (the test fixtures, synthetic models); ep::Error
+// when it carries one we cannot read.
+std::unique_ptr<Tokenizer> load_tokenizer(const WeightSource& source);
+
+// The Jinja chat template (GGUF tokenizer.chat_template, or tokenizer_config.json's
+// "chat_template": a string, or the entry named "default" of a list); empty if there is none.
+std::string chat_template_text(const WeightSource& source);
+std::string hf_chat_template(const std::filesystem::path& dir);
+
+}  // namespace ep
