@@ -4,8 +4,10 @@
 #include "core/quant.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/rope.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +19,8 @@
 
 namespace ep {
 namespace {
+
+using kernels::Isa;
 
 std::vector<float> random_vector(size_t n, std::mt19937& rng, float sd = 1.0f) {
   std::normal_distribution<float> dist(0.0f, sd);
@@ -139,6 +143,159 @@ TEST(Kernels, MatmulMatchesReferenceForEveryType) {
       EXPECT_LT(rel_error(y, ref), 1e-6) << dtype_name(t) << " n_rows " << n_rows;
     }
   }
+}
+
+// Every instruction-set path (scalar, AVX2, AVX-512 where the CPU has them) against a double
+// reference on the dequantised weights, over odd shapes: rows not a multiple of any panel, column
+// counts with tails for the float types, K spanning several cache blocks, and token counts that
+// take the matrix-vector path (1, 2) and the GEMM with partial register tiles.
+TEST(Kernels, MatmulEveryIsaMatchesReference) {
+  std::mt19937 rng(40);
+  ThreadPool pool(2);
+  struct Shape {
+    int64_t rows, cols;
+  };
+  const Shape float_shapes[] = {{1, 7}, {5, 45}, {33, 100}, {70, 257}, {19, 608}};
+  const Shape quant_shapes[] = {{1, 32}, {5, 96}, {33, 288}, {70, 1056}, {17, 64}};
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (kernels::clamp_isa(isa) != isa) continue;  // not on this CPU
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+      const bool quant = t == DType::Q8_0 || t == DType::Q4_0;
+      for (const Shape& sh : quant ? quant_shapes : float_shapes) {
+        const int64_t rows = sh.rows, cols = sh.cols, rb = dtype_row_bytes(t, cols);
+        const auto wf = random_vector(size_t(rows * cols), rng);
+        std::vector<uint8_t> wq(size_t(rows * rb));
+        for (int64_t r = 0; r < rows; ++r) quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
+        std::vector<float> wd(wf.size());
+        for (int64_t r = 0; r < rows; ++r) dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
+        for (int64_t n_rows : {1, 2, 3, 5, 13, 30}) {
+          const auto x = random_vector(size_t(n_rows * cols), rng);
+          std::vector<double> ref(size_t(n_rows * rows));
+          for (int64_t i = 0; i < n_rows; ++i) {
+            for (int64_t r = 0; r < rows; ++r) {
+              double s = 0;
+              for (int64_t c = 0; c < cols; ++c) s += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
+              ref[size_t(i * rows + r)] = s;
+            }
+          }
+          const MatrixView m{t, rows, cols, wq.data()};
+          for (auto prec : {kernels::Precision::Exact, kernels::Precision::Fast}) {
+            if (prec == kernels::Precision::Fast && quant && isa == Isa::Avx512) continue;  // 8-bit: below
+            std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
+            kernels::matmul(m, x.data(), n_rows, y.data(), pool, isa, prec);
+            // f32 sums of exact products: a few ulps per term, relative to the result's norm.
+            EXPECT_LT(rel_error(y, ref), 2e-6)
+                << kernels::cpu_isa_name(isa) << " " << dtype_name(t) << " " << rows << "x" << cols
+                << " n_rows " << n_rows << (prec == kernels::Precision::Fast ? " fast" : " exact");
+          }
+          // Exact results do not depend on the batch: each row alone equals its row in the batch.
+          std::vector<float> batch(ref.size()), alone(static_cast<size_t>(rows));
+          kernels::matmul(m, x.data(), n_rows, batch.data(), pool, isa);
+          for (int64_t i = 0; i < n_rows; ++i) {
+            kernels::matmul(m, x.data() + i * cols, 1, alone.data(), pool, isa);
+            for (int64_t r = 0; r < rows; ++r) {
+              ASSERT_EQ(alone[size_t(r)], batch[size_t(i * rows + r)])
+                  << kernels::cpu_isa_name(isa) << " " << dtype_name(t) << " row " << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The fast decode path (8-bit activations, VNNI) against a double reference that quantises the
+// activations the same way (d = max|x| / 127 per 32-block, q = x · (127 / max|x|) rounded to
+// nearest even): the integer dot products must be exact, so only f32 scaling rounding remains.
+TEST(Kernels, FastQuantisedMatvecMatchesReference) {
+  if (!(kernels::clamp_isa(Isa::Avx512) == Isa::Avx512 && kernels::cpu_features().avx512vnni)) {
+    GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  }
+  std::mt19937 rng(41);
+  ThreadPool pool(2);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    for (int64_t cols : {32, 64, 96, 2048, 5632 + 32}) {  // odd and even block counts
+      const int64_t rows = 45, rb = dtype_row_bytes(t, cols);
+      const auto wf = random_vector(size_t(rows * cols), rng);
+      std::vector<uint8_t> wq(size_t(rows * rb));
+      for (int64_t r = 0; r < rows; ++r) quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
+      std::vector<float> wd(wf.size());
+      for (int64_t r = 0; r < rows; ++r) dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
+      for (int64_t n_rows : {1, 2}) {
+        auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
+        for (int64_t c = 32; c < std::min<int64_t>(64, cols); ++c) x.at(size_t(c)) = 0.0f;  // an all-zero block
+        std::vector<double> ref(size_t(n_rows * rows)), exact(ref.size());
+        for (int64_t i = 0; i < n_rows; ++i) {
+          std::vector<double> xq(static_cast<size_t>(cols));
+          for (int64_t b = 0; b < cols / 32; ++b) {
+            const float* xb = &x[size_t(i * cols + b * 32)];
+            float m = 0;
+            for (int j = 0; j < 32; ++j) m = std::max(m, std::fabs(xb[j]));
+            const float d = m / 127.0f, id = m != 0 ? 127.0f / m : 0.0f;
+            for (int j = 0; j < 32; ++j) xq[size_t(b * 32 + j)] = double(d) * std::nearbyint(xb[j] * id);
+          }
+          for (int64_t r = 0; r < rows; ++r) {
+            double s = 0, e = 0;
+            for (int64_t c = 0; c < cols; ++c) {
+              s += double(wd[size_t(r * cols + c)]) * xq[size_t(c)];
+              e += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
+            }
+            ref[size_t(i * rows + r)] = s;
+            exact[size_t(i * rows + r)] = e;
+          }
+        }
+        std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
+        kernels::matmul(MatrixView{t, rows, cols, wq.data()}, x.data(), n_rows, y.data(), pool,
+                        Isa::Avx512, kernels::Precision::Fast);
+        SCOPED_TRACE(::testing::Message() << dtype_name(t) << " cols " << cols << " n_rows " << n_rows);
+        EXPECT_LT(rel_error(y, ref), 2e-6);
+        EXPECT_LT(rel_error(y, exact), 2e-2);  // the cost of 8-bit activations, for scale
+      }
+    }
+  }
+}
+
+TEST(Kernels, DefaultPrecisionIsExact) {
+  EXPECT_EQ(kernels::default_precision(), kernels::Precision::Exact);
+}
+
+// The kernels' spinning thread team: every index once, errors propagate, usable afterwards, and
+// many back-to-back calls (as in a decode step) complete.
+TEST(Kernels, ParallelForTeam) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {1, 7, 1000, 100003}) {
+      for (int64_t grain : {1, 3, 64}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        kernels::parallel_for(pool, n, grain, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+        });
+        for (auto& h : hits) ASSERT_EQ(h.load(), 1) << threads << " " << n << " " << grain;
+      }
+    }
+    EXPECT_THROW(kernels::parallel_for(pool, 100, 1, [](int64_t b, int64_t e) {
+      if (b <= 42 && 42 < e) fail("boom");
+    }),
+                 Error);
+    std::atomic<int64_t> total{0};
+    for (int rep = 0; rep < 3000; ++rep) {
+      kernels::parallel_for(pool, 16, 1, [&](int64_t b, int64_t e) { total += e - b; });
+    }
+    EXPECT_EQ(total.load(), 3000 * 16);
+  }
+}
+
+TEST(Kernels, CpuFeatureDispatch) {
+  EXPECT_LE(int(kernels::active_isa()), int(kernels::detected_isa()));
+  EXPECT_EQ(kernels::clamp_isa(Isa::Scalar), Isa::Scalar);
+  const auto& f = kernels::cpu_features();
+  if (kernels::detected_isa() >= Isa::Avx2) {
+    EXPECT_TRUE(f.avx2 && f.fma && f.f16c);
+  }
+  if (kernels::detected_isa() == Isa::Avx512) {
+    EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl);
+  }
+  EXPECT_EQ(kernels::cpu_isa_name(Isa::Avx2), "avx2");
 }
 
 TEST(Kernels, RmsNormAndSwiglu) {

@@ -1,6 +1,7 @@
 #include "kernels/cpu/attention.h"
 
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,7 +16,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t kv_stride = a.n_head_kv * a.head_dim;
   constexpr int64_t kBlock = 64;  // keys scored per step of the online softmax
 
-  pool.parallel_for(a.n_q * a.n_head, 4, [&](int64_t begin, int64_t end) {
+  parallel_for(pool, a.n_q * a.n_head, 4, [&](int64_t begin, int64_t end) {
     std::vector<float> acc(size_t(a.head_dim));
     float scores[kBlock];
     for (int64_t item = begin; item < end; ++item) {

@@ -1,8 +1,13 @@
 #include "kernels/cpu/matmul.h"
 
 #include "core/quant.h"
+#include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 namespace ep::kernels {
@@ -21,33 +26,116 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   return acc[0];
 }
 
-void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
-  // Work unit: a block of weight rows. Each block is expanded to f32 once and then used against
-  // every activation row, so quantised weights are decoded once per call.
-  constexpr int64_t kBlockRows = 16;
-  const int64_t n_blocks = (w.rows + kBlockRows - 1) / kBlockRows;
-  pool.parallel_for(n_blocks, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<float> expanded;
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t r0 = b * kBlockRows;
-      const int64_t r1 = std::min(w.rows, r0 + kBlockRows);
-      const float* rows = nullptr;
-      if (w.type == DType::F32) {
-        rows = static_cast<const float*>(w.row(r0));
-      } else {
-        expanded.resize(size_t((r1 - r0) * w.cols));
-        for (int64_t r = r0; r < r1; ++r) {
-          dequantize_row(w.type, w.row(r), expanded.data() + (r - r0) * w.cols, w.cols);
-        }
-        rows = expanded.data();
-      }
-      for (int64_t t = 0; t < n_rows; ++t) {
-        const float* xt = x + t * w.cols;
-        float* yt = y + t * w.rows;
-        for (int64_t r = r0; r < r1; ++r) yt[r] = dot_f32(rows + (r - r0) * w.cols, xt, w.cols);
+namespace detail {
+namespace {
+
+// Portable kernels: expand each weight row to f32, then plain dot products.
+constexpr int64_t kScalarPanel = 16;
+
+void scalar_matvec(const MatrixView& w, const float* x, float* y, int64_t r0, int64_t r1) {
+  if (w.type == DType::F32) {
+    for (int64_t r = r0; r < r1; ++r) y[r] = dot_f32(static_cast<const float*>(w.row(r)), x, w.cols);
+    return;
+  }
+  thread_local std::vector<float> row;
+  row.resize(size_t(w.cols));
+  for (int64_t r = r0; r < r1; ++r) {
+    dequantize_row(w.type, w.row(r), row.data(), w.cols);
+    y[r] = dot_f32(row.data(), x, w.cols);
+  }
+}
+
+void scalar_gemm(const MatrixView& w, const float* x, int64_t n_tok, float* y, int64_t p0, int64_t p1,
+                 float*) {
+  thread_local std::vector<float> rows;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t r0 = p * kScalarPanel, r1 = std::min(w.rows, r0 + kScalarPanel);
+    rows.resize(size_t((r1 - r0) * w.cols));
+    for (int64_t r = r0; r < r1; ++r) dequantize_row(w.type, w.row(r), &rows[size_t((r - r0) * w.cols)], w.cols);
+    for (int64_t t = 0; t < n_tok; ++t) {
+      for (int64_t r = r0; r < r1; ++r) {
+        y[t * w.rows + r] = dot_f32(&rows[size_t((r - r0) * w.cols)], x + t * w.cols, w.cols);
       }
     }
+  }
+}
+
+}  // namespace
+
+const MatmulKernels& matmul_kernels_scalar() {
+  static const MatmulKernels k{&scalar_matvec, &scalar_gemm, kScalarPanel, 0};
+  return k;
+}
+
+}  // namespace detail
+
+namespace {
+
+const detail::MatmulKernels& kernels_for(Isa isa) {
+  switch (clamp_isa(isa)) {
+    case Isa::Avx512: return detail::matmul_kernels_avx512();
+    case Isa::Avx2: return detail::matmul_kernels_avx2();
+    case Isa::Scalar: break;
+  }
+  return detail::matmul_kernels_scalar();
+}
+
+// Below this many activation rows the weights are streamed once per row (memory-bound decode).
+constexpr int64_t kGemmMinRows = 3;
+
+std::atomic<Precision>& precision_setting() {
+  static std::atomic<Precision> p{[] {
+    const char* e = std::getenv("EP_PRECISION");
+    return e && std::string(e) == "fast" ? Precision::Fast : Precision::Exact;
+  }()};
+  return p;
+}
+
+bool vnni_available(Isa isa) {
+  return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512vnni;
+}
+
+}  // namespace
+
+Precision default_precision() { return precision_setting().load(std::memory_order_relaxed); }
+void set_default_precision(Precision p) { precision_setting().store(p); }
+
+void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, Isa isa,
+            Precision precision) {
+  const detail::MatmulKernels& k = kernels_for(isa);
+  // Work unit of the matrix-vector paths: a run of weight rows; enough of them per chunk to keep
+  // the prefetchers busy, enough chunks to balance the threads.
+  const int64_t grain = std::max<int64_t>(8, w.rows / (int64_t(pool.size()) * 16));
+  if (precision == Precision::Fast && n_rows < kGemmMinRows &&
+      (w.type == DType::Q8_0 || w.type == DType::Q4_0) && vnni_available(isa)) {
+    const detail::QuantizedKernels& qk = detail::quantized_kernels_vnni();
+    // Quantised once by the caller, read by every thread (a thread_local named inside the lambda
+    // would be each worker's own, empty, copy).
+    thread_local std::vector<detail::QuantizedActivations> xq_buffer;
+    std::vector<detail::QuantizedActivations>& xq = xq_buffer;
+    xq.resize(size_t(n_rows));
+    for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * w.cols, w.cols, xq[size_t(t)]);
+    parallel_for(pool, w.rows, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t t = 0; t < n_rows; ++t) qk.matvec(w, xq[size_t(t)], y + t * w.rows, r0, r1);
+    });
+    return;
+  }
+  if (precision == Precision::Fast && n_rows < kGemmMinRows) {
+    parallel_for(pool, w.rows, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t t = 0; t < n_rows; ++t) k.matvec(w, x + t * w.cols, y + t * w.rows, r0, r1);
+    });
+    return;
+  }
+  const int64_t n_panels = (w.rows + k.panel_rows - 1) / k.panel_rows;
+  parallel_for(pool, n_panels, 1, [&](int64_t p0, int64_t p1) {
+    thread_local std::vector<float> scratch;
+    scratch.resize(size_t(k.scratch_floats));
+    k.gemm(w, x, n_rows, y, p0, p1, scratch.data());
   });
+}
+
+void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
+  matmul(w, x, n_rows, y, pool, active_isa(), default_precision());
 }
 
 }  // namespace ep::kernels

@@ -3,14 +3,39 @@
 
 #include "core/matrix_view.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/cpu_features.h"
 
 #include <cstdint>
 
 namespace ep::kernels {
 
-// x: [n_rows, w.cols] f32, y: [n_rows, w.rows] f32. Accumulates in f32; quantised weights are
-// expanded to f32 block by block, never all at once.
+// Arithmetic of the matrix kernels.
+//   Exact: activations stay f32, every product is exact (weights are expanded to f32 block by
+//          block into a cache-sized panel) and each output is summed in the same order whatever
+//          the batch size, so a token's result is bit-identical whether it is computed alone or
+//          in a batch (the cloud/edge split relies on this). What the fidelity bars (1e-5
+//          against the stored weights) are measured with. Every batch size uses the GEMM.
+//   Fast:  one or two activation rows (decode) use matrix-vector kernels that stream each
+//          weight row once with several partial sums (f32 weights of any float type: exact
+//          products, a different summation order); for Q8_0 and Q4_0 weights on CPUs with
+//          AVX-512 VNNI the activations are quantised to 8 bits per 32-element block, as
+//          llama.cpp does, and multiplied with integer dot products (relative error about 1e-2
+//          per output). Batches of three or more rows compute exactly as Exact.
+enum class Precision { Exact, Fast };
+
+// The precision of matmul calls that do not name one: Exact, unless the environment variable
+// EP_PRECISION=fast is set or set_default_precision() changed it (process-wide).
+Precision default_precision();
+void set_default_precision(Precision p);
+
+// x: [n_rows, w.cols] f32, y: [n_rows, w.rows] f32. Runs the best kernels for active_isa() at
+// default_precision().
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool);
+
+// The same with the kernels of a given instruction-set level (lowered to what the CPU has) and
+// precision: for tests and benchmarks of each path.
+void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, Isa isa,
+            Precision precision = Precision::Exact);
 
 // Dot product of two f32 vectors with several independent partial sums (vectorisable).
 float dot_f32(const float* a, const float* b, int64_t n);

@@ -1,0 +1,46 @@
+// Internal: the per-instruction-set matrix kernels behind kernels::matmul.
+#pragma once
+
+#include "core/matrix_view.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace ep::kernels::detail {
+
+struct MatmulKernels {
+  // y[r] = w.row(r) · x for r in [r0, r1), f32 activations (exact products, f32 sums).
+  void (*matvec)(const MatrixView& w, const float* x, float* y, int64_t r0, int64_t r1);
+  // Prefill GEMM over whole panels of `panel_rows` weight rows: for panels [p0, p1),
+  // y[t * w.rows + r] = w.row(r) · x[t] for every token t < n_tok. `scratch` holds
+  // scratch_floats floats (per calling thread).
+  void (*gemm)(const MatrixView& w, const float* x, int64_t n_tok, float* y, int64_t p0, int64_t p1,
+               float* scratch);
+  int64_t panel_rows;
+  int64_t scratch_floats;
+};
+
+// Activations quantised to 8 bits per 32-element block, laid out for the VNNI kernels:
+// q [n_blocks * 32], scale [n_blocks * 8] (each block's d repeated 8 times) and corr
+// [n_blocks * 8] (-8 · Σq of the block in its first lane, zeros elsewhere), padded.
+struct QuantizedActivations {
+  int64_t n_blocks = 0;
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+  std::vector<int32_t> corr;
+};
+
+struct QuantizedKernels {
+  // Quantises n (a multiple of 32) activations.
+  void (*quantize)(const float* x, int64_t n, QuantizedActivations& out);
+  // y[r] = w.row(r) · x for r in [r0, r1), w Q8_0 or Q4_0 with w.cols == 32 · n_blocks.
+  void (*matvec)(const MatrixView& w, const QuantizedActivations& x, float* y, int64_t r0, int64_t r1);
+};
+
+const QuantizedKernels& quantized_kernels_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
+
+const MatmulKernels& matmul_kernels_scalar();
+const MatmulKernels& matmul_kernels_avx2();    // only on CPUs with AVX2 + FMA + F16C
+const MatmulKernels& matmul_kernels_avx512();  // only on CPUs with AVX-512 F/BW/VL/DQ
+
+}  // namespace ep::kernels::detail

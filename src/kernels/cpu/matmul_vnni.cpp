@@ -1,0 +1,160 @@
+// AVX-512 VNNI matrix-vector kernels for Q8_0 and Q4_0 weights against activations quantised to
+// 8 bits per 32-element block (the "fast" precision, as llama.cpp computes these types).
+// Compiled for that target by the pragma below, not by global flags; matmul.cpp calls these
+// only when the CPU has AVX-512 F/BW/VL/DQ and VNNI.
+//
+// Activations: per block b, d_b = max|x| / 127 and q = round(x / d_b) in [-127, 127]. Two blocks
+// are processed per 512-bit register: 64 weights against 64 activation bytes in one vpdpbusd,
+// then the 16 int32 lanes (8 per block) are converted and scaled by d_w · d_x per block.
+//   Q4_0: the nibbles (0..15) are the unsigned operand; Σ(q_w - 8)·q_x = Σ q_w·q_x - 8·Σ q_x, so
+//         the accumulator starts from -8·Σ q_x (precomputed per activation block).
+//   Q8_0: |w| is the unsigned operand and the activations take w's sign.
+#include "core/dtype.h"
+#include "kernels/cpu/matmul_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <immintrin.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+
+namespace ep::kernels::detail::vnni {
+namespace {
+
+void quantize(const float* x, int64_t n, QuantizedActivations& out) {
+  const int64_t nb = n / 32;
+  out.n_blocks = nb;
+  out.q.resize(size_t(nb * 32) + 64);
+  out.scale.resize(size_t(nb * 8) + 16);
+  out.corr.resize(size_t(nb * 8) + 16);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
+    const __m512 amax = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
+    const float m = _mm512_reduce_max_ps(amax);
+    const float d = m / 127.0f;
+    const float id = d != 0.0f ? 127.0f / m : 0.0f;
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&out.q[size_t(b * 32)]), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&out.q[size_t(b * 32 + 16)]), _mm512_cvtepi32_epi8(q1));
+    const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    _mm256_storeu_ps(&out.scale[size_t(b * 8)], _mm256_set1_ps(d));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(&out.corr[size_t(b * 8)]),
+                        _mm256_setr_epi32(-8 * sum, 0, 0, 0, 0, 0, 0, 0));
+  }
+}
+
+// Weights are memory-mapped 4 KiB file pages, where the hardware prefetchers stop; prefetch the
+// lines a fixed distance ahead (rows are contiguous; past the end is harmless).
+inline void prefetch_ahead(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p) + 2048;
+  for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
+}
+
+// Per-lane weight scales of blocks a (lanes 0-7) and b (lanes 8-15).
+inline __m512 pair_scale(uint16_t da, uint16_t db) {
+  const __m256i h = _mm256_mask_set1_epi16(_mm256_set1_epi16(short(da)), 0xff00, short(db));
+  return _mm512_cvtph_ps(h);
+}
+
+inline int32_t dot_block_q4(const BlockQ4_0& w, const int8_t* xq) {
+  int32_t s = 0;
+  for (int j = 0; j < 16; ++j) {
+    s += (int(w.qs[j] & 15) - 8) * xq[j] + (int(w.qs[j] >> 4) - 8) * xq[j + 16];
+  }
+  return s;
+}
+
+inline int32_t dot_block_q8(const BlockQ8_0& w, const int8_t* xq) {
+  int32_t s = 0;
+  for (int j = 0; j < 32; ++j) s += int(w.qs[j]) * xq[j];
+  return s;
+}
+
+float dot_q4(const BlockQ4_0* w, const QuantizedActivations& a) {
+  const int64_t nb = a.n_blocks;
+  const int8_t* xq = a.q.data();
+  const float* xs = a.scale.data();
+  const int32_t* xc = a.corr.data();
+  const __m512i shifts = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  auto pair = [&](int64_t b, __m512& acc) {
+    const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
+    const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b + 1].qs));
+    __m512i z = _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1));
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));  // [a, a, b, b]
+    z = _mm512_and_si512(_mm512_srlv_epi64(z, shifts), low4);   // [a_lo, a_hi, b_lo, b_hi]
+    const __m512i init = _mm512_loadu_si512(xc + b * 8);
+    const __m512i dot = _mm512_dpbusd_epi32(init, z, _mm512_loadu_si512(xq + b * 32));
+    const __m512 scale = _mm512_mul_ps(pair_scale(w[b].d, w[b + 1].d), _mm512_loadu_ps(xs + b * 8));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+  };
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    prefetch_ahead(w + b, 4 * int64_t(sizeof(*w)));
+    pair(b, acc0);
+    pair(b + 2, acc1);
+  }
+  for (; b + 2 <= nb; b += 2) pair(b, acc0);
+  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  for (; b < nb; ++b) sum += float(dot_block_q4(w[b], xq + b * 32)) * _cvtsh_ss(w[b].d) * xs[b * 8];
+  return sum;
+}
+
+float dot_q8(const BlockQ8_0* w, const QuantizedActivations& a) {
+  const int64_t nb = a.n_blocks;
+  const int8_t* xq = a.q.data();
+  const float* xs = a.scale.data();
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  auto pair = [&](int64_t b, __m512& acc) {
+    const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+    const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b + 1].qs));
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1);
+    const __m512i x = _mm512_loadu_si512(xq + b * 32);
+    const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(z), _mm512_setzero_si512(), x);
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(z), sx);
+    const __m512 scale = _mm512_mul_ps(pair_scale(w[b].d, w[b + 1].d), _mm512_loadu_ps(xs + b * 8));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+  };
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    prefetch_ahead(w + b, 4 * int64_t(sizeof(*w)));
+    pair(b, acc0);
+    pair(b + 2, acc1);
+  }
+  for (; b + 2 <= nb; b += 2) pair(b, acc0);
+  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  for (; b < nb; ++b) sum += float(dot_block_q8(w[b], xq + b * 32)) * _cvtsh_ss(w[b].d) * xs[b * 8];
+  return sum;
+}
+
+void matvec_q(const MatrixView& w, const QuantizedActivations& a, float* y, int64_t r0, int64_t r1) {
+  if (w.type == DType::Q4_0) {
+    for (int64_t r = r0; r < r1; ++r) y[r] = dot_q4(static_cast<const BlockQ4_0*>(w.row(r)), a);
+  } else {
+    for (int64_t r = r0; r < r1; ++r) y[r] = dot_q8(static_cast<const BlockQ8_0*>(w.row(r)), a);
+  }
+}
+
+}  // namespace
+}  // namespace ep::kernels::detail::vnni
+
+#pragma GCC pop_options
+#pragma GCC diagnostic pop
+
+namespace ep::kernels::detail {
+
+const QuantizedKernels& quantized_kernels_vnni() {
+  static const QuantizedKernels k{&vnni::quantize, &vnni::matvec_q};
+  return k;
+}
+
+}  // namespace ep::kernels::detail
