@@ -21,5 +21,6 @@ Command add_run(CLI::App& root);
 Command add_cloud(CLI::App& root);
 Command add_tokenize(CLI::App& root);
 Command add_detokenize(CLI::App& root);
+Command add_bench(CLI::App& root);
 
 }  // namespace ep::cli
