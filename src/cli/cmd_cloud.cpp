@@ -2,9 +2,9 @@
 #include "cli/command.h"
 #include "cli/listen_address.h"
 #include "core/error.h"
-#include "model/gguf.h"
 #include "model/model.h"
 #include "net/cloud_service.h"
+#include "tokenizer/model_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 #include <fmt/core.h>
@@ -14,20 +14,6 @@
 #include <thread>
 
 namespace ep::cli {
-namespace {
-
-// The model's tokenizer, or null when the files carry none (then clients send token ids).
-std::unique_ptr<Tokenizer> load_tokenizer(const Model& model) {
-  if (const GgufFile* g = model.source->gguf()) {
-    return g->find("tokenizer.ggml.model") ? Tokenizer::from_gguf(*g) : nullptr;
-  }
-  for (const char* f : {"tokenizer.json", "tokenizer.model"}) {
-    if (std::filesystem::exists(model.path / f)) return Tokenizer::from_hf_dir(model.path);
-  }
-  return nullptr;
-}
-
-}  // namespace
 
 Command add_cloud(CLI::App& root) {
   struct Options {
@@ -53,7 +39,7 @@ Command add_cloud(CLI::App& root) {
             if (!dtype) fail("--kv-dtype: '{}' is not f16 or f32", o->kv_dtype);
             opt.kv_dtype = *dtype;
             const auto model = load_model(o->model);
-            const auto tokenizer = load_tokenizer(*model);
+            const auto tokenizer = load_tokenizer(*model->source);
             CloudService service(*model, tokenizer.get(), opt);
             const int port = service.bind();
             fmt::print(stderr, "cloud: listening on http://{}:{} (model {})\n", opt.host, port, o->model);

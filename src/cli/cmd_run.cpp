@@ -10,6 +10,7 @@
 #include "runtime/sampler.h"
 #include "runtime/stop_strings.h"
 #include "runtime/transformer.h"
+#include "tokenizer/sampleable_vocab.h"
 #include "tokenizer/chat_template.h"
 
 #include <fmt/core.h>
@@ -90,13 +91,7 @@ int run(const Options& o) {
   Sampler sampler(sp);
   for (const int32_t id : prompt) sampler.accept(id);
   StopStrings stops(o.stops);
-  // Sample only ids the tokenizer can print: a model's embedding may have more rows than the
-  // vocabulary, or padding tokens ("[PADn]", type unused) that were never trained.
-  const int64_t n_sample = tok ? std::min<int64_t>(n_vocab, tok->n_vocab()) : n_vocab;
-  std::vector<int32_t> masked;
-  for (int32_t id = 0; tok && id < n_sample; ++id) {
-    if (tok->vocab().types[size_t(id)] == TokenType::unused) masked.push_back(id);
-  }
+  const SampleableVocab sampleable = sampleable_vocab(tok.get(), n_vocab);
 
   ThreadPool pool(o.threads);
   Transformer tf(*model, int64_t(prompt.size()) + n_predict, pool);
@@ -119,8 +114,7 @@ int run(const Options& o) {
   if (tok) detok.emplace(*tok);
   int64_t n_gen = 0;
   for (int64_t i = 0; i < n_predict; ++i) {
-    for (const int32_t id : masked) logits[size_t(id)] = -std::numeric_limits<float>::infinity();
-    const int32_t next = sampler.sample(std::span<const float>(logits.data(), size_t(n_sample)));
+    const int32_t next = sampler.sample(sampleable.apply(logits));
     if (i == 0) first = Clock::now();
     ++n_gen;
     sampler.accept(next);

@@ -5,6 +5,7 @@
 #include "net/kv_segment_io.h"
 #include "net/prompt_kv.h"
 #include "runtime/transformer.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 #include <fmt/format.h>
@@ -221,10 +222,11 @@ struct CloudService::Impl {
     if (!body.contains("text") || !body.at("text").is_string()) fail("'text' (a string) is required");
     text = body.at("text").get<std::string>();
     if (tokenizer == nullptr) fail("this model has no tokenizer: send \"tokens\" instead of \"text\"");
-    if (chat_template != "none") {
-      fail("chat template '{}' is not available on this cloud (use \"none\")", chat_template);
-    }
-    return tokenizer->encode(text, tokenizer->add_bos_default(), false);
+    if (chat_template.empty()) chat_template = "none";
+    // The system part of the chat format: the token prefix every request of this service shares.
+    const ChatFormat format = chat_format_from_name(chat_template);
+    const ChatMessage placeholder{"user", "x"};
+    return chat_tokens(*tokenizer, render_chat(format, text, std::span(&placeholder, 1)), format).prefix;
   }
 
   void put_prompt(const httplib::Request& req, httplib::Response& res) {

@@ -1,0 +1,56 @@
+// edgeprompt edge --model M --cloud URL --listen 127.0.0.1:PORT [--kv-cache-dir DIR] [--kv-cache-bytes B]
+#include "cli/command.h"
+#include "cli/listen_address.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "serve/edge_service.h"
+#include "tokenizer/model_tokenizer.h"
+#include "tokenizer/tokenizer.h"
+
+#include <fmt/core.h>
+
+#include <memory>
+#include <thread>
+
+namespace ep::cli {
+
+Command add_edge(CLI::App& root) {
+  struct Options {
+    std::string model, cloud, listen = "127.0.0.1:8081", kv_cache_dir;
+    uint64_t kv_cache_bytes = 1ull << 30;
+    int threads = ThreadPool::default_threads();
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand(
+      "edge", "OpenAI-compatible API on this device; cloud prompts' KV comes from the cloud");
+  app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory")->required();
+  app->add_option("--cloud", o->cloud, "The cloud service's URL, e.g. http://10.0.0.2:8080");
+  app->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)");
+  app->add_option("--kv-cache-dir", o->kv_cache_dir, "Directory for the persistent KV cache");
+  app->add_option("--kv-cache-bytes", o->kv_cache_bytes, "KV cache budget in bytes (LRU)");
+  app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
+  return {app, [o] {
+            const StopSignals signals;
+            EdgeOptions opt;
+            std::tie(opt.host, opt.port) = parse_listen_address(o->listen);
+            opt.cloud_url = o->cloud;
+            opt.kv_cache_dir = o->kv_cache_dir;
+            opt.kv_cache_bytes = o->kv_cache_bytes;
+            opt.threads = o->threads;
+            const auto model = load_model(o->model);
+            const auto tokenizer = load_tokenizer(*model->source);
+            if (!tokenizer) fail("{}: the model has no tokenizer; the edge API needs one", o->model);
+            EdgeService service(*model, *tokenizer, opt);
+            const int port = service.bind();
+            fmt::print(stderr, "edge: listening on http://{}:{} (model {}, cloud {})\n", opt.host, port,
+                       o->model, o->cloud.empty() ? "none" : o->cloud);
+            std::thread server([&] { service.serve(); });
+            signals.wait();
+            fmt::print(stderr, "edge: stopping\n");
+            service.stop();
+            server.join();
+            return 0;
+          }};
+}
+
+}  // namespace ep::cli
