@@ -205,3 +205,31 @@ TEST(EdgeService, ErrorsAreHttpCodesWithMessages) {
 
 }  // namespace
 }  // namespace ep
+
+namespace ep {
+namespace {
+
+TEST(EdgeService, OneShotRunWithCloudPromptPrintsTimeline) {
+  test::ScratchDir dir;
+  const std::string model = make_chat_model(dir);
+  test::Process cloud({"cloud", "--model", model, "--listen", "127.0.0.1:0"});
+  const std::string cloud_url = test::start_cloud(cloud);
+  register_prompt(cloud_url, "bank");
+  const std::string user = "Can I open an account online?";
+  const auto split = test::run_cli({"run", "--model", model, "--cloud", cloud_url, "--cloud-prompt",
+                                    "bank", "--prompt", user, "--temp", "0", "-n", "12", "--timeline"});
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  const auto local = test::run_cli({"run", "--model", model, "--system", kSystem, "--prompt", user,
+                                    "--chat-template", "chatml", "--temp", "0", "-n", "12"});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_EQ(split.out, local.out);
+  EXPECT_NE(split.err.find("overlap model"), std::string::npos) << split.err;
+  EXPECT_NE(split.err.find("kv arrived ms"), std::string::npos) << split.err;
+  const auto bad = test::run_cli({"run", "--model", model, "--cloud", cloud_url, "--cloud-prompt",
+                                  "nope", "--prompt", user});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("unknown cloud prompt 'nope'"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace ep

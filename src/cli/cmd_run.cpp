@@ -6,7 +6,9 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/token_list.h"
+#include "model/fingerprint.h"
 #include "model/model.h"
+#include "net/cloud_client.h"
 #include "runtime/sampler.h"
 #include "runtime/stop_strings.h"
 #include "runtime/transformer.h"
@@ -29,7 +31,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::string model, system, prompt, tokens, chat_template;
+  std::string model, system, prompt, tokens, chat_template, cloud, cloud_prompt;
+  bool timeline = false;
   int n_predict = 128;
   int threads = ThreadPool::default_threads();
   int64_t ctx = 0;
@@ -42,6 +45,41 @@ void write_out(std::string_view text) {
   if (text.empty()) return;
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);  // streamed: the reader sees each piece as it is produced
+}
+
+// With --cloud-prompt: the private part only (the user message in the cloud prompt's chat
+// format, after its system part), tokenised here; it never leaves this process.
+std::vector<int32_t> edge_tokens(const Options& o, const Tokenizer* tok, const std::string& format_name) {
+  if (o.prompt.empty()) fail("--cloud-prompt needs --prompt TEXT (the private part)");
+  if (!o.system.empty() || !o.tokens.empty()) {
+    fail("--cloud-prompt takes its system part from the cloud: give only --prompt");
+  }
+  if (!tok) fail("the model has no tokenizer");
+  const ChatFormat format = chat_format_from_name(format_name);
+  const std::vector<ChatMessage> messages = {{"user", o.prompt}};
+  return chat_tokens(*tok, {"", render_chat(format, "system", messages).suffix}, format).suffix;
+}
+
+// Per layer: when its KV arrived, how long the edge waited for it, how long it computed; and
+// the overlap model T = (t_cc1 + t_ct1) + max(sum_{l>=2}(t_cc + t_ct), sum_{l<L} t_ec) + t_ecL,
+// where cloud compute + transfer of layer l are read off the arrival times.
+void print_timeline(const std::vector<double>& arrival, const std::vector<LayerTiming>& layers,
+                    double ttft_s, uint64_t bytes) {
+  fmt::print(stderr, "layer  kv arrived ms  edge waited ms  edge compute ms\n");
+  double edge_before_last = 0;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    fmt::print(stderr, "{:5}  {:13.2f}  {:14.2f}  {:15.2f}\n", l, l < arrival.size() ? arrival[l] * 1e3 : 0.0,
+               layers[l].wait_s * 1e3, layers[l].compute_s * 1e3);
+    if (l + 1 < layers.size()) edge_before_last += layers[l].compute_s;
+  }
+  if (arrival.empty() || layers.empty()) return;
+  const double first = arrival.front(), last = *std::max_element(arrival.begin(), arrival.end());
+  const double model_t = first + std::max(last - first, edge_before_last) + layers.back().compute_s;
+  fmt::print(stderr,
+             "KV: {} bytes in {:.2f} ms ({:.1f} MB/s); TTFT measured {:.2f} ms, overlap model {:.2f} ms "
+             "(bound by {})\n",
+             bytes, last * 1e3, last > 0 ? double(bytes) / last / 1e6 : 0.0, ttft_s * 1e3, model_t * 1e3,
+             last - first > edge_before_last ? "transfer/cloud" : "edge compute");
 }
 
 // The prompt's token ids: --tokens as given, or --prompt rendered through the chat template.
@@ -74,12 +112,22 @@ std::vector<int32_t> prompt_tokens(const Options& o, const Model& model, const T
 int run(const Options& o) {
   const auto model = load_model(o.model);
   const auto tok = load_tokenizer(*model->source);
-  const std::vector<int32_t> prompt = prompt_tokens(o, *model, tok.get());
+  const auto t_request = Clock::now();
+  std::unique_ptr<CloudKvFetch> fetch;
+  if (!o.cloud_prompt.empty()) {
+    if (o.cloud.empty()) fail("--cloud-prompt needs --cloud URL");
+    fetch = std::make_unique<CloudKvFetch>(o.cloud, o.cloud_prompt, *model,
+                                           model_fingerprint(*model->source));
+  }
+  const std::vector<int32_t> prompt = fetch ? edge_tokens(o, tok.get(), fetch->header().chat_template)
+                                            : prompt_tokens(o, *model, tok.get());
   const int64_t n_vocab = model->hp.n_vocab;
   for (const int32_t id : prompt) {
     if (id >= n_vocab) fail("token id {} is out of range (the model has {} tokens)", id, n_vocab);
   }
-  const int64_t n_ctx = o.ctx > 0 ? o.ctx : model->hp.n_ctx_train;
+  // The cloud prompt occupies the first positions of the context.
+  const int64_t n_ctx = (o.ctx > 0 ? o.ctx : model->hp.n_ctx_train) -
+                        (fetch ? int64_t(fetch->header().tokens.size()) : 0);
   if (int64_t(prompt.size()) >= n_ctx) {
     fail("the prompt has {} tokens but the context holds {} (it must leave room for one more)",
          prompt.size(), n_ctx);
@@ -94,7 +142,9 @@ int run(const Options& o) {
   const SampleableVocab sampleable = sampleable_vocab(tok.get(), n_vocab);
 
   ThreadPool pool(o.threads);
-  Transformer tf(*model, int64_t(prompt.size()) + n_predict, pool);
+  Transformer tf(*model, int64_t(prompt.size()) + n_predict, pool,
+                 fetch ? fetch->segment() : nullptr);
+  std::vector<LayerTiming> prompt_layers(size_t(model->hp.n_layer));
   std::vector<float> logits;
   const auto t0 = Clock::now();
   {
@@ -104,6 +154,10 @@ int run(const Options& o) {
     for (size_t at = 0; at < prompt.size(); at += kChunk) {
       const size_t n = std::min(kChunk, prompt.size() - at);
       tf.forward(std::span(prompt).subspan(at, n), logits, false);
+      for (size_t l = 0; l < prompt_layers.size(); ++l) {
+        prompt_layers[l].wait_s += tf.last_timings()[l].wait_s;
+        prompt_layers[l].compute_s += tf.last_timings()[l].compute_s;
+      }
       bar.update(at + n, prompt.size());
     }
   }
@@ -139,6 +193,15 @@ int run(const Options& o) {
              prompt.size(), double(prompt.size()) / std::max(pp, 1e-9), n_gen,
              n_gen > 1 ? double(n_gen - 1) / std::max(tg, 1e-9) : 0.0, 1e3 * secs(first - t0),
              sp.seed);
+  if (fetch) {
+    fmt::print(stderr, "cloud prompt '{}' v{}: {} tokens from the cloud, {} private tokens here\n",
+               o.cloud_prompt, fetch->header().prompt_version, fetch->header().tokens.size(),
+               prompt.size());
+    if (o.timeline) {
+      print_timeline(fetch->layer_arrival_s(), prompt_layers, secs(first - t_request),
+                     fetch->bytes_received());
+    }
+  }
   return 0;
 }
 
@@ -168,6 +231,10 @@ Command add_run(CLI::App& root) {
   app->add_option("--seed", o->seed, "Random seed (default: random, printed on stderr)");
   app->add_option("--stop", o->stops, "Stop when this text is generated (repeatable)");
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
+  app->add_option("--cloud", o->cloud, "Cloud service URL (with --cloud-prompt)");
+  app->add_option("--cloud-prompt", o->cloud_prompt,
+                  "Run after this cloud prompt, its KV streamed from --cloud layer by layer");
+  app->add_flag("--timeline", o->timeline, "Print the per-layer timeline of a cloud prompt run");
   return {app, [o] { return run(*o); }};
 }
 
