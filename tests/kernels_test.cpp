@@ -392,7 +392,8 @@ TEST(Kernels, AttentionMatchesReferenceWithLse) {
   ThreadPool pool(2);
   const AttentionCase cases[] = {{1, 1, 0, 2, 2, 8, 0},     {13, 13, 0, 4, 2, 16, 0},
                                  {5, 200, 195, 6, 2, 32, 0}, {70, 70, 0, 4, 1, 8, 17},
-                                 {9, 150, 141, 2, 2, 64, 64}};
+                                 {9, 150, 141, 2, 2, 64, 64}, {3, 300, 297, 4, 1, 128, 0},
+                                 {20, 20, 0, 2, 2, 16, 5},   {7, 7, 0, 4, 4, 20, 0}};
   for (const auto& c : cases) {
     const auto q = random_vector(size_t(c.n_q * c.n_head * c.head_dim), rng, 2.0f);
     const auto k = random_vector(size_t(c.n_kv * c.n_head_kv * c.head_dim), rng, 2.0f);

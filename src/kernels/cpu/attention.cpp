@@ -1,5 +1,7 @@
 #include "kernels/cpu/attention.h"
 
+#include "kernels/cpu/attention_kernels.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/parallel.h"
 
@@ -16,6 +18,12 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t kv_stride = a.n_head_kv * a.head_dim;
   constexpr int64_t kBlock = 64;  // keys scored per step of the online softmax
 
+  if (active_isa() == Isa::Avx512) {
+    if (const auto fn = detail::attention_range_avx512(a.head_dim)) {
+      parallel_for(pool, a.n_q * a.n_head, 4, [&](int64_t begin, int64_t end) { fn(a, begin, end); });
+      return;
+    }
+  }
   parallel_for(pool, a.n_q * a.n_head, 4, [&](int64_t begin, int64_t end) {
     std::vector<float> acc(size_t(a.head_dim));
     float scores[kBlock];
