@@ -52,6 +52,8 @@ struct S {
   static void q8_block(const int8_t* qs, V* v) {
     for (int i = 0; i < 4; ++i) v[i] = from_i8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + 8 * i)));
   }
+  static constexpr bool kHasTranspose = false;
+  static void transpose16(const float*, int64_t, float*, int64_t) {}
   static V bcast_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_set1_epi16(short(*p))); }
   static void q4_block(const uint8_t* qs, V* v) {
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));

@@ -23,11 +23,17 @@ struct MatmulKernels {
 // Activations quantised to 8 bits per 32-element block, laid out for the VNNI kernels:
 // q [n_blocks * 32], scale [n_blocks * 8] (each block's d repeated 8 times) and corr
 // [n_blocks * 8] (-8 · Σq of the block in its first lane, zeros elsewhere), padded.
+// For Q4_0, groups of four blocks are also stored nibble-ordered: q4 holds, per group, the first
+// halves (elements 0-15) of the four blocks, then their second halves, with scale4 and corr4 per
+// group of 16 lanes (block k of the group in lanes 4k..4k+3; corr4 in lane 4k).
 struct QuantizedActivations {
   int64_t n_blocks = 0;
   std::vector<int8_t> q;
   std::vector<float> scale;
   std::vector<int32_t> corr;
+  std::vector<int8_t> q4;
+  std::vector<float> scale4;
+  std::vector<int32_t> corr4;
 };
 
 struct QuantizedKernels {

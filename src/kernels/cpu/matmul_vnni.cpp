@@ -49,6 +49,22 @@ void quantize(const float* x, int64_t n, QuantizedActivations& out) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(&out.corr[size_t(b * 8)]),
                         _mm256_setr_epi32(-8 * sum, 0, 0, 0, 0, 0, 0, 0));
   }
+  // Nibble-ordered groups of four blocks for Q4_0.
+  const int64_t ng = nb / 4;
+  out.q4.resize(size_t(ng * 128));
+  out.scale4.resize(size_t(ng * 16));
+  out.corr4.resize(size_t(ng * 16));
+  for (int64_t g = 0; g < ng; ++g) {
+    for (int k = 0; k < 4; ++k) {
+      const int64_t b = g * 4 + k;
+      std::copy_n(&out.q[size_t(b * 32)], 16, &out.q4[size_t(g * 128 + k * 16)]);
+      std::copy_n(&out.q[size_t(b * 32 + 16)], 16, &out.q4[size_t(g * 128 + 64 + k * 16)]);
+      for (int l = 0; l < 4; ++l) {
+        out.scale4[size_t(g * 16 + k * 4 + l)] = out.scale[size_t(b * 8)];
+        out.corr4[size_t(g * 16 + k * 4 + l)] = l == 0 ? out.corr[size_t(b * 8)] : 0;
+      }
+    }
+  }
 }
 
 // Weights are memory-mapped 4 KiB file pages, where the hardware prefetchers stop; prefetch the
@@ -78,32 +94,43 @@ inline int32_t dot_block_q8(const BlockQ8_0& w, const int8_t* xq) {
   return s;
 }
 
+// Four blocks per step: their 64 nibble bytes in one register, low nibbles (elements 0-15 of each
+// block) and high nibbles (16-31) against the nibble-ordered activations, two vpdpbusd.
 float dot_q4(const BlockQ4_0* w, const QuantizedActivations& a) {
   const int64_t nb = a.n_blocks;
   const int8_t* xq = a.q.data();
   const float* xs = a.scale.data();
-  const int32_t* xc = a.corr.data();
-  const __m512i shifts = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+  const int8_t* xq4 = a.q4.data();
+  const float* xs4 = a.scale4.data();
+  const int32_t* xc4 = a.corr4.data();
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  auto pair = [&](int64_t b, __m512& acc) {
-    const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
-    const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b + 1].qs));
-    __m512i z = _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1));
-    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));  // [a, a, b, b]
-    z = _mm512_and_si512(_mm512_srlv_epi64(z, shifts), low4);   // [a_lo, a_hi, b_lo, b_hi]
-    const __m512i init = _mm512_loadu_si512(xc + b * 8);
-    const __m512i dot = _mm512_dpbusd_epi32(init, z, _mm512_loadu_si512(xq + b * 32));
-    const __m512 scale = _mm512_mul_ps(pair_scale(w[b].d, w[b + 1].d), _mm512_loadu_ps(xs + b * 8));
+  auto quad = [&](int64_t g, __m512& acc) {
+    const BlockQ4_0* q = w + g * 4;
+    __m512i z = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q[0].qs)));
+    z = _mm512_inserti32x4(z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q[1].qs)), 1);
+    z = _mm512_inserti32x4(z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q[2].qs)), 2);
+    z = _mm512_inserti32x4(z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q[3].qs)), 3);
+    const __m512i lo = _mm512_and_si512(z, low4);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), low4);
+    __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(xc4 + g * 16), lo, _mm512_loadu_si512(xq4 + g * 128));
+    dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(xq4 + g * 128 + 64));
+    __m256i h = _mm256_set1_epi16(short(q[0].d));
+    h = _mm256_mask_set1_epi16(h, 0x00f0, short(q[1].d));
+    h = _mm256_mask_set1_epi16(h, 0x0f00, short(q[2].d));
+    h = _mm256_mask_set1_epi16(h, 0xf000, short(q[3].d));
+    const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_loadu_ps(xs4 + g * 16));
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
   };
-  int64_t b = 0;
-  for (; b + 4 <= nb; b += 4) {
-    prefetch_ahead(w + b, 4 * int64_t(sizeof(*w)));
-    pair(b, acc0);
-    pair(b + 2, acc1);
+  int64_t g = 0;
+  const int64_t ng = nb / 4;
+  for (; g + 2 <= ng; g += 2) {
+    prefetch_ahead(w + g * 4, 8 * int64_t(sizeof(*w)));
+    quad(g, acc0);
+    quad(g + 1, acc1);
   }
-  for (; b + 2 <= nb; b += 2) pair(b, acc0);
+  for (; g < ng; ++g) quad(g, acc0);
+  int64_t b = ng * 4;
   float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
   for (; b < nb; ++b) sum += float(dot_block_q4(w[b], xq + b * 32)) * _cvtsh_ss(w[b].d) * xs[b * 8];
   return sum;
