@@ -6,7 +6,7 @@
 #include "model/model.h"
 #include "net/cloud_client.h"
 #include "runtime/transformer.h"
-#include "tcp_relay.h"
+#include "net/tcp_relay.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -112,19 +112,19 @@ TEST(EdgeFetch, CorruptOrTruncatedStreamIsRetriedOnceThenFails) {
     return true;
   };
   {
-    test::TcpRelay relay(port_of(url), flip_first);
+    TcpRelay relay(port_of(url), flip_first);
     EXPECT_LE(rel(f.edge_logits(relay.url()), reference), 1e-5);
   }
   // Cut the first reply short: retried too.
   {
-    test::TcpRelay relay(port_of(url), [](int conn, size_t offset, std::string&) {
+    TcpRelay relay(port_of(url), [](int conn, size_t offset, std::string&) {
       return conn != 0 || offset < 3000;
     });
     EXPECT_LE(rel(f.edge_logits(relay.url()), reference), 1e-5);
   }
   // Every reply corrupt: the request fails with a clear error, no wrong logits.
   {
-    test::TcpRelay relay(port_of(url), [](int, size_t offset, std::string& chunk) {
+    TcpRelay relay(port_of(url), [](int, size_t offset, std::string& chunk) {
       if (offset <= 5000 && 5000 < offset + chunk.size()) chunk[5000 - offset] ^= 1;
       return true;
     });
@@ -142,7 +142,7 @@ TEST(EdgeFetch, ClearErrorsForUnreachableUnknownAndWrongModel) {
   // Nothing listens on this port (the relay is gone): refused at once.
   int dead_port;
   {
-    test::TcpRelay relay(1);
+    TcpRelay relay(1);
     dead_port = relay.port();
   }
   const auto t0 = std::chrono::steady_clock::now();

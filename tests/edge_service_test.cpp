@@ -1,7 +1,7 @@
 // Cloud and edge as separate processes on loopback, talking through a recording TCP relay:
 // the OpenAI-compatible API, the KV cache, faults, and the privacy property.
 #include "model/gguf.h"
-#include "tcp_relay.h"
+#include "net/tcp_relay.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -70,7 +70,7 @@ TEST(EdgeService, PrivatePromptNeverCrossesTheNetwork) {
   const std::string model = make_chat_model(dir);
   test::Process cloud({"cloud", "--model", model, "--listen", "127.0.0.1:0"});
   const std::string cloud_url = test::start_cloud(cloud);
-  test::TcpRelay relay(port_of(cloud_url));  // every edge<->cloud byte passes here
+  TcpRelay relay(port_of(cloud_url));  // every edge<->cloud byte passes here
   test::Process edge({"edge", "--model", model, "--cloud", relay.url(), "--listen", "127.0.0.1:0"});
   const std::string edge_url = start_edge(edge);
   register_prompt(cloud_url, "bank");

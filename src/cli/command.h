@@ -20,6 +20,7 @@ Command add_synth(CLI::App& root);
 Command add_run(CLI::App& root);
 Command add_cloud(CLI::App& root);
 Command add_edge(CLI::App& root);
+Command add_relay(CLI::App& root);
 Command add_tokenize(CLI::App& root);
 Command add_detokenize(CLI::App& root);
 Command add_bench(CLI::App& root);

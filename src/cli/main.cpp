@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
       ep::cli::add_logits(root),     ep::cli::add_info(root),   ep::cli::add_convert(root),
       ep::cli::add_synth(root),      ep::cli::add_run(root),    ep::cli::add_tokenize(root),
       ep::cli::add_detokenize(root), ep::cli::add_cloud(root),  ep::cli::add_edge(root),
-      ep::cli::add_bench(root),
+      ep::cli::add_relay(root),      ep::cli::add_bench(root),
   };
   try {
     root.parse(argc, argv);

@@ -1,5 +1,6 @@
-// A recording TCP relay for tests: sits between a client and a server on loopback, forwards
-// every byte both ways, keeps a copy of everything, and can corrupt or cut the server's replies.
+// A recording TCP relay: sits between a client and a server, forwards every byte both ways and
+// keeps a copy, so one can audit exactly what crossed (`edgeprompt relay`, the privacy test).
+// Tests can also corrupt or cut the server's replies.
 #pragma once
 
 #include <atomic>
@@ -9,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-namespace ep::test {
+namespace ep {
 
 class TcpRelay {
  public:
@@ -18,10 +19,12 @@ class TcpRelay {
   // corrupt it; return false to close the connection before sending it.
   using Tamper = std::function<bool(int connection, size_t offset, std::string& chunk)>;
 
-  TcpRelay(int upstream_port, Tamper tamper = {});
+  // Listens on listen_host:listen_port (0: any free port) and forwards to upstream_host:upstream_port.
+  TcpRelay(int upstream_port, Tamper tamper = {}, std::string upstream_host = "127.0.0.1",
+           std::string listen_host = "127.0.0.1", int listen_port = 0);
   ~TcpRelay();
   int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return "http://" + listen_host_ + ":" + std::to_string(port_); }
   std::string client_to_server() const;  // everything the clients sent
   std::string server_to_client() const;  // everything the server sent (before tampering)
 
@@ -30,6 +33,7 @@ class TcpRelay {
   void pump(int client, int server, int connection);
 
   int upstream_port_;
+  std::string upstream_host_, listen_host_;
   Tamper tamper_;
   int listen_fd_ = -1;
   int port_ = 0;
@@ -41,4 +45,4 @@ class TcpRelay {
   std::thread acceptor_;
 };
 
-}  // namespace ep::test
+}  // namespace ep

@@ -1,4 +1,6 @@
-#include "tcp_relay.h"
+#include "net/tcp_relay.h"
+
+#include "core/error.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -6,20 +8,29 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <stdexcept>
 
-namespace ep::test {
+namespace ep {
 
-TcpRelay::TcpRelay(int upstream_port, Tamper tamper)
-    : upstream_port_(upstream_port), tamper_(std::move(tamper)) {
+TcpRelay::TcpRelay(int upstream_port, Tamper tamper, std::string upstream_host,
+                   std::string listen_host, int listen_port)
+    : upstream_port_(upstream_port),
+      upstream_host_(std::move(upstream_host)),
+      listen_host_(std::move(listen_host)),
+      tamper_(std::move(tamper)) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  const int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
+  if (inet_pton(AF_INET, listen_host_.c_str(), &addr.sin_addr) != 1) {
+    close(listen_fd_);
+    fail("relay: '{}' is not an IPv4 address", listen_host_);
+  }
+  addr.sin_port = htons(uint16_t(listen_port));
   if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       listen(listen_fd_, 64) != 0) {
-    throw std::runtime_error("relay: cannot listen");
+    close(listen_fd_);
+    fail("relay: cannot listen on {}:{}", listen_host_, listen_port);
   }
   socklen_t len = sizeof addr;
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -54,7 +65,7 @@ void TcpRelay::accept_loop() {
     const int server = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    inet_pton(AF_INET, upstream_host_.c_str(), &addr.sin_addr);
     addr.sin_port = htons(uint16_t(upstream_port_));
     if (connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
       close(client);
@@ -99,4 +110,4 @@ void TcpRelay::pump(int client, int server, int connection) {
   close(server);
 }
 
-}  // namespace ep::test
+}  // namespace ep
