@@ -12,10 +12,17 @@
 #include <immintrin.h>
 
 #pragma GCC diagnostic push
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
+// GCC and clang spell "compile this region for these instruction sets" differently.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+#endif
 
 namespace ep::kernels::detail::avx512 {
 namespace {
@@ -114,7 +121,11 @@ void attend(const AttentionArgs& a, int64_t begin, int64_t end) {
 }  // namespace
 }  // namespace ep::kernels::detail::avx512
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #pragma GCC diagnostic pop
 
 namespace ep::kernels::detail {

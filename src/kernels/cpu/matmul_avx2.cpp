@@ -11,8 +11,13 @@
 
 #include <immintrin.h>
 
+// GCC and clang spell "compile this region for these instruction sets" differently.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 namespace ep::kernels::detail::avx2 {
 namespace {
@@ -72,7 +77,11 @@ struct S {
 }  // namespace
 }  // namespace ep::kernels::detail::avx2
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 namespace ep::kernels::detail {
 

@@ -16,10 +16,17 @@
 // GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsic headers (the
 // _mm512_undefined_* placeholders of cvtph/cvtepi conversions): a false positive (GCC bug 105593).
 #pragma GCC diagnostic push
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
+// GCC and clang spell "compile this region for these instruction sets" differently.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+#endif
 
 namespace ep::kernels::detail::avx512 {
 namespace {
@@ -98,7 +105,11 @@ struct S {
 }  // namespace
 }  // namespace ep::kernels::detail::avx512
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #pragma GCC diagnostic pop
 
 namespace ep::kernels::detail {

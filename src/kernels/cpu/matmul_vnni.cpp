@@ -20,10 +20,17 @@
 #include <immintrin.h>
 
 #pragma GCC diagnostic push
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
+// GCC and clang spell "compile this region for these instruction sets" differently.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+#endif
 
 namespace ep::kernels::detail::vnni {
 namespace {
@@ -174,7 +181,11 @@ void matvec_q(const MatrixView& w, const QuantizedActivations& a, float* y, int6
 }  // namespace
 }  // namespace ep::kernels::detail::vnni
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #pragma GCC diagnostic pop
 
 namespace ep::kernels::detail {
