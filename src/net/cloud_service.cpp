@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "model/fingerprint.h"
+#include "net/http_bind.h"
 #include "net/kv_segment_io.h"
 #include "net/prompt_kv.h"
 #include "runtime/transformer.h"
@@ -423,12 +424,7 @@ CloudService::~CloudService() = default;
 
 int CloudService::bind() {
   auto& o = impl_->opt;
-  if (o.port == 0) {
-    o.port = impl_->server.bind_to_any_port(o.host);
-    if (o.port < 0) fail("cannot listen on {}", o.host);
-  } else if (!impl_->server.bind_to_port(o.host, o.port)) {
-    fail("cannot listen on {}:{} (in use or not permitted)", o.host, o.port);
-  }
+  o.port = bind_http_server(impl_->server, o.host, o.port);
   return o.port;
 }
 

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "model/fingerprint.h"
+#include "net/http_bind.h"
 #include "net/cloud_client.h"
 #include "serve/edge_kv_cache.h"
 #include "serve/generator.h"
@@ -427,12 +428,7 @@ EdgeService::~EdgeService() = default;
 
 int EdgeService::bind() {
   auto& o = impl_->opt;
-  if (o.port == 0) {
-    o.port = impl_->server.bind_to_any_port(o.host);
-    if (o.port < 0) fail("cannot listen on {}", o.host);
-  } else if (!impl_->server.bind_to_port(o.host, o.port)) {
-    fail("cannot listen on {}:{} (in use or not permitted)", o.host, o.port);
-  }
+  o.port = bind_http_server(impl_->server, o.host, o.port);
   return o.port;
 }
 
