@@ -15,21 +15,10 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-// A small chat model: the llama-gqa fixture's weights with the SentencePiece test tokenizer and
-// a ChatML template, converted to GGUF by our converter (which carries the tokenizer along).
+// The small chat model of test::make_chat_model_dir, converted to GGUF by our converter (which
+// carries the tokenizer along).
 std::string make_chat_model(const test::ScratchDir& dir) {
-  const fs::path hf = dir / "hf";
-  fs::create_directories(hf);
-  for (const char* f : {"config.json", "model.safetensors"}) {
-    fs::copy_file(test::fixtures_dir() / "models" / "llama-gqa" / f, hf / f);
-  }
-  const fs::path tok = test::fixtures_dir() / "tokenizer" / "spm_tiny";
-  fs::copy_file(tok / "tokenizer.model", hf / "tokenizer.model");
-  auto config = json::parse(test::read_file(tok / "tokenizer_config.json"));
-  config["added_tokens_decoder"]["402"] = {{"content", "<|im_start|>"}, {"special", true}};
-  config["chat_template"] =
-      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}";
-  test::write_file(hf / "tokenizer_config.json", config.dump());
+  const fs::path hf = test::make_chat_model_dir(dir / "hf");
   const std::string gguf = (dir / "chat.gguf").string();
   const auto c = test::run_cli({"convert", hf.string(), "--dtype", "f32", "--out", gguf});
   EXPECT_EQ(c.exit_code, 0) << c.err;

@@ -98,24 +98,12 @@ TEST(RunCli, SamplingIsReproducibleBySeed) {
 class TextModel : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* f : {"config.json", "model.safetensors"}) {
-      fs::copy_file(kModels / "llama-gqa" / f, hf_ / f);
-    }
-    const fs::path tok = test::fixtures_dir() / "tokenizer" / "spm_tiny";
-    fs::copy_file(tok / "tokenizer.model", hf_ / "tokenizer.model");
-    auto config = nlohmann::json::parse(test::read_file(tok / "tokenizer_config.json"));
-    config["added_tokens_decoder"]["402"] = {{"content", "<|im_start|>"}, {"special", true}};
-    config["chat_template"] =
-        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}";
-    test::write_file(hf_ / "tokenizer_config.json", config.dump());
+    test::make_chat_model_dir(hf_);
     const auto c = test::run_cli({"convert", hf_.string(), "--dtype", "f32", "--out", gguf_});
     ASSERT_EQ(c.exit_code, 0) << c.err;
   }
   test::ScratchDir dir_;
-  fs::path hf_ = [this] {
-    fs::create_directories(dir_ / "hf");
-    return dir_ / "hf";
-  }();
+  fs::path hf_ = dir_ / "hf";
   std::string gguf_ = (dir_ / "model.gguf").string();
 };
 

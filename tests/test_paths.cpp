@@ -7,6 +7,8 @@
 #include <csignal>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -179,6 +181,22 @@ std::string start_cloud(Process& p) {
   const size_t at = line.find("http://");
   if (at == std::string::npos) throw std::runtime_error("cloud did not start: " + p.err());
   return line.substr(at, line.find(' ', at) - at);
+}
+
+std::filesystem::path make_chat_model_dir(const std::filesystem::path& hf_dir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(hf_dir);
+  for (const char* f : {"config.json", "model.safetensors"}) {
+    fs::copy_file(fixtures_dir() / "models" / "llama-gqa" / f, hf_dir / f);
+  }
+  const fs::path tok = fixtures_dir() / "tokenizer" / "spm_tiny";
+  fs::copy_file(tok / "tokenizer.model", hf_dir / "tokenizer.model");
+  auto config = nlohmann::json::parse(read_file(tok / "tokenizer_config.json"));
+  config["added_tokens_decoder"]["402"] = {{"content", "<|im_start|>"}, {"special", true}};
+  config["chat_template"] =
+      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}";
+  write_file(hf_dir / "tokenizer_config.json", config.dump());
+  return hf_dir;
 }
 
 std::string read_file(const std::filesystem::path& path) {

@@ -58,6 +58,11 @@ class Process {
 // Starts `edgeprompt cloud` on a free loopback port; returns its base URL, e.g. http://127.0.0.1:4242
 std::string start_cloud(Process& p);
 
+// Assembles in `hf_dir` a small chat model: the llama-gqa fixture's weights with the tiny
+// SentencePiece test tokenizer (vocabulary 403 within the model's 1000 rows) and a ChatML
+// template. Returns hf_dir.
+std::filesystem::path make_chat_model_dir(const std::filesystem::path& hf_dir);
+
 std::string read_file(const std::filesystem::path& path);
 void write_file(const std::filesystem::path& path, const std::string& bytes);
 
