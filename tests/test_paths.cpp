@@ -21,6 +21,9 @@ namespace ep::test {
 
 std::filesystem::path source_dir() { return EP_SOURCE_DIR; }
 std::filesystem::path fixtures_dir() { return source_dir() / "tests" / "fixtures"; }
+std::filesystem::path default_model(const std::string& type) {
+  return source_dir() / "models" / ("edgeprompt-tiny-" + type + ".gguf");
+}
 std::filesystem::path shared_fixtures_dir() {
   if (const char* env = std::getenv("EP_SHARED_FIXTURES")) return env;
   return source_dir().parent_path() / "shared" / "fixtures";

@@ -11,6 +11,8 @@ std::filesystem::path source_dir();          // the repository root
 std::filesystem::path fixtures_dir();        // tests/fixtures
 std::filesystem::path shared_fixtures_dir(); // ../shared/fixtures beside the repository
 std::filesystem::path edgeprompt_binary();   // the built CLI
+// The trained default model shipped in models/: "f16" or "q8_0".
+std::filesystem::path default_model(const std::string& type = "q8_0");
 
 // A fresh empty directory under the system temp dir, removed when the object dies.
 class ScratchDir {

@@ -21,8 +21,7 @@ Command add_detokenize(CLI::App& root) {
   app->add_flag("--skip-special", o->skip_special, "Leave out control tokens such as <s>");
   return {app, [o] {
             const std::vector<int32_t> ids = parse_token_list(o->tokens);
-            const auto model = load_model(o->model);
-            const auto tok = require_tokenizer(*model);
+            const auto tok = require_tokenizer(o->model);
             // Streamed, so a character cut at the end shows as U+FFFD instead of broken bytes.
             StreamingDetokenizer detok(*tok, o->skip_special);
             std::string text;

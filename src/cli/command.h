@@ -24,5 +24,6 @@ Command add_relay(CLI::App& root);
 Command add_tokenize(CLI::App& root);
 Command add_detokenize(CLI::App& root);
 Command add_bench(CLI::App& root);
+Command add_perplexity(CLI::App& root);
 
 }  // namespace ep::cli
