@@ -15,17 +15,14 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-// The small chat model of test::make_chat_model_dir, converted to GGUF by our converter (which
-// carries the tokenizer along).
-std::string make_chat_model(const test::ScratchDir& dir) {
-  const fs::path hf = test::make_chat_model_dir(dir / "hf");
-  const std::string gguf = (dir / "chat.gguf").string();
-  const auto c = test::run_cli({"convert", hf.string(), "--dtype", "f32", "--out", gguf});
-  EXPECT_EQ(c.exit_code, 0) << c.err;
-  return gguf;
+// The trained default model (models/): a real chat model with a tokenizer and ChatML template.
+std::string make_chat_model(const test::ScratchDir&) {
+  return test::default_model().string();
 }
 
-int port_of(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }
+int port_of(const std::string& url) {
+  return std::stoi(url.substr(url.rfind(':') + 1));
+}
 
 std::string start_edge(test::Process& p) {
   const std::string line = p.wait_for_line("listening on http://");
@@ -68,7 +65,8 @@ TEST(EdgeService, PrivatePromptNeverCrossesTheNetwork) {
   const std::string user = "Please help: " + secret;
   const json answer = chat(edge_url, {{"cloud_prompt", "bank"},
                                       {"messages", {{{"role", "user"}, {"content", user}}}},
-                                      {"temperature", 0}, {"max_tokens", 16}});
+                                      {"temperature", 0},
+                                      {"max_tokens", 16}});
   const json& usage = answer["usage"];
   EXPECT_GT(usage["cloud_tokens"].get<int>(), 5);
   EXPECT_GT(usage["edge_tokens"].get<int>(), 5);
@@ -110,9 +108,11 @@ TEST(EdgeService, StreamsServerSentEventsAndReusesItsKvCache) {
   test::Process cloud({"cloud", "--model", model, "--listen", "127.0.0.1:0"});
   const std::string cloud_url = test::start_cloud(cloud);
   register_prompt(cloud_url, "bank");
-  const json body = {{"cloud_prompt", "bank"},
-                     {"messages", {{{"role", "user"}, {"content", "What are your opening hours?"}}}},
-                     {"temperature", 0}, {"max_tokens", 8}};
+  const json body = {
+      {"cloud_prompt", "bank"},
+      {"messages", {{{"role", "user"}, {"content", "What are your opening hours?"}}}},
+      {"temperature", 0},
+      {"max_tokens", 8}};
   std::string first_text;
   {
     test::Process edge({"edge", "--model", model, "--cloud", cloud_url, "--listen", "127.0.0.1:0",
@@ -175,20 +175,31 @@ TEST(EdgeService, ErrorsAreHttpCodesWithMessages) {
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("malformed JSON"), std::string::npos);
   chat(edge_url, {{"messages", json::array()}}, 400);
-  chat(edge_url, {{"cloud_prompt", "nope"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}, 404);
+  chat(edge_url, {{"cloud_prompt", "nope"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}},
+       404);
   // The cloud runs another model (same weights, no tokenizer: another fingerprint): 409.
   httplib::Client cc(cloud_url);
-  ASSERT_EQ(cc.Put("/v1/cloud-prompts/p", json{{"tokens", {1, 2, 3}}}.dump(), "application/json")->status, 201);
-  const json mismatch = chat(edge_url, {{"cloud_prompt", "p"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}, 409);
-  EXPECT_NE(mismatch["error"]["message"].get<std::string>().find("model mismatch"), std::string::npos);
+  ASSERT_EQ(
+      cc.Put("/v1/cloud-prompts/p", json{{"tokens", {1, 2, 3}}}.dump(), "application/json")->status,
+      201);
+  const json mismatch =
+      chat(edge_url, {{"cloud_prompt", "p"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}},
+           409);
+  EXPECT_NE(mismatch["error"]["message"].get<std::string>().find("model mismatch"),
+            std::string::npos);
   // A local request works without the cloud.
-  const json local = chat(edge_url, {{"messages", {{{"role", "system"}, {"content", "Be brief."}},
-                                                   {{"role", "user"}, {"content", "hello"}}}},
-                                     {"max_tokens", 4}, {"temperature", 0}});
+  const json local = chat(
+      edge_url,
+      {{"messages",
+        {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "hello"}}}},
+       {"max_tokens", 4},
+       {"temperature", 0}});
   EXPECT_EQ(local["usage"]["cloud_tokens"], 0);
   // Cloud gone: a clear 502, quickly.
   cloud.stop();
-  const json gone = chat(edge_url, {{"cloud_prompt", "p"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}, 502);
+  const json gone =
+      chat(edge_url, {{"cloud_prompt", "p"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}},
+           502);
   EXPECT_NE(gone["error"]["message"].get<std::string>().find("unreachable"), std::string::npos);
 }
 
@@ -205,8 +216,9 @@ TEST(EdgeService, OneShotRunWithCloudPromptPrintsTimeline) {
   const std::string cloud_url = test::start_cloud(cloud);
   register_prompt(cloud_url, "bank");
   const std::string user = "Can I open an account online?";
-  const auto split = test::run_cli({"run", "--model", model, "--cloud", cloud_url, "--cloud-prompt",
-                                    "bank", "--prompt", user, "--temp", "0", "-n", "12", "--timeline"});
+  const auto split =
+      test::run_cli({"run", "--model", model, "--cloud", cloud_url, "--cloud-prompt", "bank",
+                     "--prompt", user, "--temp", "0", "-n", "12", "--timeline"});
   ASSERT_EQ(split.exit_code, 0) << split.err;
   const auto local = test::run_cli({"run", "--model", model, "--system", kSystem, "--prompt", user,
                                     "--chat-template", "chatml", "--temp", "0", "-n", "12"});
@@ -214,8 +226,8 @@ TEST(EdgeService, OneShotRunWithCloudPromptPrintsTimeline) {
   EXPECT_EQ(split.out, local.out);
   EXPECT_NE(split.err.find("overlap model"), std::string::npos) << split.err;
   EXPECT_NE(split.err.find("kv arrived ms"), std::string::npos) << split.err;
-  const auto bad = test::run_cli({"run", "--model", model, "--cloud", cloud_url, "--cloud-prompt",
-                                  "nope", "--prompt", user});
+  const auto bad = test::run_cli(
+      {"run", "--model", model, "--cloud", cloud_url, "--cloud-prompt", "nope", "--prompt", user});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("unknown cloud prompt 'nope'"), std::string::npos) << bad.err;
 }
