@@ -234,3 +234,37 @@ TEST(EdgeService, OneShotRunWithCloudPromptPrintsTimeline) {
 
 }  // namespace
 }  // namespace ep
+
+namespace ep {
+namespace {
+
+// Over a link with 40 ms each way, the timeline counts from the request's arrival: the metadata
+// round trip and the stream's first round trip come before the first layer can arrive, and the
+// time to first token includes them.
+TEST(EdgeService, TimelineCountsFromTheRequestOverASlowLink) {
+  const std::string model = test::default_model().string();
+  test::Process cloud({"cloud", "--model", model, "--listen", "127.0.0.1:0"});
+  const std::string cloud_url = test::start_cloud(cloud);
+  register_prompt(cloud_url, "bank");
+  TcpRelay relay(port_of(cloud_url), {}, "127.0.0.1", "127.0.0.1", 0,
+                 LinkShape{0, std::chrono::milliseconds(40)});
+  test::Process edge({"edge", "--model", model, "--cloud", relay.url(), "--listen", "127.0.0.1:0"});
+  const std::string edge_url = start_edge(edge);
+  const json body = {{"cloud_prompt", "bank"},
+                     {"messages", {{{"role", "user"}, {"content", "Hello"}}}},
+                     {"temperature", 0},
+                     {"max_tokens", 2}};
+  const json t = chat(edge_url, body)["usage"]["timings"];
+  EXPECT_GE(t["layers"][0]["kv_arrival_ms"].get<double>(), 160);
+  EXPECT_GE(t["setup_ms"].get<double>(), 160);
+  EXPECT_GE(t["ttft_ms"].get<double>(), t["setup_ms"].get<double>());
+  EXPECT_EQ(t["kv_source"], "stream");
+  // Cached: only the metadata round trip remains.
+  const json c = chat(edge_url, body)["usage"]["timings"];
+  EXPECT_EQ(c["kv_source"], "edge-cache");
+  EXPECT_GE(c["ttft_ms"].get<double>(), 80);
+  EXPECT_LT(c["ttft_ms"].get<double>(), t["ttft_ms"].get<double>());
+}
+
+}  // namespace
+}  // namespace ep

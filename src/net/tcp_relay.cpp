@@ -8,15 +8,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <string>
 
 namespace ep {
 
 TcpRelay::TcpRelay(int upstream_port, Tamper tamper, std::string upstream_host,
-                   std::string listen_host, int listen_port)
+                   std::string listen_host, int listen_port, LinkShape shape)
     : upstream_port_(upstream_port),
       upstream_host_(std::move(upstream_host)),
       listen_host_(std::move(listen_host)),
-      tamper_(std::move(tamper)) {
+      tamper_(std::move(tamper)),
+      shape_(shape) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
   const int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -77,34 +82,96 @@ void TcpRelay::accept_loop() {
   }
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One direction of a relayed connection as an emulated link: chunks leave when the link has
+// serialised them and the latency has passed. Reading stops while much is in flight, so a slow
+// link pushes back on the sender as TCP would.
+class Direction {
+ public:
+  Direction(int to, const LinkShape& shape) : to_(to), shape_(shape) {}
+
+  void push(std::string chunk) {
+    const auto now = Clock::now();
+    wire_free_ = std::max(now, wire_free_) + shape_.serialisation(chunk.size());
+    in_flight_ += chunk.size();
+    queue_.push_back({wire_free_ + shape_.latency, std::move(chunk)});
+  }
+  // Writes what is due; false if the receiver is gone.
+  bool deliver() {
+    const auto now = Clock::now();
+    while (!queue_.empty() && queue_.front().due <= now) {
+      const std::string& c = queue_.front().bytes;
+      // MSG_NOSIGNAL: a receiver that hung up is an error to report, not a SIGPIPE for the process.
+      if (send(to_, c.data(), c.size(), MSG_NOSIGNAL) != ssize_t(c.size())) return false;
+      in_flight_ -= c.size();
+      queue_.pop_front();
+    }
+    return true;
+  }
+  bool accepting() const { return in_flight_ < kMaxInFlight; }
+  bool empty() const { return queue_.empty(); }
+  // Milliseconds until the next chunk is due (poll's timeout), at most `cap`.
+  int wait_ms(int cap) const {
+    if (queue_.empty()) return cap;
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(queue_.front().due - Clock::now());
+    return int(std::clamp<int64_t>(ms.count(), 0, cap));
+  }
+
+ private:
+  static constexpr size_t kMaxInFlight = size_t(4) << 20;
+  struct Chunk {
+    Clock::time_point due;
+    std::string bytes;
+  };
+  int to_;
+  const LinkShape& shape_;
+  std::deque<Chunk> queue_;
+  Clock::time_point wire_free_{};
+  size_t in_flight_ = 0;
+};
+
+}  // namespace
+
 void TcpRelay::pump(int client, int server, int connection) {
   size_t down_offset = 0;
   char buf[16384];
-  bool open = true;
-  while (open && !stop_) {
-    pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
-    if (poll(p, 2, 100) <= 0) continue;
-    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+  Direction up(server, shape_), down(client, shape_);
+  bool reading = true;  // until either side closes; then what is in flight is still delivered
+  while (!stop_ && (reading || !up.empty() || !down.empty())) {
+    pollfd p[2] = {{client, short(reading && up.accepting() ? POLLIN : 0), 0},
+                   {server, short(reading && down.accepting() ? POLLIN : 0), 0}};
+    poll(p, 2, std::min(up.wait_ms(100), down.wait_ms(100)));
+    if (reading && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
       const ssize_t n = read(client, buf, sizeof buf);
-      if (n <= 0) break;
-      {
-        std::lock_guard lock(mutex_);
-        up_.append(buf, size_t(n));
+      if (n <= 0) {
+        reading = false;
+      } else {
+        {
+          std::lock_guard lock(mutex_);
+          up_.append(buf, size_t(n));
+        }
+        up.push(std::string(buf, size_t(n)));
       }
-      if (write(server, buf, size_t(n)) != n) break;
     }
-    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+    if (reading && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
       const ssize_t n = read(server, buf, sizeof buf);
-      if (n <= 0) break;
-      std::string chunk(buf, size_t(n));
-      {
-        std::lock_guard lock(mutex_);
-        down_ += chunk;
+      if (n <= 0) {
+        reading = false;
+      } else {
+        std::string chunk(buf, size_t(n));
+        {
+          std::lock_guard lock(mutex_);
+          down_ += chunk;
+        }
+        if (tamper_ && !tamper_(connection, down_offset, chunk)) break;
+        down_offset += size_t(n);
+        down.push(std::move(chunk));
       }
-      if (tamper_ && !tamper_(connection, down_offset, chunk)) break;
-      down_offset += size_t(n);
-      if (write(client, chunk.data(), chunk.size()) != ssize_t(chunk.size())) open = false;
     }
+    if (!up.deliver() || !down.deliver()) break;
   }
   close(client);
   close(server);

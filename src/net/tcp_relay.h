@@ -1,7 +1,10 @@
 // A recording TCP relay: sits between a client and a server, forwards every byte both ways and
 // keeps a copy, so one can audit exactly what crossed (`edgeprompt relay`, the privacy test).
-// Tests can also corrupt or cut the server's replies.
+// Tests can also corrupt or cut the server's replies, and a LinkShape turns loopback into a slow
+// network (bandwidth and latency each way) for experiments on the overlap of transfer and compute.
 #pragma once
+
+#include "net/link_shape.h"
 
 #include <atomic>
 #include <functional>
@@ -19,9 +22,10 @@ class TcpRelay {
   // corrupt it; return false to close the connection before sending it.
   using Tamper = std::function<bool(int connection, size_t offset, std::string& chunk)>;
 
-  // Listens on listen_host:listen_port (0: any free port) and forwards to upstream_host:upstream_port.
+  // Listens on listen_host:listen_port (0: any free port) and forwards to
+  // upstream_host:upstream_port.
   TcpRelay(int upstream_port, Tamper tamper = {}, std::string upstream_host = "127.0.0.1",
-           std::string listen_host = "127.0.0.1", int listen_port = 0);
+           std::string listen_host = "127.0.0.1", int listen_port = 0, LinkShape shape = {});
   ~TcpRelay();
   int port() const { return port_; }
   std::string url() const { return "http://" + listen_host_ + ":" + std::to_string(port_); }
@@ -35,6 +39,7 @@ class TcpRelay {
   int upstream_port_;
   std::string upstream_host_, listen_host_;
   Tamper tamper_;
+  LinkShape shape_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

@@ -2,8 +2,8 @@
 
 #include "core/error.h"
 #include "model/fingerprint.h"
-#include "net/http_bind.h"
 #include "net/cloud_client.h"
+#include "net/http_bind.h"
 #include "serve/edge_kv_cache.h"
 #include "serve/generator.h"
 #include "tokenizer/chat_template.h"
@@ -30,11 +30,16 @@ struct HttpError : Error {
   int status;
 };
 
-[[noreturn]] void http_fail(int status, const std::string& message) { throw HttpError(status, message); }
+[[noreturn]] void http_fail(int status, const std::string& message) {
+  throw HttpError(status, message);
+}
 
 json error_body(int status, const std::string& message) {
-  const char* type = status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error"
-                     : status == 409 ? "model_mismatch" : status == 502 ? "cloud_error" : "server_error";
+  const char* type = status == 400   ? "invalid_request_error"
+                     : status == 404 ? "not_found_error"
+                     : status == 409 ? "model_mismatch"
+                     : status == 502 ? "cloud_error"
+                                     : "server_error";
   return {{"error", {{"message", message}, {"type", type}, {"code", status}}}};
 }
 
@@ -55,6 +60,7 @@ struct CloudKv {
   std::string id, chat_template, source;
   uint64_t version = 0;
   size_t n_tokens = 0;
+  std::chrono::steady_clock::time_point fetch_started;  // layer arrivals count from here
 };
 
 // The parsed request: what to generate and how.
@@ -87,9 +93,13 @@ struct EdgeService::Impl {
       kv_bytes_streamed{0}, cache_hits{0}, cache_misses{0};
 
   Impl(const Model& m, const Tokenizer& t, EdgeOptions o)
-      : model(m), tokenizer(t), opt(std::move(o)), fingerprint(model_fingerprint(*m.source)),
+      : model(m),
+        tokenizer(t),
+        opt(std::move(o)),
+        fingerprint(model_fingerprint(*m.source)),
         local_format(detect_chat_format(chat_template_text(*m.source)).value_or(ChatFormat::none)),
-        pool(opt.threads), cache(opt.kv_cache_dir, opt.kv_cache_bytes, m, fingerprint) {
+        pool(opt.threads),
+        cache(opt.kv_cache_dir, opt.kv_cache_bytes, m, fingerprint) {
     routes();
   }
 
@@ -121,8 +131,10 @@ struct EdgeService::Impl {
       s.repeat_penalty = j.value("repeat_penalty", 1.0f);
       s.seed = j.contains("seed") ? j["seed"].get<uint64_t>() : std::random_device{}();
       if (j.contains("stop")) {
-        if (j["stop"].is_string()) job.gen.stop = {j["stop"].get<std::string>()};
-        else job.gen.stop = j["stop"].get<std::vector<std::string>>();
+        if (j["stop"].is_string())
+          job.gen.stop = {j["stop"].get<std::string>()};
+        else
+          job.gen.stop = j["stop"].get<std::vector<std::string>>();
       }
       if (chat) {
         if (!j.contains("messages") || !j["messages"].is_array() || j["messages"].empty()) {
@@ -133,8 +145,9 @@ struct EdgeService::Impl {
           const std::string content = m.at("content").get<std::string>();
           if (role == "system") {
             if (job.cloud_prompt) {
-              http_fail(400, "a request with 'cloud_prompt' takes its system part from the cloud; "
-                             "send no system message");
+              http_fail(400,
+                        "a request with 'cloud_prompt' takes its system part from the cloud; "
+                        "send no system message");
             }
             if (!job.messages.empty() || !job.system.empty()) {
               http_fail(400, "the system message must come first");
@@ -174,10 +187,12 @@ struct EdgeService::Impl {
     client.set_read_timeout(30, 0);
     auto res = client.Get("/v1/cloud-prompts/" + id);
     if (!res) {
-      http_fail(502, fmt::format("cloud unreachable at {}: {}", opt.cloud_url, httplib::to_string(res.error())));
+      http_fail(502, fmt::format("cloud unreachable at {}: {}", opt.cloud_url,
+                                 httplib::to_string(res.error())));
     }
     if (res->status == 404) http_fail(404, fmt::format("unknown cloud prompt '{}'", id));
-    if (res->status != 200) http_fail(502, fmt::format("cloud answered {}: {}", res->status, res->body));
+    if (res->status != 200)
+      http_fail(502, fmt::format("cloud answered {}: {}", res->status, res->body));
     json meta;
     try {
       meta = json::parse(res->body);
@@ -197,11 +212,14 @@ struct EdgeService::Impl {
     } else {
       ++cache_misses;
       try {
+        kv.fetch_started = std::chrono::steady_clock::now();
         kv.fetch = std::make_unique<CloudKvFetch>(opt.cloud_url, id, model, fingerprint);
       } catch (const Error& e) {
         const std::string m = e.what();
         http_fail(m.find("model mismatch") != std::string::npos ? 409
-                  : m.find("answered 404") != std::string::npos ? 404 : 502, m);
+                  : m.find("answered 404") != std::string::npos ? 404
+                                                                : 502,
+                  m);
       }
       kv.segment = kv.fetch->segment();
       kv.version = kv.fetch->header().prompt_version;
@@ -217,11 +235,13 @@ struct EdgeService::Impl {
     if (!job.chat) {
       if (job.prompt_ids) {
         for (int32_t t : *job.prompt_ids) {
-          if (t < 0 || t >= model.hp.n_vocab) http_fail(400, fmt::format("token id {} out of range", t));
+          if (t < 0 || t >= model.hp.n_vocab)
+            http_fail(400, fmt::format("token id {} out of range", t));
         }
         return *job.prompt_ids;
       }
-      return tokenizer.encode(job.prompt, kv == nullptr && tokenizer.add_bos_default(), kv == nullptr);
+      return tokenizer.encode(job.prompt, kv == nullptr && tokenizer.add_bos_default(),
+                              kv == nullptr);
     }
     const ChatFormat format = kv ? chat_format_from_name(kv->chat_template) : local_format;
     try {
@@ -231,7 +251,8 @@ struct EdgeService::Impl {
         const RenderedChat r = render_chat(format, "system", job.messages);
         return chat_tokens(tokenizer, {"", r.suffix}, format).suffix;
       }
-      const ChatTokens t = chat_tokens(tokenizer, render_chat(format, job.system, job.messages), format);
+      const ChatTokens t =
+          chat_tokens(tokenizer, render_chat(format, job.system, job.messages), format);
       std::vector<int32_t> all = t.prefix;
       all.insert(all.end(), t.suffix.begin(), t.suffix.end());
       return all;
@@ -242,18 +263,28 @@ struct EdgeService::Impl {
 
   // ---- responses ------------------------------------------------------------------------------
 
-  json usage(const GenerationResult& r, const Job& job, const CloudKv* kv) {
+  // Times count from the request's arrival at the edge: `setup_s` covers the cloud metadata
+  // request, the start of the KV stream, tokenisation and waiting for the compute lock.
+  json usage(const GenerationResult& r, const Job& job, const CloudKv* kv, double setup_s,
+             std::chrono::steady_clock::time_point t_request) {
     const size_t cloud_tokens = kv ? kv->n_tokens : 0;
     const size_t edge_tokens = job.gen.tokens.size();
-    json timings = {{"ttft_ms", r.ttft_s * 1e3},
+    json timings = {{"ttft_ms", (setup_s + r.ttft_s) * 1e3},
+                    {"setup_ms", setup_s * 1e3},
                     {"prompt_ms", r.prompt_s * 1e3},
                     {"generation_ms", r.generation_s * 1e3},
                     {"kv_source", kv ? kv->source : "none"},
                     {"kv_bytes_received", kv && kv->fetch ? kv->fetch->bytes_received() : 0}};
     json layers = json::array();
-    const std::vector<double> arrival = kv && kv->fetch ? kv->fetch->layer_arrival_s() : std::vector<double>{};
+    std::vector<double> arrival =
+        kv && kv->fetch ? kv->fetch->layer_arrival_s() : std::vector<double>{};
+    if (kv && kv->fetch) {
+      const double offset = std::chrono::duration<double>(kv->fetch_started - t_request).count();
+      for (double& a : arrival) a += offset;
+    }
     for (size_t l = 0; l < r.prompt_layers.size(); ++l) {
-      json e = {{"layer", l}, {"wait_ms", r.prompt_layers[l].wait_s * 1e3},
+      json e = {{"layer", l},
+                {"wait_ms", r.prompt_layers[l].wait_s * 1e3},
                 {"compute_ms", r.prompt_layers[l].compute_s * 1e3}};
       if (l < arrival.size()) e["kv_arrival_ms"] = arrival[l] * 1e3;
       layers.push_back(e);
@@ -271,33 +302,45 @@ struct EdgeService::Impl {
              const std::optional<std::string>& finish) {
     const json fin = finish ? json(*finish) : json(nullptr);
     if (job.chat) {
-      return {{"id", id}, {"object", "chat.completion.chunk"}, {"created", std::time(nullptr)},
+      return {{"id", id},
+              {"object", "chat.completion.chunk"},
+              {"created", std::time(nullptr)},
               {"model", job.model_name},
-              {"choices", {{{"index", 0}, {"delta", text.empty() ? json::object() : json{{"content", text}}},
-                            {"finish_reason", fin}}}}};
+              {"choices",
+               {{{"index", 0},
+                 {"delta", text.empty() ? json::object() : json{{"content", text}}},
+                 {"finish_reason", fin}}}}};
     }
-    return {{"id", id}, {"object", "text_completion"}, {"created", std::time(nullptr)},
+    return {{"id", id},
+            {"object", "text_completion"},
+            {"created", std::time(nullptr)},
             {"model", job.model_name},
             {"choices", {{{"index", 0}, {"text", text}, {"finish_reason", fin}}}}};
   }
 
   // Runs a job; `on_text` streams pieces. Returns the final JSON (usage included).
-  json run(Job& job, const std::string& id, const std::function<bool(const std::string&)>& on_text) {
+  json run(Job& job, const std::string& id,
+           const std::function<bool(const std::string&)>& on_text) {
+    const auto t_request = std::chrono::steady_clock::now();
     std::optional<CloudKv> kv;
     if (job.cloud_prompt) kv = resolve_cloud_prompt(*job.cloud_prompt);
     job.gen.tokens = private_tokens(job, kv ? &*kv : nullptr);
     if (job.gen.tokens.empty()) http_fail(400, "the prompt is empty");
     job.gen.prefix = kv ? kv->segment : nullptr;
     GenerationResult r;
+    double setup_s = 0;
     {
       std::lock_guard lock(compute_mutex);
+      setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request).count();
       try {
         r = generate(model, tokenizer, pool, job.gen, on_text);
       } catch (const Error& e) {
         const std::string m = e.what();
-        http_fail(m.find("cloud prompt") != std::string::npos || m.find("KV stream") != std::string::npos
-                      ? 502 : 400,
-                  m);
+        http_fail(
+            m.find("cloud prompt") != std::string::npos || m.find("KV stream") != std::string::npos
+                ? 502
+                : 400,
+            m);
       }
     }
     if (kv && kv->fetch) {
@@ -314,16 +357,22 @@ struct EdgeService::Impl {
     completion_tokens += r.ids.size();
     json out;
     if (job.chat) {
-      out = {{"id", id}, {"object", "chat.completion"}, {"created", std::time(nullptr)},
+      out = {{"id", id},
+             {"object", "chat.completion"},
+             {"created", std::time(nullptr)},
              {"model", job.model_name},
-             {"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", r.text}}},
-                           {"finish_reason", r.finish_reason}}}}};
+             {"choices",
+              {{{"index", 0},
+                {"message", {{"role", "assistant"}, {"content", r.text}}},
+                {"finish_reason", r.finish_reason}}}}};
     } else {
-      out = {{"id", id}, {"object", "text_completion"}, {"created", std::time(nullptr)},
+      out = {{"id", id},
+             {"object", "text_completion"},
+             {"created", std::time(nullptr)},
              {"model", job.model_name},
              {"choices", {{{"index", 0}, {"text", r.text}, {"finish_reason", r.finish_reason}}}}};
     }
-    out["usage"] = usage(r, job, kv ? &*kv : nullptr);
+    out["usage"] = usage(r, job, kv ? &*kv : nullptr, setup_s, t_request);
     if (kv) out["cloud_prompt"] = {{"id", kv->id}, {"version", kv->version}};
     return out;
   }
@@ -365,7 +414,8 @@ struct EdgeService::Impl {
             json final_json = run(*shared_job, id, [&](const std::string& text) {
               return event(chunk(*shared_job, id, text, std::nullopt));
             });
-            json last = chunk(*shared_job, id, "", final_json["choices"][0]["finish_reason"].get<std::string>());
+            json last = chunk(*shared_job, id, "",
+                              final_json["choices"][0]["finish_reason"].get<std::string>());
             last["usage"] = final_json["usage"];
             event(last);
           } catch (const HttpError& e) {
@@ -386,15 +436,21 @@ struct EdgeService::Impl {
     return fmt::format(
         "# TYPE edgeprompt_edge_requests_total counter\nedgeprompt_edge_requests_total {}\n"
         "# TYPE edgeprompt_edge_errors_total counter\nedgeprompt_edge_errors_total {}\n"
-        "# TYPE edgeprompt_edge_prompt_tokens_total counter\nedgeprompt_edge_prompt_tokens_total {}\n"
-        "# TYPE edgeprompt_edge_completion_tokens_total counter\nedgeprompt_edge_completion_tokens_total {}\n"
-        "# TYPE edgeprompt_edge_kv_bytes_received_total counter\nedgeprompt_edge_kv_bytes_received_total {}\n"
-        "# TYPE edgeprompt_edge_kv_cache_hits_total counter\nedgeprompt_edge_kv_cache_hits_total {}\n"
-        "# TYPE edgeprompt_edge_kv_cache_misses_total counter\nedgeprompt_edge_kv_cache_misses_total {}\n"
+        "# TYPE edgeprompt_edge_prompt_tokens_total counter\nedgeprompt_edge_prompt_tokens_total "
+        "{}\n"
+        "# TYPE edgeprompt_edge_completion_tokens_total "
+        "counter\nedgeprompt_edge_completion_tokens_total {}\n"
+        "# TYPE edgeprompt_edge_kv_bytes_received_total "
+        "counter\nedgeprompt_edge_kv_bytes_received_total {}\n"
+        "# TYPE edgeprompt_edge_kv_cache_hits_total counter\nedgeprompt_edge_kv_cache_hits_total "
+        "{}\n"
+        "# TYPE edgeprompt_edge_kv_cache_misses_total "
+        "counter\nedgeprompt_edge_kv_cache_misses_total {}\n"
         "# TYPE edgeprompt_edge_kv_cache_bytes gauge\nedgeprompt_edge_kv_cache_bytes {}\n"
         "# TYPE edgeprompt_edge_kv_cache_entries gauge\nedgeprompt_edge_kv_cache_entries {}\n",
         requests.load(), errors.load(), prompt_tokens.load(), completion_tokens.load(),
-        kv_bytes_streamed.load(), cache_hits.load(), cache_misses.load(), cache.bytes(), cache.size());
+        kv_bytes_streamed.load(), cache_hits.load(), cache_misses.load(), cache.bytes(),
+        cache.size());
   }
 
   void routes() {
@@ -404,19 +460,27 @@ struct EdgeService::Impl {
                 [this](const httplib::Request& q, httplib::Response& r) { handle(q, r, false); });
     server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& r) {
       r.set_content(json{{"object", "list"},
-                         {"data", {{{"id", "edgeprompt"}, {"object", "model"}, {"owned_by", "local"},
-                                    {"fingerprint", fingerprint}}}}}.dump() + "\n",
+                         {"data",
+                          {{{"id", "edgeprompt"},
+                            {"object", "model"},
+                            {"owned_by", "local"},
+                            {"fingerprint", fingerprint}}}}}
+                            .dump() +
+                        "\n",
                     "application/json");
     });
     server.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
-      r.set_content(json{{"status", "ok"}, {"fingerprint", fingerprint}, {"cloud", opt.cloud_url}}.dump() + "\n",
-                    "application/json");
+      r.set_content(
+          json{{"status", "ok"}, {"fingerprint", fingerprint}, {"cloud", opt.cloud_url}}.dump() +
+              "\n",
+          "application/json");
     });
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
       r.set_content(metrics_text(), "text/plain; version=0.0.4");
     });
     server.set_error_handler([](const httplib::Request& q, httplib::Response& r) {
-      if (r.body.empty()) send_error(r, r.status, fmt::format("{} {}: no such endpoint", q.method, q.path));
+      if (r.body.empty())
+        send_error(r, r.status, fmt::format("{} {}: no such endpoint", q.method, q.path));
     });
   }
 };
@@ -432,7 +496,11 @@ int EdgeService::bind() {
   return o.port;
 }
 
-void EdgeService::serve() { impl_->server.listen_after_bind(); }
-void EdgeService::stop() { impl_->server.stop(); }
+void EdgeService::serve() {
+  impl_->server.listen_after_bind();
+}
+void EdgeService::stop() {
+  impl_->server.stop();
+}
 
 }  // namespace ep
