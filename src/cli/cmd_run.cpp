@@ -9,10 +9,7 @@
 #include "model/fingerprint.h"
 #include "model/model.h"
 #include "net/cloud_client.h"
-#include "runtime/sampler.h"
-#include "runtime/stop_strings.h"
-#include "runtime/transformer.h"
-#include "tokenizer/sampleable_vocab.h"
+#include "serve/generator.h"
 #include "tokenizer/chat_template.h"
 
 #include <fmt/core.h>
@@ -49,7 +46,8 @@ void write_out(std::string_view text) {
 
 // With --cloud-prompt: the private part only (the user message in the cloud prompt's chat
 // format, after its system part), tokenised here; it never leaves this process.
-std::vector<int32_t> edge_tokens(const Options& o, const Tokenizer* tok, const std::string& format_name) {
+std::vector<int32_t> edge_tokens(const Options& o, const Tokenizer* tok,
+                                 const std::string& format_name) {
   if (o.prompt.empty()) fail("--cloud-prompt needs --prompt TEXT (the private part)");
   if (!o.system.empty() || !o.tokens.empty()) {
     fail("--cloud-prompt takes its system part from the cloud: give only --prompt");
@@ -68,18 +66,20 @@ void print_timeline(const std::vector<double>& arrival, const std::vector<LayerT
   fmt::print(stderr, "layer  kv arrived ms  edge waited ms  edge compute ms\n");
   double edge_before_last = 0;
   for (size_t l = 0; l < layers.size(); ++l) {
-    fmt::print(stderr, "{:5}  {:13.2f}  {:14.2f}  {:15.2f}\n", l, l < arrival.size() ? arrival[l] * 1e3 : 0.0,
-               layers[l].wait_s * 1e3, layers[l].compute_s * 1e3);
+    fmt::print(stderr, "{:5}  {:13.2f}  {:14.2f}  {:15.2f}\n", l,
+               l < arrival.size() ? arrival[l] * 1e3 : 0.0, layers[l].wait_s * 1e3,
+               layers[l].compute_s * 1e3);
     if (l + 1 < layers.size()) edge_before_last += layers[l].compute_s;
   }
   if (arrival.empty() || layers.empty()) return;
   const double first = arrival.front(), last = *std::max_element(arrival.begin(), arrival.end());
   const double model_t = first + std::max(last - first, edge_before_last) + layers.back().compute_s;
-  fmt::print(stderr,
-             "KV: {} bytes in {:.2f} ms ({:.1f} MB/s); TTFT measured {:.2f} ms, overlap model {:.2f} ms "
-             "(bound by {})\n",
-             bytes, last * 1e3, last > 0 ? double(bytes) / last / 1e6 : 0.0, ttft_s * 1e3, model_t * 1e3,
-             last - first > edge_before_last ? "transfer/cloud" : "edge compute");
+  fmt::print(
+      stderr,
+      "KV: {} bytes in {:.2f} ms ({:.1f} MB/s); TTFT measured {:.2f} ms, overlap model {:.2f} ms "
+      "(bound by {})\n",
+      bytes, last * 1e3, last > 0 ? double(bytes) / last / 1e6 : 0.0, ttft_s * 1e3, model_t * 1e3,
+      last - first > edge_before_last ? "transfer/cloud" : "edge compute");
 }
 
 // The prompt's token ids: --tokens as given, or --prompt rendered through the chat template.
@@ -119,87 +119,54 @@ int run(const Options& o) {
     fetch = std::make_unique<CloudKvFetch>(o.cloud, o.cloud_prompt, *model,
                                            model_fingerprint(*model->source));
   }
-  const std::vector<int32_t> prompt = fetch ? edge_tokens(o, tok.get(), fetch->header().chat_template)
-                                            : prompt_tokens(o, *model, tok.get());
-  const int64_t n_vocab = model->hp.n_vocab;
-  for (const int32_t id : prompt) {
-    if (id >= n_vocab) fail("token id {} is out of range (the model has {} tokens)", id, n_vocab);
-  }
+  const std::vector<int32_t> prompt = fetch
+                                          ? edge_tokens(o, tok.get(), fetch->header().chat_template)
+                                          : prompt_tokens(o, *model, tok.get());
   // The cloud prompt occupies the first positions of the context.
-  const int64_t n_ctx = (o.ctx > 0 ? o.ctx : model->hp.n_ctx_train) -
-                        (fetch ? int64_t(fetch->header().tokens.size()) : 0);
-  if (int64_t(prompt.size()) >= n_ctx) {
+  const int64_t n_ctx = o.ctx > 0 ? o.ctx : model->hp.n_ctx_train;
+  const int64_t room = n_ctx - (fetch ? int64_t(fetch->header().tokens.size()) : 0);
+  if (int64_t(prompt.size()) >= room) {
     fail("the prompt has {} tokens but the context holds {} (it must leave room for one more)",
-         prompt.size(), n_ctx);
+         prompt.size(), room);
   }
-  const int64_t n_predict = std::min<int64_t>(o.n_predict, n_ctx - int64_t(prompt.size()));
-
-  SamplerParams sp = o.sampling;
-  sp.seed = o.seed ? *o.seed : std::random_device{}();
-  Sampler sampler(sp);
-  for (const int32_t id : prompt) sampler.accept(id);
-  StopStrings stops(o.stops);
-  const SampleableVocab sampleable = sampleable_vocab(tok.get(), n_vocab);
+  GenerationRequest req;
+  req.prefix = fetch ? fetch->segment() : nullptr;
+  req.tokens = prompt;
+  req.sampling = o.sampling;
+  req.sampling.seed = o.seed ? *o.seed : std::random_device{}();
+  req.max_tokens = int(std::min<int64_t>(o.n_predict, room - int64_t(prompt.size())));
+  req.stop = o.stops;
+  req.n_ctx = n_ctx;
 
   ThreadPool pool(o.threads);
-  Transformer tf(*model, int64_t(prompt.size()) + n_predict, pool,
-                 fetch ? fetch->segment() : nullptr);
-  std::vector<LayerTiming> prompt_layers(size_t(model->hp.n_layer));
-  std::vector<float> logits;
-  const auto t0 = Clock::now();
+  const auto t_start = Clock::now();
+  GenerationResult r;
   {
-    // Long prompts go in chunks so that a terminal can show progress.
-    constexpr size_t kChunk = 512;
     ProgressBar bar("prompt", "tokens");
-    for (size_t at = 0; at < prompt.size(); at += kChunk) {
-      const size_t n = std::min(kChunk, prompt.size() - at);
-      tf.forward(std::span(prompt).subspan(at, n), logits, false);
-      for (size_t l = 0; l < prompt_layers.size(); ++l) {
-        prompt_layers[l].wait_s += tf.last_timings()[l].wait_s;
-        prompt_layers[l].compute_s += tf.last_timings()[l].compute_s;
-      }
-      bar.update(at + n, prompt.size());
-    }
+    r = generate(
+        *model, tok.get(), pool, req,
+        [](const std::string& text) {
+          write_out(text);
+          return true;
+        },
+        [&](size_t done, size_t total) { bar.update(done, total); });
   }
-  const auto t1 = Clock::now();
-  Clock::time_point first = t1;
-
-  std::optional<StreamingDetokenizer> detok;
-  if (tok) detok.emplace(*tok);
-  int64_t n_gen = 0;
-  for (int64_t i = 0; i < n_predict; ++i) {
-    const int32_t next = sampler.sample(sampleable.apply(logits));
-    if (i == 0) first = Clock::now();
-    ++n_gen;
-    sampler.accept(next);
-    if (tok && tok->is_eog(next)) break;
-    if (detok) {
-      write_out(stops.push(detok->push(next)));
-      if (stops.stopped()) break;
-    } else {
-      write_out(fmt::format("{}{}", i ? "," : "", next));
-    }
-    if (i + 1 < n_predict) tf.forward(std::span(&next, 1), logits, false);
-  }
-  if (detok && !stops.stopped()) write_out(stops.push(detok->flush()) + stops.flush());
   write_out("\n");
-  const auto t2 = Clock::now();
 
-  const auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
-  const double pp = secs(t1 - t0), tg = secs(t2 - first);
+  const size_t n_gen = r.ids.size();
   fmt::print(stderr,
              "prompt: {} tokens, {:.1f} tok/s; generation: {} tokens, {:.1f} tok/s; "
              "time to first token: {:.1f} ms; seed {}\n",
-             prompt.size(), double(prompt.size()) / std::max(pp, 1e-9), n_gen,
-             n_gen > 1 ? double(n_gen - 1) / std::max(tg, 1e-9) : 0.0, 1e3 * secs(first - t0),
-             sp.seed);
+             prompt.size(), double(prompt.size()) / std::max(r.prompt_s, 1e-9), n_gen,
+             n_gen > 1 ? double(n_gen - 1) / std::max(r.generation_s, 1e-9) : 0.0, 1e3 * r.ttft_s,
+             req.sampling.seed);
   if (fetch) {
     fmt::print(stderr, "cloud prompt '{}' v{}: {} tokens from the cloud, {} private tokens here\n",
                o.cloud_prompt, fetch->header().prompt_version, fetch->header().tokens.size(),
                prompt.size());
     if (o.timeline) {
-      print_timeline(fetch->layer_arrival_s(), prompt_layers, secs(first - t_request),
-                     fetch->bytes_received());
+      const double ttft_s = std::chrono::duration<double>(t_start - t_request).count() + r.ttft_s;
+      print_timeline(fetch->layer_arrival_s(), r.prompt_layers, ttft_s, fetch->bytes_received());
     }
   }
   return 0;

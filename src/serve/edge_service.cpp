@@ -333,7 +333,7 @@ struct EdgeService::Impl {
       std::lock_guard lock(compute_mutex);
       setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request).count();
       try {
-        r = generate(model, tokenizer, pool, job.gen, on_text);
+        r = generate(model, &tokenizer, pool, job.gen, on_text);
       } catch (const Error& e) {
         const std::string m = e.what();
         http_fail(
