@@ -243,11 +243,13 @@ __global__ void __launch_bounds__(128) rows_kernel(RowAttention a) {
   for (int i = 0; i < 8; ++i) q[i] *= scale;
 
   float m = -INFINITY, l = 0, acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int j0 = begin + grp; j0 < end; j0 += U * KPB) {
+  // The loop bound depends on the warp only: every lane reaches each shuffle (lanes whose keys
+  // are past the end carry -inf scores).
+  for (int base = begin + warp * KPW; base < end; base += U * KPB) {
     uint4 kr[U], vr[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int j = j0 + u * KPB;
+      const int j = base + sub + u * KPB;
       kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
       if (j < end) {
         const size_t row = size_t(table[j / kPageTokens]) * kPageTokens + j % kPageTokens;
@@ -267,16 +269,17 @@ __global__ void __launch_bounds__(128) rows_kernel(RowAttention a) {
       for (int i = 0; i < 8; ++i) d = fmaf(q[i], kf[i], d);
 #pragma unroll
       for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-      s[u] = j0 + u * KPB < end ? d : -INFINITY;
+      s[u] = base + sub + u * KPB < end ? d : -INFINITY;
       mx = fmaxf(mx, s[u]);
     }
-    const float alpha = exp2f(m - mx);  // m == -inf: 0 (mx is finite: key j0 is valid)
+    const float m_use = mx == -INFINITY ? 0.0f : mx;  // no key yet: keep everything at zero
+    const float alpha = exp2f(m - m_use);
     l *= alpha;
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[i] *= alpha;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const float p = exp2f(s[u] - mx);
+      const float p = exp2f(s[u] - m_use);
       l += p;
       float vf[8];
       unpack8(vr[u], vf);
