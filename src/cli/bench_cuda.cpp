@@ -94,6 +94,21 @@ int run_cuda_bench(const CudaBenchOptions& o) {
     j["prefill_tok_s_reps"] = wall;
     j["prefill_tok_s_device"] = median(dev);
     j["prefill_TFLOPs"] = flops / (p / tok_s) / 1e12;
+    if (o.profile) {
+      engine->set_profiling(true);
+      const int seq = engine->open_sequence();
+      engine->prefill(seq, prompt, &logits);
+      engine->close_sequence(seq);
+      engine->set_profiling(false);
+      nlohmann::json prof;
+      fmt::print("prefill stages (one profiled pass, {:.2f} ms):\n",
+                 engine->last_device_seconds() * 1e3);
+      for (const auto& [stage, secs] : engine->last_profile()) {
+        fmt::print("  {:<22} {:8.3f} ms\n", stage, secs * 1e3);
+        prof[stage] = secs * 1e3;
+      }
+      j["prefill_profile_ms"] = prof;
+    }
   }
 
   // Decode: B sequences, each prefilled with decode_prompt tokens, then n_gen greedy steps of

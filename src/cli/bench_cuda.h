@@ -17,6 +17,7 @@ struct CudaBenchOptions {
   int reps = 3;
   uint32_t seed = 1;
   bool json = false;
+  bool profile = false;  // one more prefill, timed stage by stage
 };
 
 int run_cuda_bench(const CudaBenchOptions& o);

@@ -88,6 +88,7 @@ Command add_bench(CLI::App& root) {
     std::string device = "cpu", shape;
     std::vector<int> batches = {1};
     int decode_prompt = 512;
+    bool profile = false;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("bench", "Measure prefill and decode speed");
@@ -114,6 +115,7 @@ Command add_bench(CLI::App& root) {
   app->add_option("--decode-prompt", o->decode_prompt,
                   "cuda: tokens prefilled into each sequence before the decode steps")
       ->check(CLI::Range(0, 1 << 20));
+  app->add_flag("--profile", o->profile, "cuda: also time the prefill's stages");
   return {app, [o] {
             if (o->device == "cuda") {
               if (o->model.empty() == o->shape.empty())
@@ -128,6 +130,7 @@ Command add_bench(CLI::App& root) {
               c.reps = o->reps;
               c.seed = o->seed;
               c.json = o->json;
+              c.profile = o->profile;
               return run_cuda_bench(c);
             }
             if (o->model.empty()) fail("bench: --model is required");

@@ -5,6 +5,7 @@
 #include "backend/cuda/bf16_util.cuh"
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 #include <cmath>
 
@@ -53,6 +54,7 @@ constexpr int flash_smem_bytes() {
 
 template <int HD>
 __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
+  pdl_begin();
   constexpr int LD = HD + 8;  // padded rows: ldmatrix's 8 row addresses hit distinct banks
   extern __shared__ __align__(16) uint16_t smem[];
   uint16_t* qs = smem;
@@ -209,8 +211,7 @@ void launch_flash(const FlashPrefill& a, cudaStream_t s) {
   check(cudaFuncSetAttribute(flash_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
         "cudaFuncSetAttribute(flash)");
   const dim3 grid((a.n_q + kBq - 1) / kBq, a.n_head);
-  flash_kernel<HD><<<grid, 128, bytes, s>>>(a);
-  check_launch("attention_flash");
+  launch("attention_flash", flash_kernel<HD>, grid, 128, bytes, s, a);
 }
 
 // ---- row attention (decode) ----
@@ -219,6 +220,7 @@ void launch_flash(const FlashPrefill& a, cudaStream_t s) {
 // step and each lane keeps four keys' loads in flight.
 template <int HD>
 __global__ void __launch_bounds__(128) rows_kernel(RowAttention a) {
+  pdl_begin();
   constexpr int LPK = HD / 8, KPW = 32 / LPK, NG = 4 * KPW, KPB = NG, U = 4;
   __shared__ float sm_m[NG], sm_l[NG];
   __shared__ float sm_acc[NG][HD];
@@ -316,6 +318,7 @@ __global__ void __launch_bounds__(128) rows_kernel(RowAttention a) {
 
 __global__ void merge_kernel(const float* part_out, const float* part_lse, int n_head, int n_split,
                              int hd, uint16_t* out, int64_t out_stride, float* lse) {
+  pdl_begin();
   const int h = blockIdx.x, r = blockIdx.y;
   const size_t base = (size_t(r) * n_head + h) * n_split;
   float mx = -INFINITY;
@@ -366,31 +369,29 @@ void attention_rows(const RowAttention& a, cudaStream_t s) {
   const dim3 grid(a.n_split, a.n_head, a.n_rows);
   switch (a.head_dim) {
     case 16:
-      rows_kernel<16><<<grid, 128, 0, s>>>(a);
+      launch("attention_rows", rows_kernel<16>, grid, 128, 0, s, a);
       break;
     case 32:
-      rows_kernel<32><<<grid, 128, 0, s>>>(a);
+      launch("attention_rows", rows_kernel<32>, grid, 128, 0, s, a);
       break;
     case 64:
-      rows_kernel<64><<<grid, 128, 0, s>>>(a);
+      launch("attention_rows", rows_kernel<64>, grid, 128, 0, s, a);
       break;
     case 128:
-      rows_kernel<128><<<grid, 128, 0, s>>>(a);
+      launch("attention_rows", rows_kernel<128>, grid, 128, 0, s, a);
       break;
     default:
       fail_message("attention_rows: head_dim " + std::to_string(a.head_dim) +
                    " is not 16, 32, 64 or 128");
   }
-  check_launch("attention_rows");
 }
 
 void merge_partials(const float* part_out, const float* part_lse, int n_rows, int n_head,
                     int n_split, int head_dim, bf16_t* out, int64_t out_stride, float* lse,
                     cudaStream_t s) {
   if (n_rows == 0) return;
-  merge_kernel<<<dim3(n_head, n_rows), 128, 0, s>>>(part_out, part_lse, n_head, n_split, head_dim,
-                                                    out, out_stride, lse);
-  check_launch("merge_partials");
+  launch("merge_partials", merge_kernel, dim3(n_head, n_rows), 128, 0, s, part_out, part_lse,
+         n_head, n_split, head_dim, out, out_stride, lse);
 }
 
 }  // namespace ep::cuda

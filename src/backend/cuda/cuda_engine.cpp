@@ -2,6 +2,7 @@
 
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_weights.h"
+#include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
 #include "core/half.h"
@@ -61,8 +62,7 @@ struct Engine::Impl {
   int n_sm = 0;
   std::string name;
 
-  cublasHandle_t blas = nullptr;
-  DeviceBuffer<uint8_t> blas_ws;
+  Gemm gemm;
   cudaStream_t stream = nullptr, copy_stream = nullptr;
   cudaEvent_t t0 = nullptr, t1 = nullptr;
   std::vector<cudaEvent_t> kv_ready, kv_copied;  // per layer, for the observer
@@ -84,6 +84,36 @@ struct Engine::Impl {
   PinnedBuffer<bf16_t> kv_host;
   std::map<int, Graph> graphs;  // decode step per batch size
 
+  // Stage profile of prefill (EngineOptions::profile): an event after each stage.
+  bool profile_prefill = false, profiling = false;
+  std::vector<std::pair<const char*, cudaEvent_t>> marks;
+  std::vector<std::pair<std::string, double>> profile;
+
+  void mark(const char* stage) {
+    if (!profiling) return;
+    cudaEvent_t e = nullptr;
+    check(cudaEventCreate(&e), "cudaEventCreate");
+    check(cudaEventRecord(e, stream), "cudaEventRecord");
+    marks.emplace_back(stage, e);
+  }
+
+  // Sums the time between consecutive marks per stage (after the stream has finished).
+  void collect_profile() {
+    profile.clear();
+    cudaEvent_t prev = t0;
+    for (const auto& [stage, e] : marks) {
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, prev, e), "cudaEventElapsedTime");
+      auto it = std::find_if(profile.begin(), profile.end(),
+                             [&](const auto& p) { return p.first == stage; });
+      if (it == profile.end()) it = profile.insert(profile.end(), {stage, 0.0});
+      it->second += ms / 1e3;
+      prev = e;
+    }
+    for (const auto& m : marks) cudaEventDestroy(m.second);
+    marks.clear();
+  }
+
   Impl(DeviceWeights weights, EngineOptions o) : w(std::move(weights)), hp(w.hp), opt(o) {
     d = hp.n_embd;
     hd = hp.head_dim;
@@ -100,13 +130,8 @@ struct Engine::Impl {
     check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
     n_sm = prop.multiProcessorCount;
     name = prop.name;
-    check(cublasCreate(&blas), "cublasCreate");
     check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
     check(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking), "cudaStreamCreate");
-    check(cublasSetStream(blas, stream), "cublasSetStream");
-    // A fixed workspace: cuBLAS then allocates nothing while a graph is being captured.
-    blas_ws.resize(size_t(32) << 20);
-    check(cublasSetWorkspace(blas, blas_ws.get(), blas_ws.bytes()), "cublasSetWorkspace");
     check(cudaEventCreate(&t0), "cudaEventCreate");
     check(cudaEventCreate(&t1), "cudaEventCreate");
     kv_ready.resize(size_t(hp.n_layer));
@@ -139,7 +164,6 @@ struct Engine::Impl {
     for (auto e : kv_copied) cudaEventDestroy(e);
     cudaEventDestroy(t0);
     cudaEventDestroy(t1);
-    cublasDestroy(blas);
     cudaStreamDestroy(copy_stream);
     cudaStreamDestroy(stream);
   }
@@ -179,11 +203,7 @@ struct Engine::Impl {
       gemv(wm, x, int(out), int(in), y, mode, stream);
       return;
     }
-    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(out), int(n), int(in), &alpha, wm,
-                       CUDA_R_16BF, int(in), x, CUDA_R_16BF, int(in), &beta, y, y_type, int(out),
-                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-          "cublasGemmEx");
+    gemm.run(x, n, in, wm, out, y, y_type, accumulate, stream);
   }
 
   bf16_t* k_layer(int64_t l) const {
@@ -231,10 +251,13 @@ struct Engine::Impl {
   template <typename Attend, typename AfterKv>
   void layers(Activations& a, int64_t n, Attend&& attend, AfterKv&& after_kv) {
     const int32_t* meta = a.meta.get();
+    mark("embed");
     for (int64_t l = 0; l < hp.n_layer; ++l) {
       const DeviceLayer& L = w.layers[size_t(l)];
       rmsnorm(a.x.get(), L.attn_norm.get(), int(n), int(d), hp.rms_norm_eps, a.xn.get(), stream);
+      mark("rmsnorm");
       matmul(a.xn.get(), n, d, L.wqkv.get(), qkv_dim, a.qkv.get(), CUDA_R_32F, false);
+      mark("gemm qkv");
       QkvRope r;
       r.qkv = a.qkv.get();
       r.bias = L.bqkv.size() ? L.bqkv.get() : nullptr;
@@ -251,13 +274,20 @@ struct Engine::Impl {
       r.v_cache = v_layer(l);
       qkv_rope(r, stream);
       after_kv(l);
+      mark("bias+rope+kv append");
       attend(l);
+      mark("attention");
       matmul(a.attn.get(), n, q_dim, L.wo.get(), d, a.x.get(), CUDA_R_32F, true);
       if (L.bo.size()) add_rows(a.x.get(), L.bo.get(), int(n), int(d), stream);
+      mark("gemm o");
       rmsnorm(a.x.get(), L.ffn_norm.get(), int(n), int(d), hp.rms_norm_eps, a.xn.get(), stream);
+      mark("rmsnorm");
       matmul(a.xn.get(), n, d, L.wgu.get(), 2 * ff, a.gu.get(), CUDA_R_16BF, false);
+      mark("gemm gate+up");
       swiglu(a.gu.get(), int(n), int(ff), a.h.get(), stream);
+      mark("swiglu");
       matmul(a.h.get(), n, ff, L.wdown.get(), d, a.x.get(), CUDA_R_32F, true);
+      mark("gemm down");
     }
   }
 
@@ -267,6 +297,7 @@ struct Engine::Impl {
             a.xn.get(), stream);
     a.logits.reserve(size_t(rows * hp.n_vocab));
     matmul(a.xn.get(), rows, d, w.output.get(), hp.n_vocab, a.logits.get(), CUDA_R_32F, false);
+    mark("output head");
   }
 
   RowAttention row_attention(Activations& a, int64_t n, int64_t l, int n_split) {
@@ -295,6 +326,7 @@ struct Engine::Impl {
                bool all_logits, const LayerObserver& observer) {
     const auto n = int64_t(tokens.size());
     if (n == 0) fail("no tokens to process");
+    if (n > 65535) fail("prefill: {} tokens in one call; at most 65535 (split the prompt)", n);
     for (int32_t t : tokens) {
       if (t < 0 || t >= hp.n_vocab)
         fail("token id {} out of range (vocabulary has {})", t, hp.n_vocab);
@@ -313,6 +345,7 @@ struct Engine::Impl {
     }
     if (observer) kv_host.reserve(size_t(hp.n_layer * 2 * n * kv_dim));
 
+    profiling = profile_prefill;
     check(cudaEventRecord(t0, stream), "cudaEventRecord");
     upload_table();
     check(cudaMemcpyAsync(pre.meta.get(), m, size_t(kMetaFields * n) * sizeof(int32_t),
@@ -399,6 +432,8 @@ struct Engine::Impl {
             "cudaMemcpyAsync(logits)");
     }
     check(cudaStreamSynchronize(stream), "prefill");
+    if (profiling) collect_profile();
+    profiling = false;
     float ms = 0;
     check(cudaEventElapsedTime(&ms, t0, t1), "cudaEventElapsedTime");
     last_s = ms / 1e3;
@@ -448,6 +483,9 @@ struct Engine::Impl {
     if (opt.graphs) {
       Graph& g = graphs[int(b)];
       if (!g.exec) {
+        // One direct run first (the step is idempotent): the matrix products pick their
+        // algorithms outside the capture.
+        decode_body(b);
         cudaGraph_t graph = nullptr;
         check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal),
               "cudaStreamBeginCapture");
@@ -543,6 +581,14 @@ void Engine::decode(std::span<const int> seqs, std::span<const int32_t> tokens,
 
 double Engine::last_device_seconds() const {
   return impl_->last_s;
+}
+
+void Engine::set_profiling(bool on) {
+  impl_->profile_prefill = on;
+}
+
+std::vector<std::pair<std::string, double>> Engine::last_profile() const {
+  return impl_->profile;
 }
 
 }  // namespace ep::cuda

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ep::cuda {
@@ -62,6 +63,10 @@ class Engine {
 
   // Seconds the device spent in the last prefill or decode call (device events).
   double last_device_seconds() const;
+  // With profiling on, each prefill also times its stages (an event between stages, so slightly
+  // slower); last_profile() gives seconds per stage of the last prefill, summed over layers.
+  void set_profiling(bool on);
+  std::vector<std::pair<std::string, double>> last_profile() const;
 
  private:
   struct Impl;

@@ -60,5 +60,11 @@ void Engine::decode(std::span<const int>, std::span<const int32_t>, std::vector<
 double Engine::last_device_seconds() const {
   no_backend();
 }
+void Engine::set_profiling(bool) {
+  no_backend();
+}
+std::vector<std::pair<std::string, double>> Engine::last_profile() const {
+  no_backend();
+}
 
 }  // namespace ep::cuda

@@ -3,6 +3,7 @@
 #include "backend/cuda/bf16_util.cuh"
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 #include <cfloat>
 
@@ -10,6 +11,7 @@ namespace ep::cuda {
 namespace {
 
 __global__ void embed_kernel(const uint16_t* table, const int32_t* tokens, int d, float* x) {
+  pdl_begin();
   const int i = blockIdx.x;
   const uint16_t* row = table + size_t(tokens[i]) * d;
   for (int j = threadIdx.x; j < d; j += blockDim.x)
@@ -17,6 +19,7 @@ __global__ void embed_kernel(const uint16_t* table, const int32_t* tokens, int d
 }
 
 __global__ void rmsnorm_kernel(const float* x, const float* w, int d, float eps, uint16_t* out) {
+  pdl_begin();
   __shared__ float partial[32];
   const int i = blockIdx.x;
   const float* row = x + size_t(i) * d;
@@ -38,6 +41,7 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, int d, float eps,
 }
 
 __global__ void qkv_rope_kernel(QkvRope a) {
+  pdl_begin();
   const int t = blockIdx.x;
   const int hd = a.head_dim, half = hd / 2;
   const int q_dim = a.n_head * hd, kv_dim = a.n_head_kv * hd, width = q_dim + 2 * kv_dim;
@@ -75,21 +79,34 @@ __global__ void qkv_rope_kernel(QkvRope a) {
   }
 }
 
-__global__ void swiglu_kernel(const uint16_t* gu, int64_t total, int ff, uint16_t* out) {
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
-       e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t i = e / ff, j = e % ff;
-    const float g = bf16_bits_to_float(gu[i * 2 * ff + j]);
-    const float u = bf16_bits_to_float(gu[i * 2 * ff + ff + j]);
-    out[e] = float_to_bf16_bits(g / (1.0f + expf(-g)) * u);
+__global__ void swiglu_kernel(const uint16_t* gu, int ff, uint16_t* out) {
+  pdl_begin();
+  const size_t i = blockIdx.y;
+  const uint4* g = reinterpret_cast<const uint4*>(gu + i * 2 * ff);
+  const uint4* u = reinterpret_cast<const uint4*>(gu + i * 2 * ff + ff);
+  uint4* o = reinterpret_cast<uint4*>(out + i * ff);
+  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < ff / 8; j += gridDim.x * blockDim.x) {
+    float gf[8], uf[8];
+    unpack8(g[j], gf);
+    unpack8(u[j], uf);
+    uint32_t r[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float a = gf[2 * e] / (1.0f + expf(-gf[2 * e])) * uf[2 * e];
+      const float b = gf[2 * e + 1] / (1.0f + expf(-gf[2 * e + 1])) * uf[2 * e + 1];
+      r[e] = pack_bf16x2(a, b);
+    }
+    o[j] = make_uint4(r[0], r[1], r[2], r[3]);
   }
 }
 
 __global__ void add_rows_kernel(float* x, const float* bias, int d) {
+  pdl_begin();
   for (int j = threadIdx.x; j < d; j += blockDim.x) x[size_t(blockIdx.x) * d + j] += bias[j];
 }
 
 __global__ void argmax_kernel(const float* logits, int vocab, int32_t* out) {
+  pdl_begin();
   __shared__ float best_v[32];
   __shared__ int best_i[32];
   const float* row = logits + size_t(blockIdx.x) * vocab;
@@ -156,34 +173,33 @@ int grid_for(int64_t n, int threads) {
 
 void embed_rows(const bf16_t* table, const int32_t* tokens, int n, int d, float* x,
                 cudaStream_t s) {
-  embed_kernel<<<n, 256, 0, s>>>(table, tokens, d, x);
-  check_launch("embed_rows");
+  launch("embed_rows", embed_kernel, n, 256, 0, s, table, tokens, d, x);
 }
 
 void rmsnorm(const float* x, const float* w, int n, int d, float eps, bf16_t* out, cudaStream_t s) {
-  rmsnorm_kernel<<<n, 256, 0, s>>>(x, w, d, eps, out);
-  check_launch("rmsnorm");
+  launch("rmsnorm", rmsnorm_kernel, n, 256, 0, s, x, w, d, eps, out);
 }
 
 void qkv_rope(const QkvRope& a, cudaStream_t s) {
-  qkv_rope_kernel<<<a.n, 256, 0, s>>>(a);
-  check_launch("qkv_rope");
+  launch("qkv_rope", qkv_rope_kernel, a.n, 256, 0, s, a);
 }
 
 void swiglu(const bf16_t* gu, int n, int ff, bf16_t* out, cudaStream_t s) {
-  const int64_t total = int64_t(n) * ff;
-  swiglu_kernel<<<grid_for(total, 256), 256, 0, s>>>(gu, total, ff, out);
-  check_launch("swiglu");
+  if (ff % 8 != 0) fail_message("swiglu: n_ff " + std::to_string(ff) + " is not a multiple of 8");
+  for (int r0 = 0; r0 < n; r0 += 65535) {  // grid.y is limited to 65535
+    const dim3 grid(unsigned(std::min((ff / 8 + 255) / 256, 64)),
+                    unsigned(std::min(n - r0, 65535)));
+    launch("swiglu", swiglu_kernel, grid, 256, 0, s, gu + size_t(r0) * 2 * ff, ff,
+           out + size_t(r0) * ff);
+  }
 }
 
 void add_rows(float* x, const float* bias, int n, int d, cudaStream_t s) {
-  add_rows_kernel<<<n, 256, 0, s>>>(x, bias, d);
-  check_launch("add_rows");
+  launch("add_rows", add_rows_kernel, n, 256, 0, s, x, bias, d);
 }
 
 void argmax_rows(const float* logits, int n, int vocab, int32_t* out, cudaStream_t s) {
-  argmax_kernel<<<n, 1024, 0, s>>>(logits, vocab, out);
-  check_launch("argmax_rows");
+  launch("argmax_rows", argmax_kernel, n, 1024, 0, s, logits, vocab, out);
 }
 
 void fill_random(bf16_t* p, int64_t n, uint64_t seed, float scale, cudaStream_t s) {

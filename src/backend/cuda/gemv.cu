@@ -3,6 +3,7 @@
 #include "backend/cuda/bf16_util.cuh"
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 namespace ep::cuda {
 namespace {
@@ -22,6 +23,7 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
 template <GemvOut kOut>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const uint16_t* w, const uint16_t* x, int rows, int cols, void* y) {
+  pdl_begin();
   const int lane = threadIdx.x % 32;
   const int row = blockIdx.x * kWarps + threadIdx.x / 32;
   if (row >= rows) return;
@@ -59,16 +61,15 @@ void gemv(const bf16_t* w, const bf16_t* x, int rows, int cols, void* y, GemvOut
   const int blocks = (rows + kWarps - 1) / kWarps;
   switch (out) {
     case GemvOut::F32:
-      gemv_kernel<GemvOut::F32><<<blocks, kWarps * 32, 0, s>>>(w, x, rows, cols, y);
+      launch("gemv", gemv_kernel<GemvOut::F32>, blocks, kWarps * 32, 0, s, w, x, rows, cols, y);
       break;
     case GemvOut::F32Add:
-      gemv_kernel<GemvOut::F32Add><<<blocks, kWarps * 32, 0, s>>>(w, x, rows, cols, y);
+      launch("gemv", gemv_kernel<GemvOut::F32Add>, blocks, kWarps * 32, 0, s, w, x, rows, cols, y);
       break;
     case GemvOut::BF16:
-      gemv_kernel<GemvOut::BF16><<<blocks, kWarps * 32, 0, s>>>(w, x, rows, cols, y);
+      launch("gemv", gemv_kernel<GemvOut::BF16>, blocks, kWarps * 32, 0, s, w, x, rows, cols, y);
       break;
   }
-  check_launch("gemv");
 }
 
 }  // namespace ep::cuda
