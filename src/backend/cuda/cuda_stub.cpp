@@ -8,8 +8,8 @@ namespace ep::cuda {
 namespace {
 [[noreturn]] void no_backend() {
   fail(
-      "this build has no CUDA backend (nvcc was not found when it was configured; "
-      "rebuild with a CUDA toolkit and -DEP_CUDA=ON)");
+      "--device cuda: this build has no CUDA backend (no CUDA compiler was found when it was "
+      "configured; rebuild with the CUDA toolkit installed, or with -DEP_CUDA=ON)");
 }
 }  // namespace
 
