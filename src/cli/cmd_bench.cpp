@@ -5,7 +5,9 @@
 // empty context, like llama-bench's tg test. Each is repeated `reps` times after one untimed
 // warm-up pass; mean ± sd are printed, plus achieved memory bandwidth for decode (bytes of
 // weights and KV cache read per token × tokens/s), arithmetic rate for prefill and peak RSS.
+#include "cli/bench_cuda.h"
 #include "cli/command.h"
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/matmul.h"
@@ -83,10 +85,14 @@ Command add_bench(CLI::App& root) {
     bool json = false;
     uint32_t seed = 1;
     std::string precision = "fast";
+    std::string device = "cpu", shape;
+    std::vector<int> batches = {1};
+    int decode_prompt = 512;
+    bool profile = false;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("bench", "Measure prefill and decode speed");
-  app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory")->required();
+  app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory");
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
   app->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens for the prefill test (0: skip)")
       ->check(CLI::Range(0, 1 << 20));
@@ -99,7 +105,36 @@ Command add_bench(CLI::App& root) {
                   "or exact (f32 activations, what `logits` uses)")
       ->check(CLI::IsMember({"fast", "exact"}));
   app->add_flag("--json", o->json, "Print one JSON object with the results on the last line");
+  app->add_option("--device", o->device, "cpu, or cuda (batched GPU prefill and decode)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app->add_option(
+      "--shape", o->shape,
+      "cuda: random bf16 weights of a named shape drawn on the device, instead of --model");
+  app->add_option("--batch", o->batches, "cuda: decode batch sizes (e.g. --batch 1 64)")
+      ->check(CLI::Range(1, 4096));
+  app->add_option("--decode-prompt", o->decode_prompt,
+                  "cuda: tokens prefilled into each sequence before the decode steps")
+      ->check(CLI::Range(0, 1 << 20));
+  app->add_flag("--profile", o->profile, "cuda: also time the prefill's stages");
   return {app, [o] {
+            if (o->device == "cuda") {
+              if (o->model.empty() == o->shape.empty())
+                fail("bench --device cuda: give --model or --shape");
+              CudaBenchOptions c;
+              c.model = o->model;
+              c.shape = o->shape;
+              c.n_prompt = o->n_prompt;
+              c.n_gen = o->n_gen;
+              c.decode_prompt = o->decode_prompt;
+              c.batches = o->batches;
+              c.reps = o->reps;
+              c.seed = o->seed;
+              c.json = o->json;
+              c.profile = o->profile;
+              return run_cuda_bench(c);
+            }
+            if (o->model.empty()) fail("bench: --model is required");
+            if (!o->shape.empty()) fail("bench: --shape needs --device cuda");
             using clock = std::chrono::steady_clock;
             kernels::set_default_precision(o->precision == "fast" ? kernels::Precision::Fast
                                                                   : kernels::Precision::Exact);

@@ -1,4 +1,5 @@
 // edgeprompt cloud --model M --listen HOST:PORT [--cache-dir DIR] [--admin-token T]
+#include "backend/cuda/cuda_engine.h"
 #include "cli/command.h"
 #include "cli/listen_address.h"
 #include "core/error.h"
@@ -11,6 +12,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 namespace ep::cli {
@@ -18,6 +20,8 @@ namespace ep::cli {
 Command add_cloud(CLI::App& root) {
   struct Options {
     std::string model, listen = "127.0.0.1:8080", cache_dir, admin_token, kv_dtype = "f16";
+    std::string device = "cpu";
+    int64_t max_prompt = 0;
     int threads = ThreadPool::default_threads();
   };
   auto o = std::make_shared<Options>();
@@ -28,6 +32,11 @@ Command add_cloud(CLI::App& root) {
   app->add_option("--admin-token", o->admin_token, "Bearer token required for PUT and DELETE");
   app->add_option("--kv-dtype", o->kv_dtype, "KV payload type: f16 (default) or f32");
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
+  app->add_option("--device", o->device, "Where cloud prompts are prefilled: cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app->add_option("--max-prompt", o->max_prompt,
+                  "Longest cloud prompt in tokens (cuda; default: the model's training context)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   return {app, [o] {
             const StopSignals signals;  // before any thread starts
             CloudOptions opt;
@@ -38,11 +47,36 @@ Command add_cloud(CLI::App& root) {
             const auto dtype = kv_dtype_from_name(o->kv_dtype);
             if (!dtype) fail("--kv-dtype: '{}' is not f16 or f32", o->kv_dtype);
             opt.kv_dtype = *dtype;
+            if (o->device == "cuda") cuda::require_device();
             const auto model = load_model(o->model);
             const auto tokenizer = load_tokenizer(*model->source);
+            // On the GPU one engine prefills one cloud prompt at a time, each in a fresh sequence.
+            std::unique_ptr<cuda::Engine> engine;
+            std::mutex engine_mutex;
+            if (o->device == "cuda") {
+              cuda::EngineOptions eo;
+              eo.max_ctx = o->max_prompt > 0           ? o->max_prompt
+                           : model->hp.n_ctx_train > 0 ? model->hp.n_ctx_train
+                                                       : 4096;
+              engine = std::make_unique<cuda::Engine>(*model, eo);
+              opt.prefill = [&](std::span<const int32_t> tokens, const LayerSink& layer) {
+                std::lock_guard lock(engine_mutex);
+                const int seq = engine->open_sequence();
+                try {
+                  engine->prefill(seq, tokens, nullptr, false, layer);
+                } catch (...) {
+                  engine->close_sequence(seq);
+                  throw;
+                }
+                engine->close_sequence(seq);
+              };
+              fmt::print(stderr, "cloud: prefilling on {} (prompts up to {} tokens)\n",
+                         engine->device_name(), eo.max_ctx);
+            }
             CloudService service(*model, tokenizer.get(), opt);
             const int port = service.bind();
-            fmt::print(stderr, "cloud: listening on http://{}:{} (model {})\n", opt.host, port, o->model);
+            fmt::print(stderr, "cloud: listening on http://{}:{} (model {})\n", opt.host, port,
+                       o->model);
             std::thread server([&] { service.serve(); });
             signals.wait();
             fmt::print(stderr, "cloud: stopping\n");

@@ -139,13 +139,18 @@ struct CloudService::Impl {
   void prefill(CloudPrompt& job) {
     const auto start = std::chrono::steady_clock::now();
     try {
-      Transformer tf(model, int64_t(job.tokens.size()), pool);
       const KvStreamHeader& h = job.kv->header();
-      tf.set_layer_observer([&](int64_t layer, const float* k, const float* v, int64_t) {
+      const LayerSink publish = [&](int64_t layer, const float* k, const float* v, int64_t) {
         job.kv->add_layer(uint32_t(layer), encode_kv_layer(h, uint32_t(layer), k, v));
-      });
-      std::vector<float> logits;
-      tf.forward(job.tokens, logits, false);
+      };
+      if (opt.prefill) {
+        opt.prefill(job.tokens, publish);
+      } else {
+        Transformer tf(model, int64_t(job.tokens.size()), pool);
+        tf.set_layer_observer(publish);
+        std::vector<float> logits;
+        tf.forward(job.tokens, logits, false);
+      }
       job.kv->finish();
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       prefill_seconds.store(prefill_seconds.load() + secs);

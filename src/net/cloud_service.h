@@ -6,21 +6,30 @@
 #include "model/model.h"
 #include "net/kv_wire.h"
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace ep {
 
 class Tokenizer;
 
+// Prefills a cloud prompt's tokens, calling `layer` with each layer's keys and values
+// ([n, n_head_kv * head_dim] f32) in layer order, as Transformer's layer observer does.
+using LayerSink = std::function<void(int64_t layer, const float* k, const float* v, int64_t n)>;
+using PrefillFn = std::function<void(std::span<const int32_t> tokens, const LayerSink& layer)>;
+
 struct CloudOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                      // 0: any free port
-  std::filesystem::path cache_dir;      // empty: memory only
-  std::string admin_token;              // empty: PUT/DELETE need no token
+  int port = 8080;                  // 0: any free port
+  std::filesystem::path cache_dir;  // empty: memory only
+  std::string admin_token;          // empty: PUT/DELETE need no token
   KvDtype kv_dtype = KvDtype::F16;
   int threads = ThreadPool::default_threads();
+  PrefillFn prefill;  // empty: the CPU transformer (e.g. a GPU engine's prefill otherwise)
 };
 
 class CloudService {

@@ -1,0 +1,76 @@
+// The transformer on an NVIDIA GPU: batched prefill of one sequence (publishing each layer's keys
+// and values while the next layer computes) and batched decode of many sequences over a paged KV
+// cache. This header holds no CUDA types, so the CLI and the services compile without nvcc.
+#pragma once
+
+#include "model/model.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ep::cuda {
+
+// True when this build has the CUDA backend and a device is present; otherwise false, with the
+// reason in `why`.
+bool device_available(std::string* why = nullptr);
+
+// Throws ep::Error with one clear line when device_available() is false.
+void require_device();
+
+struct EngineOptions {
+  int64_t max_seqs = 1;    // sequences that may be open at once
+  int64_t max_ctx = 4096;  // tokens one sequence may hold
+  bool graphs = true;      // replay decode steps from captured CUDA graphs
+};
+
+class Engine {
+ public:
+  // Uploads the model's weights (F32, F16, BF16, Q8_0 and Q4_0 are expanded to bf16).
+  Engine(const Model& model, EngineOptions options);
+  // A model with random bf16 weights drawn on the device (no file): for benchmarks.
+  Engine(const HParams& hp, uint64_t seed, EngineOptions options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const HParams& hparams() const;
+  int64_t weight_bytes() const;  // bytes of the device's layer and output matrices
+  std::string device_name() const;
+
+  int open_sequence();           // throws when max_seqs are open
+  void close_sequence(int seq);  // frees its cache pages
+  int64_t seq_len(int seq) const;
+
+  // Called for each layer with that layer's keys and values of the tokens just prefilled
+  // ([n, n_head_kv * head_dim] f32 each), in layer order, while later layers still compute.
+  using LayerObserver =
+      std::function<void(int64_t layer, const float* k, const float* v, int64_t n)>;
+
+  // Appends `tokens` to sequence `seq` in one batched pass. Writes the logits of the last token
+  // ([1, n_vocab]) or of every token ([n, n_vocab]) when `logits` is not null.
+  void prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
+               bool all_logits = false, const LayerObserver& observer = {});
+
+  // One token for each sequence in `seqs` (one batched step). Writes logits [B, n_vocab] and/or
+  // the greedy next token of each sequence when the pointers are not null.
+  void decode(std::span<const int> seqs, std::span<const int32_t> tokens,
+              std::vector<float>* logits, std::vector<int32_t>* greedy);
+
+  // Seconds the device spent in the last prefill or decode call (device events).
+  double last_device_seconds() const;
+  // With profiling on, each prefill also times its stages (an event between stages, so slightly
+  // slower); last_profile() gives seconds per stage of the last prefill, summed over layers.
+  void set_profiling(bool on);
+  std::vector<std::pair<std::string, double>> last_profile() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ep::cuda

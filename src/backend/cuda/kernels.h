@@ -1,0 +1,114 @@
+// Launchers of the backend's CUDA kernels. Pointers are device pointers; bf16 tensors are passed
+// as their raw 16-bit patterns (bf16_t) so that C++ translation units can call these too.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace ep::cuda {
+
+using bf16_t = uint16_t;
+
+// Tokens per KV-cache page; a page holds one layer's keys (or values) of 64 consecutive tokens of
+// one sequence, [64][n_head_kv * head_dim]. The flash kernel's key tile is one page.
+inline constexpr int kPageTokens = 64;
+
+// ---- elementwise (elementwise.cu) ----------------------------------------------------------
+
+// x[i, :] = table[tokens[i], :] widened to f32.
+void embed_rows(const bf16_t* table, const int32_t* tokens, int n, int d, float* x, cudaStream_t s);
+// out = bf16(x / rms(x) * w), row by row; x [n, d] f32, w [d] f32.
+void rmsnorm(const float* x, const float* w, int n, int d, float eps, bf16_t* out, cudaStream_t s);
+
+struct QkvRope {
+  const float* qkv = nullptr;        // [n, q_dim + 2 kv_dim] f32: q | k | v of each token
+  const float* bias = nullptr;       // [q_dim + 2 kv_dim] or null
+  const int32_t* pos = nullptr;      // [n] token positions
+  const int32_t* slot = nullptr;     // [n] cache rows (page * kPageTokens + offset)
+  const double* inv_freq = nullptr;  // [head_dim / 2]
+  bool adjacent_pairs = false;       // RopeLayout::AdjacentPairs, else RotateHalf
+  int n = 0, n_head = 0, n_head_kv = 0, head_dim = 0;
+  bf16_t* q = nullptr;        // [n, q_dim] rotated queries
+  bf16_t* k_cache = nullptr;  // this layer's key pages: row `slot` gets the rotated key
+  bf16_t* v_cache = nullptr;
+};
+// Adds the biases, rotates q and k, writes q and appends k and v to the paged cache.
+void qkv_rope(const QkvRope& a, cudaStream_t s);
+
+// out[i, j] = silu(gu[i, j]) * gu[i, ff + j]; gu [n, 2 ff] (gate | up), out [n, ff].
+void swiglu(const bf16_t* gu, int n, int ff, bf16_t* out, cudaStream_t s);
+// x[i, :] += bias for every row.
+void add_rows(float* x, const float* bias, int n, int d, cudaStream_t s);
+// out[i] = index of the largest logits[i, :] (the first on ties).
+void argmax_rows(const float* logits, int n, int vocab, int32_t* out, cudaStream_t s);
+// Fills n elements with uniform values in [-scale, scale] from a counter hash of (seed, index).
+void fill_random(bf16_t* p, int64_t n, uint64_t seed, float scale, cudaStream_t s);
+void fill_value(float* p, int64_t n, float value, cudaStream_t s);
+
+// ---- matrix-vector product (gemv.cu) --------------------------------------------------------
+
+enum class GemvOut { F32, F32Add, BF16 };
+// y[r] (=, +=) sum_c w[r, c] x[c]; w [rows, cols] bf16 with cols % 8 == 0. Decode's batch-1 path:
+// bandwidth bound, 16-byte loads, one warp per row.
+void gemv(const bf16_t* w, const bf16_t* x, int rows, int cols, void* y, GemvOut out,
+          cudaStream_t s);
+
+// ---- attention (attention.cu) ---------------------------------------------------------------
+
+// Keys and values of one layer in pages: key j of a sequence whose page-table row is `table`
+// lives at row table[j / kPageTokens] * kPageTokens + j % kPageTokens, n_head_kv * head_dim wide.
+struct PagedLayer {
+  const bf16_t* k = nullptr;
+  const bf16_t* v = nullptr;
+};
+
+// Causal flash attention of n_q queries of one sequence over its first n_kv keys (positions
+// k_pos0 + j), tensor cores, head_dim 64 or 128. Query i is at position q_pos0 + i.
+struct FlashPrefill {
+  const bf16_t* q = nullptr;
+  int64_t q_stride = 0;  // elements between query rows
+  int n_q = 0, q_pos0 = 0;
+  PagedLayer kv;
+  const int32_t* table = nullptr;  // this sequence's page-table row
+  int n_kv = 0, k_pos0 = 0;
+  int n_head = 0, n_head_kv = 0, head_dim = 0;
+  float scale = 1.0f;
+  int window = 0;         // > 0: sliding window
+  bf16_t* out = nullptr;  // [n_q, out_stride], head h at h * head_dim
+  int64_t out_stride = 0;
+  float* lse = nullptr;  // [n_q, n_head] natural log, or null
+};
+bool flash_supported(int head_dim);
+void attention_flash(const FlashPrefill& a, cudaStream_t s);
+
+// Attention of independent query rows (decode: one row per sequence) over paged keys, split into
+// n_split key ranges whose partial results merge_partials combines (flash-decoding).
+struct RowAttention {
+  const bf16_t* q = nullptr;
+  int64_t q_stride = 0;
+  int n_rows = 0;
+  const int32_t* row_pos = nullptr;  // [n_rows] query positions
+  const int32_t* row_seq = nullptr;  // [n_rows] page-table rows
+  const int32_t* row_nkv = nullptr;  // [n_rows] keys in the row's segment
+  PagedLayer kv;
+  const int32_t* table = nullptr;  // [sequences, table_stride]
+  int table_stride = 0;
+  int k_pos0 = 0;
+  int n_head = 0, n_head_kv = 0, head_dim = 0;
+  float scale = 1.0f;
+  int window = 0;
+  int n_split = 1;
+  float* part_out = nullptr;  // [n_rows, n_head, n_split, head_dim]
+  float* part_lse = nullptr;  // [n_rows, n_head, n_split]
+};
+bool rows_supported(int head_dim);
+void attention_rows(const RowAttention& a, cudaStream_t s);
+
+// The log-sum-exp merge: for each (row, head), combines n_split partial results (each normalised
+// over its own keys, with its log-sum-exp) into the exact result over all their keys.
+void merge_partials(const float* part_out, const float* part_lse, int n_rows, int n_head,
+                    int n_split, int head_dim, bf16_t* out, int64_t out_stride, float* lse,
+                    cudaStream_t s);
+
+}  // namespace ep::cuda

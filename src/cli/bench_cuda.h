@@ -1,0 +1,25 @@
+// `edgeprompt bench --device cuda`: prefill and batched decode on the GPU.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ep::cli {
+
+struct CudaBenchOptions {
+  std::string model;        // a file, or empty with `shape`
+  std::string shape;        // random device weights of a named shape (synth_shape_names)
+  int n_prompt = 1024;      // prefill test length (0: skip)
+  int n_gen = 64;           // decode steps per sequence (0: skip)
+  int decode_prompt = 512;  // tokens prefilled into each sequence before its decode steps
+  std::vector<int> batches = {1};
+  int reps = 3;
+  uint32_t seed = 1;
+  bool json = false;
+  bool profile = false;  // one more prefill, timed stage by stage
+};
+
+int run_cuda_bench(const CudaBenchOptions& o);
+
+}  // namespace ep::cli
