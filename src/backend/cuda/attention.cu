@@ -42,14 +42,29 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Asynchronous 16-byte global -> shared copy (sm_80+); `valid` false zero-fills the destination.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 // ---- flash prefill ----
 
 constexpr int kBq = 64;           // queries per block (4 warps x 16)
 constexpr int kBk = kPageTokens;  // keys per tile: one cache page
 
+// Q tile plus two stages of (K, V) tiles: the next tile's copy runs while this one is used.
 template <int HD>
 constexpr int flash_smem_bytes() {
-  return 3 * kBq * (HD + 8) * 2;
+  return (kBq + 4 * kBk) * (HD + 8) * 2;
 }
 
 template <int HD>
@@ -58,8 +73,7 @@ __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
   constexpr int LD = HD + 8;  // padded rows: ldmatrix's 8 row addresses hit distinct banks
   extern __shared__ __align__(16) uint16_t smem[];
   uint16_t* qs = smem;
-  uint16_t* ks = qs + kBq * LD;
-  uint16_t* vs = ks + kBk * LD;
+  uint16_t* kv_stage = qs + kBq * LD;  // stage b: K at b * 2 * kBk * LD, V after it
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, tig = lane % 4;
@@ -68,6 +82,28 @@ __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
   const int kvh = h / (a.n_head / a.n_head_kv);
   const int q0 = qb * kBq;
   const int kv_stride = a.n_head_kv * HD;
+
+  const int last_q = min(q0 + kBq, a.n_q) - 1;
+  const int j_end = min(a.n_kv, a.q_pos0 + last_q - a.k_pos0 + 1);
+  int j_begin = 0;
+  if (a.window > 0) j_begin = max(0, a.q_pos0 + q0 - a.window + 1 - a.k_pos0) / kBk * kBk;
+
+  // Issues the copy of the key tile starting at kt into stage b; rows past n_kv become zeros.
+  const auto load_tile = [&](int kt, int b) {
+    const int page = a.table[kt / kBk];
+    const uint16_t* kbase = a.kv.k + size_t(page) * kBk * kv_stride + kvh * HD;
+    const uint16_t* vbase = a.kv.v + size_t(page) * kBk * kv_stride + kvh * HD;
+    uint16_t* ks = kv_stage + b * 2 * kBk * LD;
+    uint16_t* vs = ks + kBk * LD;
+    for (int i = tid; i < kBk * HD / 8; i += 128) {
+      const int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+      const bool valid = kt + r < a.n_kv;
+      cp_async16(ks + r * LD + c, kbase + size_t(r) * kv_stride + c, valid);
+      cp_async16(vs + r * LD + c, vbase + size_t(r) * kv_stride + c, valid);
+    }
+  };
+  if (j_begin < j_end) load_tile(j_begin, 0);
+  cp_async_commit();
 
   for (int i = tid; i < kBq * HD / 8; i += 128) {
     const int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
@@ -94,27 +130,16 @@ __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
   qpos[0] = a.q_pos0 + q0 + warp * 16 + g;
   qpos[1] = qpos[0] + 8;
 
-  const int last_q = min(q0 + kBq, a.n_q) - 1;
-  const int j_end = min(a.n_kv, a.q_pos0 + last_q - a.k_pos0 + 1);
-  int j_begin = 0;
-  if (a.window > 0) j_begin = max(0, a.q_pos0 + q0 - a.window + 1 - a.k_pos0) / kBk * kBk;
-
-  for (int kt = j_begin; kt < j_end; kt += kBk) {
-    __syncthreads();  // the previous tile is consumed
-    const int page = a.table[kt / kBk];
-    const uint16_t* kbase = a.kv.k + size_t(page) * kBk * kv_stride + kvh * HD;
-    const uint16_t* vbase = a.kv.v + size_t(page) * kBk * kv_stride + kvh * HD;
-    for (int i = tid; i < kBk * HD / 8; i += 128) {
-      const int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
-      uint4 kk = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (kt + r < a.n_kv) {
-        kk = *reinterpret_cast<const uint4*>(kbase + size_t(r) * kv_stride + c);
-        vv = *reinterpret_cast<const uint4*>(vbase + size_t(r) * kv_stride + c);
-      }
-      *reinterpret_cast<uint4*>(ks + r * LD + c) = kk;
-      *reinterpret_cast<uint4*>(vs + r * LD + c) = vv;
-    }
+  // Tiles entirely before the block's first query and inside its window, and wholly inside the
+  // segment, need no mask.
+  const int first_qpos = a.q_pos0 + q0;
+  for (int kt = j_begin, stage = 0; kt < j_end; kt += kBk, stage ^= 1) {
+    if (kt + kBk < j_end) load_tile(kt + kBk, stage ^ 1);  // that stage was released last round
+    cp_async_commit();
+    cp_async_wait<1>();  // this tile's group has landed (the next one may still be in flight)
     __syncthreads();
+    const uint16_t* ks = kv_stage + stage * 2 * kBk * LD;
+    const uint16_t* vs = ks + kBk * LD;
 
     // S = Q K^T for this warp's 16 rows and the tile's 64 keys.
     float s[kBk / 8][4];
@@ -130,14 +155,24 @@ __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
       }
     }
     // Mask (causal, window, past the segment's end) and scale.
+    const bool full = kt + kBk <= a.n_kv && a.k_pos0 + kt + kBk - 1 <= first_qpos &&
+                      (a.window <= 0 || a.k_pos0 + kt > a.q_pos0 + last_q - a.window);
+    if (full) {
 #pragma unroll
-    for (int nt = 0; nt < kBk / 8; ++nt) {
+      for (int nt = 0; nt < kBk / 8; ++nt) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int j = kt + nt * 8 + tig * 2 + (e & 1);
-        const int kp = a.k_pos0 + j, p = qpos[e / 2];
-        const bool ok = j < a.n_kv && kp <= p && (a.window <= 0 || kp > p - a.window);
-        s[nt][e] = ok ? s[nt][e] * scale : -INFINITY;
+        for (int e = 0; e < 4; ++e) s[nt][e] *= scale;
+      }
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < kBk / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int j = kt + nt * 8 + tig * 2 + (e & 1);
+          const int kp = a.k_pos0 + j, p = qpos[e / 2];
+          const bool ok = j < a.n_kv && kp <= p && (a.window <= 0 || kp > p - a.window);
+          s[nt][e] = ok ? s[nt][e] * scale : -INFINITY;
+        }
       }
     }
     // Online softmax for the two rows this lane holds.
@@ -183,6 +218,7 @@ __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
         mma16816(o[2 * dt + 1], pa, vf[2], vf[3]);
       }
     }
+    __syncthreads();  // every warp is done with this stage before it is refilled
   }
 
 #pragma unroll

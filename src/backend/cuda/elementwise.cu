@@ -48,7 +48,17 @@ __global__ void qkv_rope_kernel(QkvRope a) {
   const float* row = a.qkv + size_t(t) * width;
   const int64_t pos = a.pos[t];
   const size_t slot = size_t(a.slot[t]);
-  // Rotated pairs of q heads, then of k heads. Angles in double, like the CPU reference.
+  // The token's cos/sin per frequency, shared by all its heads. Angles in double, like the CPU
+  // reference.
+  extern __shared__ float cs[];  // [half] cos, then [half] sin
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double sd, cd;
+    sincos(double(pos) * a.inv_freq[i], &sd, &cd);
+    cs[i] = float(cd);
+    cs[half + i] = float(sd);
+  }
+  __syncthreads();
+  // Rotated pairs of q heads, then of k heads.
   for (int idx = threadIdx.x; idx < (a.n_head + a.n_head_kv) * half; idx += blockDim.x) {
     const int head = idx / half, i = idx % half;
     const int ia = a.adjacent_pairs ? 2 * i : i;
@@ -59,9 +69,7 @@ __global__ void qkv_rope_kernel(QkvRope a) {
       x0 += a.bias[base + ia];
       x1 += a.bias[base + ib];
     }
-    double sd, cd;
-    sincos(double(pos) * a.inv_freq[i], &sd, &cd);
-    const float c = float(cd), s = float(sd);
+    const float c = cs[i], s = cs[half + i];
     const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
     if (head < a.n_head) {
       a.q[size_t(t) * q_dim + base + ia] = float_to_bf16_bits(y0);
@@ -181,7 +189,7 @@ void rmsnorm(const float* x, const float* w, int n, int d, float eps, bf16_t* ou
 }
 
 void qkv_rope(const QkvRope& a, cudaStream_t s) {
-  launch("qkv_rope", qkv_rope_kernel, a.n, 256, 0, s, a);
+  launch("qkv_rope", qkv_rope_kernel, a.n, 256, size_t(a.head_dim) * sizeof(float), s, a);
 }
 
 void swiglu(const bf16_t* gu, int n, int ff, bf16_t* out, cudaStream_t s) {
