@@ -84,7 +84,7 @@ TEST(CudaKernels, RmsNorm) {
 TEST(CudaKernels, GemvAllOutputModes) {
   EP_REQUIRE_CUDA_DEVICE();
   for (const auto& [rows, cols] :
-       {std::pair{257, 4096}, std::pair{64, 8 * 37}, std::pair{3, 11008}}) {
+       {std::pair{257, 4096}, std::pair{64, 8 * 37}, std::pair{3, 11008}, std::pair{514, 4096}}) {
     auto w = test::random_floats(size_t(rows) * cols, rng());
     auto x = test::random_floats(size_t(cols), rng());
     const auto wb = to_bf16(w), xb = to_bf16(x);
@@ -107,6 +107,18 @@ TEST(CudaKernels, GemvAllOutputModes) {
     auto yb = poisoned_bf16(static_cast<size_t>(rows));
     gemv(dw.get(), dx.get(), rows, cols, yb.get(), GemvOut::BF16, nullptr);
     EXPECT_LT(rel_l2(widen(download(yb)), ref), 5e-3);
+    if (rows % 2 == 0) {
+      // SwiGLU: the first half of the rows are gates, the second half their up rows.
+      const int half = rows / 2;
+      std::vector<double> ref_sw(static_cast<size_t>(half));
+      for (int r = 0; r < half; ++r) {
+        const double g = ref[size_t(r)], u = ref[size_t(half + r)];
+        ref_sw[size_t(r)] = g / (1 + std::exp(-g)) * u;
+      }
+      auto ys = poisoned_bf16(static_cast<size_t>(half));
+      gemv(dw.get(), dx.get(), half, cols, ys.get(), GemvOut::SwiGLU, nullptr);
+      EXPECT_LT(rel_l2(widen(download(ys)), ref_sw), 5e-3) << rows << "x" << cols;
+    }
   }
 }
 

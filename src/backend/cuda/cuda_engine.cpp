@@ -282,10 +282,16 @@ struct Engine::Impl {
       mark("gemm o");
       rmsnorm(a.x.get(), L.ffn_norm.get(), int(n), int(d), hp.rms_norm_eps, a.xn.get(), stream);
       mark("rmsnorm");
-      matmul(a.xn.get(), n, d, L.wgu.get(), 2 * ff, a.gu.get(), CUDA_R_16BF, false);
-      mark("gemm gate+up");
-      swiglu(a.gu.get(), int(n), int(ff), a.h.get(), stream);
-      mark("swiglu");
+      if (n == 1) {
+        // Batch 1: the GEMV applies SwiGLU to each gate/up row pair itself (one kernel fewer).
+        gemv(L.wgu.get(), a.xn.get(), int(ff), int(d), a.h.get(), GemvOut::SwiGLU, stream);
+        mark("gemm gate+up");
+      } else {
+        matmul(a.xn.get(), n, d, L.wgu.get(), 2 * ff, a.gu.get(), CUDA_R_16BF, false);
+        mark("gemm gate+up");
+        swiglu(a.gu.get(), int(n), int(ff), a.h.get(), stream);
+        mark("swiglu");
+      }
       matmul(a.h.get(), n, ff, L.wdown.get(), d, a.x.get(), CUDA_R_32F, true);
       mark("gemm down");
     }

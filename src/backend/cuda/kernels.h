@@ -48,9 +48,11 @@ void fill_value(float* p, int64_t n, float value, cudaStream_t s);
 
 // ---- matrix-vector product (gemv.cu) --------------------------------------------------------
 
-enum class GemvOut { F32, F32Add, BF16 };
+enum class GemvOut { F32, F32Add, BF16, SwiGLU };
 // y[r] (=, +=) sum_c w[r, c] x[c]; w [rows, cols] bf16 with cols % 8 == 0. Decode's batch-1 path:
-// bandwidth bound, 16-byte loads, one warp per row.
+// bandwidth bound, 16-byte loads, one warp per row. SwiGLU: w is [2 rows, cols] (gate rows, then
+// up rows) and y[r] = bf16(silu(g) * u) with g, u the bf16-rounded gate_r . x and up_r . x: the
+// gate|up product and SwiGLU in one, with swiglu()'s arithmetic.
 void gemv(const bf16_t* w, const bf16_t* x, int rows, int cols, void* y, GemvOut out,
           cudaStream_t s);
 

@@ -1,7 +1,8 @@
 // Kernel launches with programmatic dependent launch (Hopper): a kernel may be scheduled while
 // its predecessor in the stream is still finishing, which hides the launch gap between the many
 // short kernels of a decode step. Every kernel launched this way starts with pdl_begin(), which
-// waits for the predecessor to complete (and its writes to be visible) before any memory access.
+// waits for the predecessor to complete (and its writes to be visible) before any memory access
+// (the GEMV reads constant weights before it: nothing in the stream writes them).
 #pragma once
 
 #include "backend/cuda/check.h"
