@@ -13,7 +13,7 @@ trap 'rm -f "$ours" "$ref"' EXIT
 
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader || true
 cmd_ours=("$build/edgeprompt" bench --device cuda --shape llama2-7b -p 1024 -n 64 --batch 1 64
-          --decode-prompt 512 --reps 5 --profile --json)
+          --decode-prompt 512 --reps 11 --profile --json)
 echo "==> ours: ${cmd_ours[*]}"
 "${cmd_ours[@]}" | tee /dev/stderr | tail -n 1 >"$ours"
 cmd_ref=(python3 bench/torch_reference.py --prefill 1024 --decode-prompt 512 --gen 64 --batch 1 64 --reps 3)

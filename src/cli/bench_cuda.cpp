@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <numeric>
 #include <random>
 
 namespace ep::cli {
@@ -19,6 +20,10 @@ namespace {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+double mean(const std::vector<double>& v) {
+  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
 }
 
 }  // namespace
@@ -72,7 +77,7 @@ int run_cuda_bench(const CudaBenchOptions& o) {
     const auto prompt = random_tokens(o.n_prompt);
     std::vector<double> wall, dev;
     std::vector<float> logits;
-    for (int r = -1; r < o.reps; ++r) {  // r = -1: warm-up
+    for (int r = -2; r < o.reps; ++r) {  // r < 0: warm-up (clocks, buffers, algorithm picks)
       const int seq = engine->open_sequence();
       const auto t0 = clock::now();
       engine->prefill(seq, prompt, &logits);
@@ -88,9 +93,10 @@ int run_cuda_bench(const CudaBenchOptions& o) {
     const double flops = 2.0 * double(engine->weight_bytes() / 2 - hp.n_vocab * hp.n_embd) * p +
                          2.0 * double(hp.n_vocab * hp.n_embd) +
                          4.0 * double(hp.n_layer * hp.n_head * hp.head_dim) * p * (p + 1) / 2;
-    fmt::print("prefill pp{}: {:.0f} tok/s (median of {}), {:.1f} TFLOP/s\n", o.n_prompt, tok_s,
-               o.reps, flops / (p / tok_s) / 1e12);
+    fmt::print("prefill pp{}: {:.0f} tok/s (median of {}; mean {:.0f}), {:.1f} TFLOP/s\n",
+               o.n_prompt, tok_s, o.reps, mean(wall), flops / (p / tok_s) / 1e12);
     j["prefill_tok_s"] = tok_s;
+    j["prefill_tok_s_mean"] = mean(wall);
     j["prefill_tok_s_reps"] = wall;
     j["prefill_tok_s_device"] = median(dev);
     j["prefill_TFLOPs"] = flops / (p / tok_s) / 1e12;
@@ -143,6 +149,7 @@ int run_cuda_bench(const CudaBenchOptions& o) {
                tok_s, gbps);
     const std::string key = "decode_b" + std::to_string(b);
     j[key + "_ms"] = ms;
+    j[key + "_ms_mean"] = mean(step_ms);
     j[key + "_tok_s"] = tok_s;
     j[key + "_GBps"] = gbps;
     j[key + "_ms_reps"] = step_ms;
