@@ -34,7 +34,8 @@ constexpr int64_t kScalarPanel = 16;
 
 void scalar_matvec(const MatrixView& w, const float* x, float* y, int64_t r0, int64_t r1) {
   if (w.type == DType::F32) {
-    for (int64_t r = r0; r < r1; ++r) y[r] = dot_f32(static_cast<const float*>(w.row(r)), x, w.cols);
+    for (int64_t r = r0; r < r1; ++r)
+      y[r] = dot_f32(static_cast<const float*>(w.row(r)), x, w.cols);
     return;
   }
   thread_local std::vector<float> row;
@@ -45,13 +46,14 @@ void scalar_matvec(const MatrixView& w, const float* x, float* y, int64_t r0, in
   }
 }
 
-void scalar_gemm(const MatrixView& w, const float* x, int64_t n_tok, float* y, int64_t p0, int64_t p1,
-                 float*) {
+void scalar_gemm(const MatrixView& w, const float* x, int64_t n_tok, float* y, int64_t p0,
+                 int64_t p1, float*) {
   thread_local std::vector<float> rows;
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t r0 = p * kScalarPanel, r1 = std::min(w.rows, r0 + kScalarPanel);
     rows.resize(size_t((r1 - r0) * w.cols));
-    for (int64_t r = r0; r < r1; ++r) dequantize_row(w.type, w.row(r), &rows[size_t((r - r0) * w.cols)], w.cols);
+    for (int64_t r = r0; r < r1; ++r)
+      dequantize_row(w.type, w.row(r), &rows[size_t((r - r0) * w.cols)], w.cols);
     for (int64_t t = 0; t < n_tok; ++t) {
       for (int64_t r = r0; r < r1; ++r) {
         y[t * w.rows + r] = dot_f32(&rows[size_t((r - r0) * w.cols)], x + t * w.cols, w.cols);
@@ -73,9 +75,12 @@ namespace {
 
 const detail::MatmulKernels& kernels_for(Isa isa) {
   switch (clamp_isa(isa)) {
-    case Isa::Avx512: return detail::matmul_kernels_avx512();
-    case Isa::Avx2: return detail::matmul_kernels_avx2();
-    case Isa::Scalar: break;
+    case Isa::Avx512:
+      return detail::matmul_kernels_avx512();
+    case Isa::Avx2:
+      return detail::matmul_kernels_avx2();
+    case Isa::Scalar:
+      break;
   }
   return detail::matmul_kernels_scalar();
 }
@@ -97,11 +102,15 @@ bool vnni_available(Isa isa) {
 
 }  // namespace
 
-Precision default_precision() { return precision_setting().load(std::memory_order_relaxed); }
-void set_default_precision(Precision p) { precision_setting().store(p); }
+Precision default_precision() {
+  return precision_setting().load(std::memory_order_relaxed);
+}
+void set_default_precision(Precision p) {
+  precision_setting().store(p);
+}
 
-void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, Isa isa,
-            Precision precision) {
+void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+            Isa isa, Precision precision) {
   const detail::MatmulKernels& k = kernels_for(isa);
   // Work unit of the matrix-vector paths: a run of weight rows; enough of them per chunk to keep
   // the prefetchers busy, enough chunks to balance the threads.
@@ -117,6 +126,25 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * w.cols, w.cols, xq[size_t(t)]);
     parallel_for(pool, w.rows, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t t = 0; t < n_rows; ++t) qk.matvec(w, xq[size_t(t)], y + t * w.rows, r0, r1);
+    });
+    return;
+  }
+  if (precision == Precision::Fast && (w.type == DType::Q8_0 || w.type == DType::Q4_0) &&
+      vnni_available(isa)) {
+    // Prefill: 8-bit activations against 8-bit-unpacked weight panels (integer dot products).
+    const detail::QuantizedGemm& qg = detail::quantized_gemm_vnni();
+    thread_local detail::QuantizedBatch xq_buffer;
+    detail::QuantizedBatch& xq = xq_buffer;
+    xq.n_tok = n_rows;
+    xq.k = w.cols;
+    xq.q.resize(size_t(n_rows * w.cols));
+    xq.d.resize(size_t(n_rows * (w.cols / 32)));
+    parallel_for(pool, n_rows, 16,
+                 [&](int64_t t0, int64_t t1) { qg.quantize(x, w.cols, t0, t1, xq); });
+    const int64_t n_panels = (w.rows + qg.panel_rows - 1) / qg.panel_rows;
+    parallel_for(pool, n_panels, 1, [&](int64_t p0, int64_t p1) {
+      thread_local std::vector<uint8_t> scratch;
+      qg.gemm(w, xq, y, p0, p1, scratch);
     });
     return;
   }
