@@ -54,9 +54,10 @@ struct Panel {
   int32_t* corr;
 };
 
+// Packed panel plus the unpacked rows it is built from.
 int64_t panel_bytes(int64_t nb) {
   const int64_t nb2 = (nb + 1) & ~int64_t(1);  // packed two blocks at a time
-  return nb2 * (kBlockBytes + NR * 8) + 64;
+  return nb2 * (kBlockBytes + NR * 8 + NR * 32) + 64;
 }
 
 Panel panel_at(uint8_t* base, int64_t nb) {
@@ -117,52 +118,70 @@ void transpose16(const uint8_t* src, int64_t lds, __m512i* out) {
   }
 }
 
-// Signed bytes of blocks b and b + 1 of a row (zeros past nb) into out[64].
+// Signed bytes of row's nb blocks into out[nb * 32].
 template <DType T>
-void unpack_pair(const void* row, int64_t b, int64_t nb, uint8_t* out) {
-  for (int k = 0; k < 2; ++k) {
-    __m256i v = _mm256_setzero_si256();
-    if (b + k < nb) {
-      if constexpr (T == DType::Q8_0) {
-        v = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(static_cast<const BlockQ8_0*>(row)[b + k].qs));
-      } else {
-        const __m128i qs = _mm_loadu_si128(
-            reinterpret_cast<const __m128i*>(static_cast<const BlockQ4_0*>(row)[b + k].qs));
-        const __m128i lo = _mm_and_si128(qs, _mm_set1_epi8(0x0f));
-        const __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), _mm_set1_epi8(0x0f));
-        v = _mm256_sub_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1),
-                            _mm256_set1_epi8(8));
-      }
+void unpack_row(const void* row, int64_t nb, uint8_t* out) {
+  for (int64_t b = 0; b < nb; ++b) {
+    // The weights are mapped 4 KiB file pages, where the hardware prefetchers stop: fetch ahead.
+    _mm_prefetch(static_cast<const char*>(row) + b * int64_t(T == DType::Q8_0 ? 34 : 18) + 3072,
+                 _MM_HINT_T0);
+    __m256i v;
+    if constexpr (T == DType::Q8_0) {
+      v = _mm256_loadu_si256(
+          reinterpret_cast<const __m256i*>(static_cast<const BlockQ8_0*>(row)[b].qs));
+    } else {
+      const __m128i qs = _mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(static_cast<const BlockQ4_0*>(row)[b].qs));
+      const __m128i lo = _mm_and_si128(qs, _mm_set1_epi8(0x0f));
+      const __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), _mm_set1_epi8(0x0f));
+      v = _mm256_sub_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1),
+                          _mm256_set1_epi8(8));
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k * 32), v);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 32), v);
   }
 }
 
 template <DType T>
-float block_scale(const void* row, int64_t b) {
+uint16_t block_scale(const void* row, int64_t b) {
   if constexpr (T == DType::Q8_0)
-    return f16_to_f32(static_cast<const BlockQ8_0*>(row)[b].d);
+    return static_cast<const BlockQ8_0*>(row)[b].d;
   else
-    return f16_to_f32(static_cast<const BlockQ4_0*>(row)[b].d);
+    return static_cast<const BlockQ4_0*>(row)[b].d;
 }
 
-// Packs rows [r0, r0 + nr) (nr ≤ 32; missing rows are zeros) of w into p.
+// Packs rows [r0, r0 + nr) (nr ≤ 32; missing rows are zeros) of w into p. Each row is first
+// unpacked whole into `rows` (NR × nb2 · 32 bytes): reading row by row keeps the weight stream
+// sequential for the prefetchers; the transposes then work from cache.
 template <DType T>
-void pack(const MatrixView& w, int64_t r0, int nr, int64_t nb, const Panel& p) {
-  alignas(64) uint8_t tmp[16 * 64];
+void pack(const MatrixView& w, int64_t r0, int nr, int64_t nb, const Panel& p, uint8_t* rows) {
+  const int64_t nb2 = (nb + 1) & ~int64_t(1), ld = nb2 * 32;
+  for (int r = 0; r < NR; ++r) {
+    uint8_t* out = rows + r * ld;
+    if (r < nr) {
+      const void* row = w.row(r0 + r);
+      unpack_row<T>(row, nb, out);
+      for (int64_t b = 0; b < nb; ++b)
+        reinterpret_cast<uint16_t*>(p.d + b * NR)[r] = block_scale<T>(row, b);
+    } else {
+      std::memset(out, 0, size_t(nb * 32));
+      for (int64_t b = 0; b < nb; ++b) reinterpret_cast<uint16_t*>(p.d + b * NR)[r] = 0;
+    }
+    if (nb < nb2) std::memset(out + nb * 32, 0, 32);
+  }
+  // The f16 scales were parked in the first half of each block's 32 floats; expand in place,
+  // from the top half down.
+  for (int64_t b = 0; b < nb; ++b) {
+    float* d = p.d + b * NR;
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d));
+    const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d) + 1);
+    _mm512_store_ps(d, _mm512_cvtph_ps(lo));
+    _mm512_store_ps(d + 16, _mm512_cvtph_ps(hi));
+  }
   const __m512i ones = _mm512_set1_epi8(1);
-  for (int h = 0; h < 2; ++h) {
-    for (int64_t b = 0; b < nb; b += 2) {
-      for (int i = 0; i < 16; ++i) {
-        const int r = h * 16 + i;
-        if (r < nr)
-          unpack_pair<T>(w.row(r0 + r), b, nb, tmp + i * 64);
-        else
-          std::memset(tmp + i * 64, 0, 64);
-      }
+  for (int64_t b = 0; b < nb; b += 2) {
+    for (int h = 0; h < 2; ++h) {
       __m512i cols[16];
-      transpose16(tmp, 64, cols);
+      transpose16(rows + h * 16 * ld + b * 32, ld, cols);
       for (int k = 0; k < 2; ++k) {
         __m512i sum = _mm512_setzero_si512();
         for (int g = 0; g < 8; ++g) {
@@ -173,9 +192,6 @@ void pack(const MatrixView& w, int64_t r0, int nr, int64_t nb, const Panel& p) {
                            _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7)));
       }
     }
-  }
-  for (int64_t b = 0; b < nb; ++b) {
-    for (int r = 0; r < NR; ++r) p.d[b * NR + r] = r < nr ? block_scale<T>(w.row(r0 + r), b) : 0.0f;
   }
 }
 
@@ -239,7 +255,7 @@ void gemm_t(const MatrixView& w, const QuantizedBatch& x, float* y, int64_t p0, 
   for (int64_t pi = p0; pi < p1; ++pi) {
     const int64_t r0 = pi * NR;
     const int nr = int(std::min<int64_t>(NR, R - r0));
-    pack<T>(w, r0, nr, nb, p);
+    pack<T>(w, r0, nr, nb, p, reinterpret_cast<uint8_t*>(p.corr + ((nb + 1) & ~int64_t(1)) * NR));
     for (int64_t t0 = 0; t0 < n_tok; t0 += MR) {
       const int mr = int(std::min<int64_t>(MR, n_tok - t0));
       kMicro[size_t(mr - 1)](x.q.data() + t0 * K, K, x.d.data() + t0 * nb, nb, p, nb,
