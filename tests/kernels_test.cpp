@@ -409,7 +409,8 @@ TEST(Kernels, AttentionMatchesReferenceWithLse) {
   const AttentionCase cases[] = {{1, 1, 0, 2, 2, 8, 0},       {13, 13, 0, 4, 2, 16, 0},
                                  {5, 200, 195, 6, 2, 32, 0},  {70, 70, 0, 4, 1, 8, 17},
                                  {9, 150, 141, 2, 2, 64, 64}, {3, 300, 297, 4, 1, 128, 0},
-                                 {20, 20, 0, 2, 2, 16, 5},    {7, 7, 0, 4, 4, 20, 0}};
+                                 {20, 20, 0, 2, 2, 16, 5},    {7, 7, 0, 4, 4, 20, 0},
+                                 {33, 100, 67, 8, 2, 64, 0},  {17, 17, 0, 4, 2, 128, 0}};
   for (const auto& c : cases) {
     const auto q = random_vector(size_t(c.n_q * c.n_head * c.head_dim), rng, 2.0f);
     const auto k = random_vector(size_t(c.n_kv * c.n_head_kv * c.head_dim), rng, 2.0f);
@@ -435,6 +436,52 @@ TEST(Kernels, AttentionMatchesReferenceWithLse) {
     reference_attention(a, ref_out, ref_lse);
     EXPECT_LT(rel_error(out, ref_out), 1e-5) << c.n_q << "x" << c.n_kv;
     for (size_t i = 0; i < lse.size(); ++i) EXPECT_NEAR(lse[i], ref_lse[i], 1e-4);
+  }
+}
+
+// A query's attention output is bit-identical whether it is computed in a batch (prefill: the
+// AVX-512 kernel then transposes the keys) or alone (decode) - what makes a token's logits
+// independent of how the prompt was batched.
+TEST(Kernels, AttentionBatchEqualsOneQueryAtATime) {
+  std::mt19937 rng(9);
+  ThreadPool pool(2);
+  for (int64_t hd : {16, 32, 64, 128, 24}) {
+    const int64_t n = 150, n_head = 8, n_head_kv = 2;
+    const auto q = random_vector(size_t(n * n_head * hd), rng, 2.0f);
+    const auto k = random_vector(size_t(n * n_head_kv * hd), rng, 2.0f);
+    const auto v = random_vector(size_t(n * n_head_kv * hd), rng);
+    std::vector<float> out(q.size()), lse(static_cast<size_t>(n * n_head));
+    std::vector<float> out1(static_cast<size_t>(n_head * hd)), lse1(static_cast<size_t>(n_head));
+    kernels::AttentionArgs a{q.data(),
+                             n,
+                             0,
+                             k.data(),
+                             v.data(),
+                             n,
+                             0,
+                             n_head,
+                             n_head_kv,
+                             hd,
+                             float(1 / std::sqrt(double(hd))),
+                             0,
+                             out.data(),
+                             lse.data()};
+    kernels::attention(a, pool);
+    for (int64_t i = 0; i < n; ++i) {
+      kernels::AttentionArgs b = a;
+      b.q = q.data() + i * n_head * hd;
+      b.n_q = 1;
+      b.q_pos0 = i;
+      b.n_kv = i + 1;
+      b.out = out1.data();
+      b.lse = lse1.data();
+      kernels::attention(b, pool);
+      for (int64_t e = 0; e < n_head * hd; ++e) {
+        ASSERT_EQ(out1[size_t(e)], out[size_t(i * n_head * hd + e)])
+            << "head_dim " << hd << " query " << i;
+      }
+      for (int64_t h = 0; h < n_head; ++h) ASSERT_EQ(lse1[size_t(h)], lse[size_t(i * n_head + h)]);
+    }
   }
 }
 
