@@ -39,6 +39,8 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 #endif
 
+#include "kernels/cpu/transpose_avx512.h"
+
 namespace ep::kernels::detail::vnni_gemm {
 namespace {
 
@@ -87,34 +89,6 @@ void quantize(const float* x, int64_t k, int64_t t0, int64_t t1, QuantizedBatch&
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32 + 16),
                        _mm_xor_si128(_mm512_cvtepi32_epi8(q1), bias));
     }
-  }
-}
-
-// Transposes 16 rows of 16 int32 (src[i * lds + j]) in registers: out[j] holds element j of
-// every row.
-void transpose16(const uint8_t* src, int64_t lds, __m512i* out) {
-  __m512i r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(src + i * lds);
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  // r[4q + m] holds, in each 128-bit lane L, element 4L + m of rows 4q..4q+3.
-  for (int q = 0; q < 16; q += 8) {
-    for (int m = 0; m < 4; ++m) {
-      t[q + m] = _mm512_shuffle_i32x4(r[q + m], r[q + 4 + m], 0x88);
-      t[q + 4 + m] = _mm512_shuffle_i32x4(r[q + m], r[q + 4 + m], 0xdd);
-    }
-  }
-  for (int m = 0; m < 8; ++m) {
-    out[m] = _mm512_shuffle_i32x4(t[m], t[8 + m], 0x88);
-    out[8 + m] = _mm512_shuffle_i32x4(t[m], t[8 + m], 0xdd);
   }
 }
 
@@ -181,7 +155,7 @@ void pack(const MatrixView& w, int64_t r0, int nr, int64_t nb, const Panel& p, u
   for (int64_t b = 0; b < nb; b += 2) {
     for (int h = 0; h < 2; ++h) {
       __m512i cols[16];
-      transpose16(rows + h * 16 * ld + b * 32, ld, cols);
+      transpose16_epi32(rows + h * 16 * ld + b * 32, ld, cols);
       for (int k = 0; k < 2; ++k) {
         __m512i sum = _mm512_setzero_si512();
         for (int g = 0; g < 8; ++g) {

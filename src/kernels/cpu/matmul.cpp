@@ -100,6 +100,10 @@ bool vnni_available(Isa isa) {
   return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512vnni;
 }
 
+bool bf16_available(Isa isa) {
+  return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512bf16;
+}
+
 }  // namespace
 
 Precision default_precision() {
@@ -145,6 +149,24 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     parallel_for(pool, n_panels, 1, [&](int64_t p0, int64_t p1) {
       thread_local std::vector<uint8_t> scratch;
       qg.gemm(w, xq, y, p0, p1, scratch);
+    });
+    return;
+  }
+  if (precision == Precision::Fast && n_rows >= kGemmMinRows &&
+      (w.type == DType::F16 || w.type == DType::BF16) && bf16_available(isa)) {
+    // Prefill: weights and activations rounded to bf16, two products per f32 lane.
+    const detail::Bf16Gemm& bg = detail::bf16_gemm_avx512();
+    thread_local detail::Bf16Batch xb_buffer;
+    detail::Bf16Batch& xb = xb_buffer;
+    xb.n_tok = n_rows;
+    xb.k2 = (w.cols + 1) & ~int64_t(1);
+    xb.x.resize(size_t(n_rows * xb.k2));
+    parallel_for(pool, n_rows, 16,
+                 [&](int64_t t0, int64_t t1) { bg.convert(x, w.cols, t0, t1, xb); });
+    const int64_t n_panels = (w.rows + bg.panel_rows - 1) / bg.panel_rows;
+    parallel_for(pool, n_panels, 1, [&](int64_t p0, int64_t p1) {
+      thread_local std::vector<uint8_t> scratch;
+      bg.gemm(w, xb, y, p0, p1, scratch);
     });
     return;
   }

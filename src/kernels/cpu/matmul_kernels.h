@@ -67,6 +67,24 @@ struct QuantizedGemm {
 
 const QuantizedGemm& quantized_gemm_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
 
+// A batch of activation rows rounded to bf16 for the bf16 GEMM: k2 = k rounded up to even
+// (zero-padded), x [n_tok * k2].
+struct Bf16Batch {
+  int64_t n_tok = 0, k2 = 0;
+  std::vector<uint16_t> x;
+};
+
+struct Bf16Gemm {
+  // Converts tokens [t0, t1) of x ([n_tok, k] f32) into out (sized by the caller).
+  void (*convert)(const float* x, int64_t k, int64_t t0, int64_t t1, Bf16Batch& out);
+  // As QuantizedGemm::gemm, for F16 or BF16 weights (rounded to bf16).
+  void (*gemm)(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t p1,
+               std::vector<uint8_t>& scratch);
+  int64_t panel_rows;
+};
+
+const Bf16Gemm& bf16_gemm_avx512();  // only with AVX-512 F/BW/VL/DQ + BF16
+
 const MatmulKernels& matmul_kernels_scalar();
 const MatmulKernels& matmul_kernels_avx2();    // only on CPUs with AVX2 + FMA + F16C
 const MatmulKernels& matmul_kernels_avx512();  // only on CPUs with AVX-512 F/BW/VL/DQ
