@@ -387,6 +387,33 @@ TEST(Kernels, RmsNormAndSwiglu) {
     EXPECT_NEAR(o[i], g[i] / (1 + std::exp(-double(g[i]))) * u[i], 1e-6);
 }
 
+// The vectorised SwiGLU over the whole float range it meets (large |g| saturates), with a tail,
+// and the thread-team versions of both kernels equal to the single-threaded ones.
+TEST(Kernels, SwigluAndRmsNormOverTheTeam) {
+  std::mt19937 rng(6);
+  ThreadPool pool(2);
+  const int64_t n = (1 << 17) + 7;
+  auto g = random_vector(size_t(n), rng, 8.0f);
+  g[0] = 100.0f;
+  g[1] = -100.0f;
+  g[2] = 0.0f;
+  const auto u = random_vector(size_t(n), rng);
+  std::vector<float> one(static_cast<size_t>(n)), team(static_cast<size_t>(n));
+  kernels::swiglu(g.data(), u.data(), one.data(), n);
+  kernels::swiglu(g.data(), u.data(), team.data(), n, pool);
+  EXPECT_EQ(one, team);
+  for (size_t i = 0; i < size_t(n); ++i) {
+    const double want = g[i] / (1 + std::exp(-double(g[i]))) * u[i];
+    ASSERT_NEAR(one[i], want, 1e-6 * (1 + std::fabs(want))) << "g = " << g[i];
+  }
+  const int64_t rows = 70, d = 2048 + 3;
+  const auto x = random_vector(size_t(rows * d), rng), w = random_vector(size_t(d), rng);
+  std::vector<float> y1(x.size()), y2(x.size());
+  kernels::rmsnorm(x.data(), w.data(), y1.data(), rows, d, 1e-6f);
+  kernels::rmsnorm(x.data(), w.data(), y2.data(), rows, d, 1e-6f, pool);
+  EXPECT_EQ(y1, y2);
+}
+
 TEST(Kernels, RopeLayoutsAgreeUnderThePermutation) {
   std::mt19937 rng(6);
   const int64_t n_tok = 5, n_heads = 3, hd = 16;
