@@ -58,31 +58,32 @@ inline float sum_tree(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
 }
 
-// acc += Σ_j p[j] · V[j] over n keys (rows kv_stride apart), even keys into acc[0, NV), odd keys
-// into acc[NV, 2NV): two independent FMA chains per output vector, as the FMA latency would
-// otherwise bound the loop.
-template <int NV>
-inline void accumulate_pv(const float* p, int n, const float* vb, int64_t kv_stride, __m512* acc) {
-  int j = 0;
-  for (; j + 2 <= n; j += 2) {
-    const __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
-    const float* v0 = vb + j * kv_stride;
-    const float* v1 = v0 + kv_stride;
-    for (int v = 0; v < NV; ++v) {
-      acc[v] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * v), acc[v]);
-      acc[NV + v] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * v), acc[NV + v]);
+// For HB heads of a group: acc_h = acc_h · corr_h + Σ_j p_h[j] · V[j] over n keys (V rows
+// kv_stride apart; p_h = p + h · 64; acc_h = accm + h · 16·NV). Each V row is loaded once for
+// the HB heads, and the HB · NV accumulators are independent FMA chains.
+template <int NV, int HB>
+inline void pv_heads(const float* p, int n, const float* vb, int64_t kv_stride, const float* corr,
+                     float* accm) {
+  __m512 acc[HB][NV];
+  for (int h = 0; h < HB; ++h) {
+    const __m512 c = _mm512_set1_ps(corr[h]);
+    for (int v = 0; v < NV; ++v)
+      acc[h][v] = _mm512_mul_ps(_mm512_load_ps(accm + (h * NV + v) * 16), c);
+  }
+  for (int j = 0; j < n; ++j) {
+    const float* vp = vb + j * kv_stride;
+    __m512 vr[NV];
+    for (int v = 0; v < NV; ++v) vr[v] = _mm512_loadu_ps(vp + 16 * v);
+    for (int h = 0; h < HB; ++h) {
+      const __m512 ph = _mm512_set1_ps(p[h * 64 + j]);
+      for (int v = 0; v < NV; ++v) acc[h][v] = _mm512_fmadd_ps(ph, vr[v], acc[h][v]);
     }
   }
-  if (j < n) {
-    const __m512 p0 = _mm512_set1_ps(p[j]);
-    const float* v0 = vb + j * kv_stride;
-    for (int v = 0; v < NV; ++v) acc[v] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * v), acc[v]);
+  for (int h = 0; h < HB; ++h) {
+    for (int v = 0; v < NV; ++v) _mm512_store_ps(accm + (h * NV + v) * 16, acc[h][v]);
   }
 }
 
-// Scores (already scaled: qs is q · scale) of keys [j, j + 16) of a block, into s[0, 16).
-// From key rows (kb: key j's row, rows kv_stride apart, n of them valid): one vector dot per
-// key and a fixed-order horizontal sum.
 template <int NV>
 inline void scores_rows(const float* qs, const float* kb, int64_t kv_stride, int n, float* s) {
   for (int j = 0; j < n; ++j) {
@@ -119,7 +120,8 @@ inline void scores_kt(const float* qs, const float* ktb, float* s) {
 
 // One query token against one KV head, for all the query heads that share it (grouped-query
 // attention): each block of 64 keys (and values) is used by every head of the group while it is
-// in L1, instead of streaming the whole K and V once per head. Per head the arithmetic is the
+// in L1, instead of streaming the whole K and V once per head, and P·V loads each value row once
+// for several heads. Per head the arithmetic is the
 // plain online softmax (blocks of 64 keys from j_begin); with kt (transposed keys, window 0)
 // the scores come from scores_kt, bit-identical to scores_rows, so a query gives the same result
 // whether computed in a batch (kt) or alone.
@@ -135,32 +137,35 @@ void attend_group(const AttentionArgs& a, const float* kt, int64_t item) {
   const int64_t j_begin = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1 - a.k_pos0) : 0;
   const int64_t n_kb = (a.n_kv + 15) / 16;
   const float* kh = kt ? kt + kvh * n_kb * 16 * HD : nullptr;
-  // Per head of the group: scaled query, accumulator (even and odd keys), running max and sum.
+  // Per head of the group: scaled query, accumulator, running max, sum and this block's
+  // correction, and this block's probabilities.
+  constexpr int64_t kHb = NV >= 8 ? 2 : 4;  // heads per P·V pass: HB · NV <= 16 accumulators
   thread_local std::vector<float> state;
-  state.resize(size_t(group * 4 * HD + 16));
+  state.resize(size_t(group * (2 * HD + kBlock + 3) + 16));
   float* qs =
       reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(state.data()) + 63) & ~uintptr_t(63));
-  float* accm = qs + group * HD;  // [group][2 * HD]
-  float* maxs = accm + group * 2 * HD;
+  float* accm = qs + group * HD;      // [group][HD]
+  float* ps = accm + group * HD;      // [group][64]
+  float* maxs = ps + group * kBlock;  // [group]
   float* sums = maxs + group;
+  float* corr = sums + group;
   const __m512 scale = _mm512_set1_ps(a.scale);
   for (int64_t g = 0; g < group; ++g) {
     const float* qp = a.q + i * q_stride + (kvh * group + g) * a.head_dim;
     for (int v = 0; v < NV; ++v) {
       _mm512_store_ps(qs + g * HD + 16 * v, _mm512_mul_ps(_mm512_loadu_ps(qp + 16 * v), scale));
-      _mm512_store_ps(accm + g * 2 * HD + 16 * v, _mm512_setzero_ps());
-      _mm512_store_ps(accm + g * 2 * HD + HD + 16 * v, _mm512_setzero_ps());
+      _mm512_store_ps(accm + g * HD + 16 * v, _mm512_setzero_ps());
     }
     maxs[g] = -std::numeric_limits<float>::infinity();
     sums[g] = 0.0f;
   }
-  alignas(64) float s[kBlock];
   for (int64_t j0 = j_begin; j0 < j_end; j0 += kBlock) {
     const int n = int(std::min(kBlock, j_end - j0));
     const float* kb = a.k + j0 * kv_stride + kvh * a.head_dim;
     const float* vb = a.v + j0 * kv_stride + kvh * a.head_dim;
     for (int64_t g = 0; g < group; ++g) {
       const float* q = qs + g * HD;
+      float* s = ps + g * kBlock;
       float block_max = maxs[g];
       if (kh) {  // j0 is a multiple of 64 here (window 0)
         __m512 bmv = _mm512_set1_ps(block_max);
@@ -174,7 +179,7 @@ void attend_group(const AttentionArgs& a, const float* kt, int64_t item) {
         scores_rows<NV>(q, kb, kv_stride, n, s);
         for (int j = 0; j < n; ++j) block_max = std::max(block_max, s[j]);
       }
-      const float correction = std::exp(maxs[g] - block_max);  // 0 on the first block (max = -inf)
+      corr[g] = std::exp(maxs[g] - block_max);  // 0 on the first block (max = -inf)
       const __m512 bm = _mm512_set1_ps(block_max);
       __m512 psum = _mm512_setzero_ps();
       for (int j = 0; j < n; j += 16) {
@@ -184,29 +189,27 @@ void attend_group(const AttentionArgs& a, const float* kt, int64_t item) {
         _mm512_store_ps(s + j, p);
         psum = _mm512_add_ps(psum, p);
       }
-      sums[g] = sums[g] * correction + _mm512_reduce_add_ps(psum);
+      sums[g] = sums[g] * corr[g] + _mm512_reduce_add_ps(psum);
       maxs[g] = block_max;
-      __m512 acc[2 * NV];
-      const __m512 c = _mm512_set1_ps(correction);
-      for (int v = 0; v < 2 * NV; ++v)
-        acc[v] = _mm512_mul_ps(_mm512_load_ps(accm + g * 2 * HD + 16 * v), c);
-      accumulate_pv<NV>(s, n, vb, kv_stride, acc);
-      for (int v = 0; v < 2 * NV; ++v) _mm512_store_ps(accm + g * 2 * HD + 16 * v, acc[v]);
     }
+    int64_t g = 0;
+    for (; g + kHb <= group; g += kHb) {
+      pv_heads<NV, int(kHb)>(ps + g * kBlock, n, vb, kv_stride, corr + g, accm + g * HD);
+    }
+    for (; g < group; ++g)
+      pv_heads<NV, 1>(ps + g * kBlock, n, vb, kv_stride, corr + g, accm + g * HD);
   }
   for (int64_t g = 0; g < group; ++g) {
     const int64_t h = kvh * group + g;
     float* out = a.out + i * q_stride + h * a.head_dim;
-    const float* acc = accm + g * 2 * HD;
+    const float* acc = accm + g * HD;
     if (sums[g] == 0.0f) {
       for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + 16 * v, _mm512_setzero_ps());
       a.lse[i * a.n_head + h] = -std::numeric_limits<float>::infinity();
     } else {
       const __m512 inv = _mm512_set1_ps(1.0f / sums[g]);
       for (int v = 0; v < NV; ++v) {
-        const __m512 sum =
-            _mm512_add_ps(_mm512_load_ps(acc + 16 * v), _mm512_load_ps(acc + HD + 16 * v));
-        _mm512_storeu_ps(out + 16 * v, _mm512_mul_ps(sum, inv));
+        _mm512_storeu_ps(out + 16 * v, _mm512_mul_ps(_mm512_load_ps(acc + 16 * v), inv));
       }
       a.lse[i * a.n_head + h] = maxs[g] + std::log(sums[g]);
     }
