@@ -11,7 +11,9 @@
 #                with the order swapped every other round (AB, BA, ...)
 #   TYPES        default "q4_0 q8_0 f16"
 #
-# Environment: EP (default build/edgeprompt), THREADS (2), P (512), N (128), REPS (3).
+# Environment: EP (default build/edgeprompt), THREADS (2), P (512), N (128), REPS (3),
+# WAIT_LOAD (e.g. 1.0: before each run wait, up to WAIT_MAX seconds (default 600), until the
+# 1-minute load average is below it; for a machine shared with other work).
 # Prints one JSON object per run (round, type, program, UTC start, 1-minute load average before
 # the run, and that program's own JSON output), then a summary line per round and type with the
 # ratios; progress goes to stderr. Both programs run with mmap'd weights and THREADS threads.
@@ -26,8 +28,19 @@ THREADS=${THREADS:-2}
 P=${P:-512}
 N=${N:-128}
 REPS=${REPS:-3}
+WAIT_LOAD=${WAIT_LOAD:-}
+WAIT_MAX=${WAIT_MAX:-600}
 
 load() { cut -d' ' -f1 /proc/loadavg; }
+
+wait_quiet() {
+  [ -n "$WAIT_LOAD" ] || return 0
+  local waited=0
+  while awk -v l="$(load)" -v m="$WAIT_LOAD" 'BEGIN { exit !(l >= m) }' && [ "$waited" -lt "$WAIT_MAX" ]; do
+    sleep 5
+    waited=$((waited + 5))
+  done
+}
 
 run_ours() {
   "$EP" bench -m "$1" -t "$THREADS" -p "$P" -n "$N" -r "$REPS" --json 2>/dev/null | tail -n 1
@@ -52,6 +65,7 @@ print(json.dumps(out))'
 
 record() {  # round type program model
   local l t out
+  wait_quiet
   l=$(load)
   t=$(date -u +%H:%M:%S)
   echo "round $1 $2 $3 (load $l, $t UTC)" >&2
