@@ -188,4 +188,50 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
   matmul(w, x, n_rows, y, pool, active_isa(), default_precision());
 }
 
+void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows,
+                  ThreadPool& pool) {
+  const Isa isa = active_isa();
+  const bool decode = default_precision() == Precision::Fast && n_rows < kGemmMinRows;
+  const auto quant = [](DType t) { return t == DType::Q8_0 || t == DType::Q4_0; };
+  bool all_vnni = vnni_available(isa), all_plain = true, same_cols = true;
+  int64_t total = 0;
+  for (const MatmulOut& o : outs) {
+    all_vnni = all_vnni && quant(o.w->type);
+    all_plain = all_plain && !(quant(o.w->type) && vnni_available(isa));
+    same_cols = same_cols && o.w->cols == outs[0].w->cols;
+    total += o.w->rows;
+  }
+  if (!decode || outs.size() < 2 || !same_cols || !(all_vnni || all_plain)) {
+    for (const MatmulOut& o : outs) matmul(*o.w, x, n_rows, o.y, pool);
+    return;
+  }
+  // The rows of all matrices as one range: a chunk may cover the end of one and the start of
+  // the next; each row is computed by the same kernel as in matmul.
+  const int64_t cols = outs[0].w->cols;
+  const int64_t grain = std::max<int64_t>(8, total / (int64_t(pool.size()) * 16));
+  const detail::MatmulKernels& k = kernels_for(isa);
+  thread_local std::vector<detail::QuantizedActivations> xq_buffer;
+  std::vector<detail::QuantizedActivations>& xq = xq_buffer;
+  if (all_vnni) {
+    const detail::QuantizedKernels& qk = detail::quantized_kernels_vnni();
+    xq.resize(size_t(n_rows));
+    for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * cols, cols, xq[size_t(t)]);
+  }
+  parallel_for(pool, total, grain, [&](int64_t r0, int64_t r1) {
+    int64_t base = 0;
+    for (const MatmulOut& o : outs) {
+      const int64_t a = std::max(r0, base), b = std::min(r1, base + o.w->rows);
+      for (int64_t t = 0; a < b && t < n_rows; ++t) {
+        if (all_vnni) {
+          detail::quantized_kernels_vnni().matvec(*o.w, xq[size_t(t)], o.y + t * o.w->rows,
+                                                  a - base, b - base);
+        } else {
+          k.matvec(*o.w, x + t * cols, o.y + t * o.w->rows, a - base, b - base);
+        }
+      }
+      base += o.w->rows;
+    }
+  });
+}
+
 }  // namespace ep::kernels

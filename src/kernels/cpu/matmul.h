@@ -6,6 +6,7 @@
 #include "kernels/cpu/cpu_features.h"
 
 #include <cstdint>
+#include <span>
 
 namespace ep::kernels {
 
@@ -38,6 +39,19 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
 // precision: for tests and benchmarks of each path.
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
             Isa isa, Precision precision = Precision::Exact);
+
+// One product of a matmul_multi call: y = x · wᵀ.
+struct MatmulOut {
+  const MatrixView* w;
+  float* y;
+};
+
+// Several products of the same activations (all w.cols equal), e.g. the Q, K and V projections:
+// results identical to calling matmul for each. For decode in the fast precision it runs as one
+// pass over the thread team (one activation quantisation, one wait at the end instead of one per
+// matrix).
+void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows,
+                  ThreadPool& pool);
 
 // Dot product of two f32 vectors with several independent partial sums (vectorisable).
 float dot_f32(const float* a, const float* b, int64_t n);
