@@ -67,7 +67,7 @@ TEST(Half, F16RoundsToNearest) {
 
 TEST(Half, Bf16RoundsToNearestEven) {
   EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
-  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.00390625f)), 1.0f);      // tie -> even
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.00390625f)), 1.0f);       // tie -> even
   EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.01171875f)), 1.015625f);  // tie -> even (up)
   EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
 }
@@ -134,7 +134,8 @@ TEST(Kernels, MatmulMatchesReferenceForEveryType) {
       for (int64_t i = 0; i < n_rows; ++i) {
         for (int64_t r = 0; r < rows; ++r) {
           double s = 0;
-          for (int64_t c = 0; c < cols; ++c) s += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
+          for (int64_t c = 0; c < cols; ++c)
+            s += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
           ref[size_t(i * rows + r)] = s;
         }
       }
@@ -165,22 +166,30 @@ TEST(Kernels, MatmulEveryIsaMatchesReference) {
         const int64_t rows = sh.rows, cols = sh.cols, rb = dtype_row_bytes(t, cols);
         const auto wf = random_vector(size_t(rows * cols), rng);
         std::vector<uint8_t> wq(size_t(rows * rb));
-        for (int64_t r = 0; r < rows; ++r) quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
+        for (int64_t r = 0; r < rows; ++r)
+          quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
         std::vector<float> wd(wf.size());
-        for (int64_t r = 0; r < rows; ++r) dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
+        for (int64_t r = 0; r < rows; ++r)
+          dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
         for (int64_t n_rows : {1, 2, 3, 5, 13, 30}) {
           const auto x = random_vector(size_t(n_rows * cols), rng);
           std::vector<double> ref(size_t(n_rows * rows));
           for (int64_t i = 0; i < n_rows; ++i) {
             for (int64_t r = 0; r < rows; ++r) {
               double s = 0;
-              for (int64_t c = 0; c < cols; ++c) s += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
+              for (int64_t c = 0; c < cols; ++c)
+                s += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
               ref[size_t(i * rows + r)] = s;
             }
           }
           const MatrixView m{t, rows, cols, wq.data()};
           for (auto prec : {kernels::Precision::Exact, kernels::Precision::Fast}) {
-            if (prec == kernels::Precision::Fast && quant && isa == Isa::Avx512) continue;  // 8-bit: below
+            if (prec == kernels::Precision::Fast && isa == Isa::Avx512 && n_rows >= 3 &&
+                (t == DType::F16 || t == DType::BF16) && kernels::cpu_features().avx512bf16) {
+              continue;  // bf16 GEMM: below
+            }
+            if (prec == kernels::Precision::Fast && quant && isa == Isa::Avx512)
+              continue;  // 8-bit: below
             std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
             kernels::matmul(m, x.data(), n_rows, y.data(), pool, isa, prec);
             // f32 sums of exact products: a few ulps per term, relative to the result's norm.
@@ -204,10 +213,12 @@ TEST(Kernels, MatmulEveryIsaMatchesReference) {
   }
 }
 
-// The fast decode path (8-bit activations, VNNI) against a double reference that quantises the
-// activations the same way (d = max|x| / 127 per 32-block, q = x · (127 / max|x|) rounded to
-// nearest even): the integer dot products must be exact, so only f32 scaling rounding remains.
-TEST(Kernels, FastQuantisedMatvecMatchesReference) {
+// The fast paths (8-bit activations, VNNI: the decode matvec for 1-2 rows, the prefill GEMM for
+// more) against a double reference that quantises the activations the same way (d = max|x| / 127
+// per 32-block, q = x · (127 / max|x|) rounded to nearest even): the integer dot products must be
+// exact, so only f32 scaling rounding remains. Row counts exercise partial 32-row panels and
+// token counts partial register tiles.
+TEST(Kernels, FastQuantisedMatmulMatchesReference) {
   if (!(kernels::clamp_isa(Isa::Avx512) == Isa::Avx512 && kernels::cpu_features().avx512vnni)) {
     GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   }
@@ -215,15 +226,20 @@ TEST(Kernels, FastQuantisedMatvecMatchesReference) {
   ThreadPool pool(2);
   for (DType t : {DType::Q8_0, DType::Q4_0}) {
     for (int64_t cols : {32, 64, 96, 2048, 5632 + 32}) {  // odd and even block counts
-      const int64_t rows = 45, rb = dtype_row_bytes(t, cols);
+      const int64_t rows = cols == 96 ? 7 : cols == 64 ? 64 : 45, rb = dtype_row_bytes(t, cols);
       const auto wf = random_vector(size_t(rows * cols), rng);
       std::vector<uint8_t> wq(size_t(rows * rb));
-      for (int64_t r = 0; r < rows; ++r) quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
+      for (int64_t r = 0; r < rows; ++r)
+        quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
+      // A file may hold -128, which the quantiser never writes.
+      if (t == DType::Q8_0) reinterpret_cast<BlockQ8_0*>(wq.data())->qs[3] = -128;
       std::vector<float> wd(wf.size());
-      for (int64_t r = 0; r < rows; ++r) dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
-      for (int64_t n_rows : {1, 2}) {
+      for (int64_t r = 0; r < rows; ++r)
+        dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
+      for (int64_t n_rows : {1, 2, 3, 7, 13}) {
         auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
-        for (int64_t c = 32; c < std::min<int64_t>(64, cols); ++c) x.at(size_t(c)) = 0.0f;  // an all-zero block
+        for (int64_t c = 32; c < std::min<int64_t>(64, cols); ++c)
+          x.at(size_t(c)) = 0.0f;  // an all-zero block
         std::vector<double> ref(size_t(n_rows * rows)), exact(ref.size());
         for (int64_t i = 0; i < n_rows; ++i) {
           std::vector<double> xq(static_cast<size_t>(cols));
@@ -232,7 +248,8 @@ TEST(Kernels, FastQuantisedMatvecMatchesReference) {
             float m = 0;
             for (int j = 0; j < 32; ++j) m = std::max(m, std::fabs(xb[j]));
             const float d = m / 127.0f, id = m != 0 ? 127.0f / m : 0.0f;
-            for (int j = 0; j < 32; ++j) xq[size_t(b * 32 + j)] = double(d) * std::nearbyint(xb[j] * id);
+            for (int j = 0; j < 32; ++j)
+              xq[size_t(b * 32 + j)] = double(d) * std::nearbyint(xb[j] * id);
           }
           for (int64_t r = 0; r < rows; ++r) {
             double s = 0, e = 0;
@@ -247,11 +264,105 @@ TEST(Kernels, FastQuantisedMatvecMatchesReference) {
         std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
         kernels::matmul(MatrixView{t, rows, cols, wq.data()}, x.data(), n_rows, y.data(), pool,
                         Isa::Avx512, kernels::Precision::Fast);
-        SCOPED_TRACE(::testing::Message() << dtype_name(t) << " cols " << cols << " n_rows " << n_rows);
+        SCOPED_TRACE(::testing::Message()
+                     << dtype_name(t) << " cols " << cols << " n_rows " << n_rows);
         EXPECT_LT(rel_error(y, ref), 2e-6);
         EXPECT_LT(rel_error(y, exact), 2e-2);  // the cost of 8-bit activations, for scale
       }
     }
+  }
+}
+
+// The fast prefill path for F16/BF16 weights (AVX-512 BF16): weights and activations rounded to
+// bf16, products exact, f32 sums. Against a double reference on the same rounded values; odd
+// column counts exercise the padded last column pair and the slice tails, row counts partial
+// 32-row panels, token counts partial register tiles.
+TEST(Kernels, FastBf16GemmMatchesReference) {
+  if (!(kernels::clamp_isa(Isa::Avx512) == Isa::Avx512 && kernels::cpu_features().avx512bf16)) {
+    GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  }
+  std::mt19937 rng(42);
+  ThreadPool pool(2);
+  for (DType t : {DType::F16, DType::BF16}) {
+    for (int64_t cols : {45, 257, 600, 2048 + 17}) {
+      const int64_t rows = cols == 45 ? 7 : cols == 257 ? 64 : 33, rb = dtype_row_bytes(t, cols);
+      const auto wf = random_vector(size_t(rows * cols), rng);
+      std::vector<uint8_t> wq(size_t(rows * rb));
+      for (int64_t r = 0; r < rows; ++r) {
+        quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
+      }
+      std::vector<float> wd(wf.size());
+      for (int64_t r = 0; r < rows; ++r) {
+        dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
+      }
+      for (int64_t n_rows : {3, 13, 30}) {
+        const auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
+        std::vector<double> ref(size_t(n_rows * rows)), exact(ref.size());
+        for (int64_t i = 0; i < n_rows; ++i) {
+          for (int64_t r = 0; r < rows; ++r) {
+            double s = 0, e = 0;
+            for (int64_t c = 0; c < cols; ++c) {
+              const float w = wd[size_t(r * cols + c)], xv = x[size_t(i * cols + c)];
+              s += double(bf16_to_f32(f32_to_bf16(w))) * double(bf16_to_f32(f32_to_bf16(xv)));
+              e += double(w) * xv;
+            }
+            ref[size_t(i * rows + r)] = s;
+            exact[size_t(i * rows + r)] = e;
+          }
+        }
+        std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
+        kernels::matmul(MatrixView{t, rows, cols, wq.data()}, x.data(), n_rows, y.data(), pool,
+                        Isa::Avx512, kernels::Precision::Fast);
+        SCOPED_TRACE(::testing::Message()
+                     << dtype_name(t) << " " << rows << "x" << cols << " n_rows " << n_rows);
+        EXPECT_LT(rel_error(y, ref), 2e-6);
+        EXPECT_LT(rel_error(y, exact), 1e-2);  // the cost of bf16 rounding, for scale
+      }
+    }
+  }
+}
+
+// matmul_multi (several matrices, one input) gives exactly what separate matmul calls give, in
+// both precisions, for decode and prefill row counts and mixed types.
+TEST(Kernels, MatmulMultiEqualsSeparateCalls) {
+  std::mt19937 rng(43);
+  ThreadPool pool(2);
+  const int64_t cols = 96;
+  for (auto types :
+       {std::vector<DType>{DType::Q4_0, DType::Q4_0, DType::Q8_0},
+        std::vector<DType>{DType::F16, DType::F16}, std::vector<DType>{DType::Q4_0, DType::F16}}) {
+    std::vector<std::vector<uint8_t>> data;
+    std::vector<MatrixView> ws;
+    const int64_t rows[] = {45, 17, 64};
+    for (size_t m = 0; m < types.size(); ++m) {
+      const int64_t rb = dtype_row_bytes(types[m], cols);
+      const auto wf = random_vector(size_t(rows[m] * cols), rng);
+      data.emplace_back(size_t(rows[m] * rb));
+      for (int64_t r = 0; r < rows[m]; ++r) {
+        quantize_row(types[m], &wf[size_t(r * cols)], data.back().data() + r * rb, cols);
+      }
+    }
+    for (size_t m = 0; m < types.size(); ++m)
+      ws.push_back({types[m], rows[m], cols, data[m].data()});
+    for (auto prec : {kernels::Precision::Exact, kernels::Precision::Fast}) {
+      kernels::set_default_precision(prec);
+      for (int64_t n_rows : {1, 2, 5}) {
+        const auto x = random_vector(size_t(n_rows * cols), rng);
+        std::vector<std::vector<float>> multi, single;
+        std::vector<kernels::MatmulOut> outs;
+        for (const MatrixView& w : ws) {
+          multi.emplace_back(size_t(n_rows * w.rows));
+          single.emplace_back(size_t(n_rows * w.rows));
+        }
+        for (size_t m = 0; m < ws.size(); ++m) outs.push_back({&ws[m], multi[m].data()});
+        kernels::matmul_multi(outs, x.data(), n_rows, pool);
+        for (size_t m = 0; m < ws.size(); ++m)
+          kernels::matmul(ws[m], x.data(), n_rows, single[m].data(), pool);
+        for (size_t m = 0; m < ws.size(); ++m)
+          EXPECT_EQ(multi[m], single[m]) << m << " n_rows " << n_rows;
+      }
+    }
+    kernels::set_default_precision(kernels::Precision::Exact);
   }
 }
 
@@ -273,9 +384,10 @@ TEST(Kernels, ParallelForTeam) {
         for (auto& h : hits) ASSERT_EQ(h.load(), 1) << threads << " " << n << " " << grain;
       }
     }
-    EXPECT_THROW(kernels::parallel_for(pool, 100, 1, [](int64_t b, int64_t e) {
-      if (b <= 42 && 42 < e) fail("boom");
-    }),
+    EXPECT_THROW(kernels::parallel_for(pool, 100, 1,
+                                       [](int64_t b, int64_t e) {
+                                         if (b <= 42 && 42 < e) fail("boom");
+                                       }),
                  Error);
     std::atomic<int64_t> total{0};
     for (int rep = 0; rep < 3000; ++rep) {
@@ -315,7 +427,35 @@ TEST(Kernels, RmsNormAndSwiglu) {
   const auto g = random_vector(50, rng), u = random_vector(50, rng);
   std::vector<float> o(50);
   kernels::swiglu(g.data(), u.data(), o.data(), 50);
-  for (size_t i = 0; i < 50; ++i) EXPECT_NEAR(o[i], g[i] / (1 + std::exp(-double(g[i]))) * u[i], 1e-6);
+  for (size_t i = 0; i < 50; ++i)
+    EXPECT_NEAR(o[i], g[i] / (1 + std::exp(-double(g[i]))) * u[i], 1e-6);
+}
+
+// The vectorised SwiGLU over the whole float range it meets (large |g| saturates), with a tail,
+// and the thread-team versions of both kernels equal to the single-threaded ones.
+TEST(Kernels, SwigluAndRmsNormOverTheTeam) {
+  std::mt19937 rng(6);
+  ThreadPool pool(2);
+  const int64_t n = (1 << 17) + 7;
+  auto g = random_vector(size_t(n), rng, 8.0f);
+  g[0] = 100.0f;
+  g[1] = -100.0f;
+  g[2] = 0.0f;
+  const auto u = random_vector(size_t(n), rng);
+  std::vector<float> one(static_cast<size_t>(n)), team(static_cast<size_t>(n));
+  kernels::swiglu(g.data(), u.data(), one.data(), n);
+  kernels::swiglu(g.data(), u.data(), team.data(), n, pool);
+  EXPECT_EQ(one, team);
+  for (size_t i = 0; i < size_t(n); ++i) {
+    const double want = g[i] / (1 + std::exp(-double(g[i]))) * u[i];
+    ASSERT_NEAR(one[i], want, 1e-6 * (1 + std::fabs(want))) << "g = " << g[i];
+  }
+  const int64_t rows = 70, d = 2048 + 3;
+  const auto x = random_vector(size_t(rows * d), rng), w = random_vector(size_t(d), rng);
+  std::vector<float> y1(x.size()), y2(x.size());
+  kernels::rmsnorm(x.data(), w.data(), y1.data(), rows, d, 1e-6f);
+  kernels::rmsnorm(x.data(), w.data(), y2.data(), rows, d, 1e-6f, pool);
+  EXPECT_EQ(y1, y2);
 }
 
 TEST(Kernels, RopeLayoutsAgreeUnderThePermutation) {
@@ -390,25 +530,82 @@ struct AttentionCase {
 TEST(Kernels, AttentionMatchesReferenceWithLse) {
   std::mt19937 rng(7);
   ThreadPool pool(2);
-  const AttentionCase cases[] = {{1, 1, 0, 2, 2, 8, 0},     {13, 13, 0, 4, 2, 16, 0},
-                                 {5, 200, 195, 6, 2, 32, 0}, {70, 70, 0, 4, 1, 8, 17},
+  const AttentionCase cases[] = {{1, 1, 0, 2, 2, 8, 0},       {13, 13, 0, 4, 2, 16, 0},
+                                 {5, 200, 195, 6, 2, 32, 0},  {70, 70, 0, 4, 1, 8, 17},
                                  {9, 150, 141, 2, 2, 64, 64}, {3, 300, 297, 4, 1, 128, 0},
-                                 {20, 20, 0, 2, 2, 16, 5},   {7, 7, 0, 4, 4, 20, 0}};
+                                 {20, 20, 0, 2, 2, 16, 5},    {7, 7, 0, 4, 4, 20, 0},
+                                 {33, 100, 67, 8, 2, 64, 0},  {17, 17, 0, 4, 2, 128, 0}};
   for (const auto& c : cases) {
     const auto q = random_vector(size_t(c.n_q * c.n_head * c.head_dim), rng, 2.0f);
     const auto k = random_vector(size_t(c.n_kv * c.n_head_kv * c.head_dim), rng, 2.0f);
     const auto v = random_vector(size_t(c.n_kv * c.n_head_kv * c.head_dim), rng);
     std::vector<float> out(q.size(), std::numeric_limits<float>::quiet_NaN());
     std::vector<float> lse(size_t(c.n_q * c.n_head), std::numeric_limits<float>::quiet_NaN());
-    kernels::AttentionArgs a{q.data(), c.n_q, c.q_pos0, k.data(), v.data(), c.n_kv, 0,
-                             c.n_head, c.n_head_kv, c.head_dim,
-                             float(1 / std::sqrt(double(c.head_dim))), c.window, out.data(),
+    kernels::AttentionArgs a{q.data(),
+                             c.n_q,
+                             c.q_pos0,
+                             k.data(),
+                             v.data(),
+                             c.n_kv,
+                             0,
+                             c.n_head,
+                             c.n_head_kv,
+                             c.head_dim,
+                             float(1 / std::sqrt(double(c.head_dim))),
+                             c.window,
+                             out.data(),
                              lse.data()};
     kernels::attention(a, pool);
     std::vector<double> ref_out, ref_lse;
     reference_attention(a, ref_out, ref_lse);
     EXPECT_LT(rel_error(out, ref_out), 1e-5) << c.n_q << "x" << c.n_kv;
     for (size_t i = 0; i < lse.size(); ++i) EXPECT_NEAR(lse[i], ref_lse[i], 1e-4);
+  }
+}
+
+// A query's attention output is bit-identical whether it is computed in a batch (prefill: the
+// AVX-512 kernel then transposes the keys) or alone (decode) - what makes a token's logits
+// independent of how the prompt was batched.
+TEST(Kernels, AttentionBatchEqualsOneQueryAtATime) {
+  std::mt19937 rng(9);
+  ThreadPool pool(2);
+  for (int64_t hd : {16, 32, 64, 128, 24}) {
+    const int64_t n = 150, n_head = 8, n_head_kv = 2;
+    const auto q = random_vector(size_t(n * n_head * hd), rng, 2.0f);
+    const auto k = random_vector(size_t(n * n_head_kv * hd), rng, 2.0f);
+    const auto v = random_vector(size_t(n * n_head_kv * hd), rng);
+    std::vector<float> out(q.size()), lse(static_cast<size_t>(n * n_head));
+    std::vector<float> out1(static_cast<size_t>(n_head * hd)), lse1(static_cast<size_t>(n_head));
+    kernels::AttentionArgs a{q.data(),
+                             n,
+                             0,
+                             k.data(),
+                             v.data(),
+                             n,
+                             0,
+                             n_head,
+                             n_head_kv,
+                             hd,
+                             float(1 / std::sqrt(double(hd))),
+                             0,
+                             out.data(),
+                             lse.data()};
+    kernels::attention(a, pool);
+    for (int64_t i = 0; i < n; ++i) {
+      kernels::AttentionArgs b = a;
+      b.q = q.data() + i * n_head * hd;
+      b.n_q = 1;
+      b.q_pos0 = i;
+      b.n_kv = i + 1;
+      b.out = out1.data();
+      b.lse = lse1.data();
+      kernels::attention(b, pool);
+      for (int64_t e = 0; e < n_head * hd; ++e) {
+        ASSERT_EQ(out1[size_t(e)], out[size_t(i * n_head * hd + e)])
+            << "head_dim " << hd << " query " << i;
+      }
+      for (int64_t h = 0; h < n_head; ++h) ASSERT_EQ(lse1[size_t(h)], lse[size_t(i * n_head + h)]);
+    }
   }
 }
 
@@ -468,9 +665,10 @@ TEST(ThreadPool, CoversEveryIndexOnceAndPropagatesErrors) {
     });
     for (auto& h : hits) EXPECT_EQ(h.load(), 1);
   }
-  EXPECT_THROW(pool.parallel_for(100, 1, [](int64_t b, int64_t) {
-    if (b == 42) fail("boom");
-  }),
+  EXPECT_THROW(pool.parallel_for(100, 1,
+                                 [](int64_t b, int64_t) {
+                                   if (b == 42) fail("boom");
+                                 }),
                Error);
   std::atomic<int> count{0};
   pool.parallel_for(10, 1, [&](int64_t b, int64_t e) { count += int(e - b); });  // still usable

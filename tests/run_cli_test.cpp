@@ -58,6 +58,20 @@ TEST(RunCli, GreedyMatchesTheHuggingFaceContinuation) {
   }
 }
 
+// --precision fast takes the 8-bit/bf16 kernels where the CPU has them; the generation still
+// runs to the requested length. Other values are refused.
+TEST(RunCli, PrecisionOption) {
+  const std::string model = (kModels / "qwen2-bias").string();
+  const auto r = test::run_cli({"run", "--model", model, "--tokens", "1,5,9,200", "--temp", "0",
+                                "-n", "6", "--precision", "fast"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), ','), 5) << r.out;
+  const auto bad =
+      test::run_cli({"run", "--model", model, "--tokens", "1,5", "--precision", "fastest"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--precision"), std::string::npos) << bad.err;
+}
+
 TEST(RunCli, GreedyIsTheArgmaxChainOfLogits) {
   test::ScratchDir dir;
   const std::string model = (kModels / "qwen2-bias").string();

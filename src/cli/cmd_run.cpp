@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/token_list.h"
+#include "kernels/cpu/matmul.h"
 #include "model/fingerprint.h"
 #include "model/model.h"
 #include "net/cloud_client.h"
@@ -36,6 +37,7 @@ struct Options {
   std::optional<uint64_t> seed;
   std::vector<std::string> stops;
   SamplerParams sampling;
+  std::string precision = "exact";
 };
 
 void write_out(std::string_view text) {
@@ -202,7 +204,15 @@ Command add_run(CLI::App& root) {
   app->add_option("--cloud-prompt", o->cloud_prompt,
                   "Run after this cloud prompt, its KV streamed from --cloud layer by layer");
   app->add_flag("--timeline", o->timeline, "Print the per-layer timeline of a cloud prompt run");
-  return {app, [o] { return run(*o); }};
+  app->add_option("--precision", o->precision,
+                  "Matrix arithmetic: exact (f32 activations, batch-invariant; default) or fast "
+                  "(8-bit activations for q8_0/q4_0, bf16 for f16/bf16 prefill; docs/performance.md)")
+      ->check(CLI::IsMember({"fast", "exact"}));
+  return {app, [o] {
+            kernels::set_default_precision(o->precision == "fast" ? kernels::Precision::Fast
+                                                                  : kernels::Precision::Exact);
+            return run(*o);
+          }};
 }
 
 }  // namespace ep::cli

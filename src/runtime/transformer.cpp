@@ -93,10 +93,9 @@ void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t 
   attn_.resize(size_t(n * q_dim));
   lse_.resize(size_t(n * hp_.n_head));
 
-  kernels::rmsnorm(x_.data(), w.attn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps);
-  kernels::matmul(w.wq, xn_.data(), n, q_.data(), pool_);
-  kernels::matmul(w.wk, xn_.data(), n, k_.data(), pool_);
-  kernels::matmul(w.wv, xn_.data(), n, v_.data(), pool_);
+  kernels::rmsnorm(x_.data(), w.attn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps, pool_);
+  const kernels::MatmulOut qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
+  kernels::matmul_multi(qkv, xn_.data(), n, pool_);
   add_bias(q_.data(), w.bq, n);
   add_bias(k_.data(), w.bk, n);
   add_bias(v_.data(), w.bv, n);
@@ -155,10 +154,10 @@ void Transformer::ffn_block(const LayerWeights& w, int64_t n) {
   const int64_t d = hp_.n_embd, ff = hp_.n_ff;
   gate_.resize(size_t(n * ff));
   up_.resize(size_t(n * ff));
-  kernels::rmsnorm(x_.data(), w.ffn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps);
-  kernels::matmul(w.w_gate, xn_.data(), n, gate_.data(), pool_);
-  kernels::matmul(w.w_up, xn_.data(), n, up_.data(), pool_);
-  kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * ff);
+  kernels::rmsnorm(x_.data(), w.ffn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps, pool_);
+  const kernels::MatmulOut gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
+  kernels::matmul_multi(gate_up, xn_.data(), n, pool_);
+  kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * ff, pool_);
   kernels::matmul(w.w_down, gate_.data(), n, xn_.data(), pool_);
   kernels::add_inplace(x_.data(), xn_.data(), n * d);
 }

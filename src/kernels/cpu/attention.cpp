@@ -20,7 +20,27 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
 
   if (active_isa() == Isa::Avx512) {
     if (const auto fn = detail::attention_range_avx512(a.head_dim)) {
-      parallel_for(pool, a.n_q * a.n_head, 4, [&](int64_t begin, int64_t end) { fn(a, begin, end); });
+      // Several queries (prefill): transpose the keys once so that scores come out 16 keys per
+      // vector; costs one pass over K, shared by n_q · group queries.
+      std::vector<float> kt;
+      if (a.window == 0 && a.n_q >= 4) {
+        const int64_t n_kb = (a.n_kv + 15) / 16, hd = a.head_dim;
+        kt.resize(size_t(a.n_head_kv * n_kb * 16 * hd));
+        parallel_for(pool, a.n_head_kv * n_kb, 8, [&](int64_t begin, int64_t end) {
+          for (int64_t u = begin; u < end; ++u) {
+            const int64_t h = u / n_kb, b = u % n_kb;
+            float* dst = &kt[size_t(u * 16 * hd)];
+            for (int64_t j = 0; j < 16; ++j) {
+              const int64_t key = b * 16 + j;
+              const float* src = a.k + key * kv_stride + h * hd;
+              for (int64_t d = 0; d < hd; ++d) dst[d * 16 + j] = key < a.n_kv ? src[d] : 0.0f;
+            }
+          }
+        });
+      }
+      const float* ktp = kt.empty() ? nullptr : kt.data();
+      parallel_for(pool, a.n_q * a.n_head_kv, 1,
+                   [&](int64_t begin, int64_t end) { fn(a, ktp, begin, end); });
       return;
     }
   }
@@ -43,7 +63,8 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
         const int64_t n = std::min(kBlock, j_end - j0);
         float block_max = max;
         for (int64_t j = 0; j < n; ++j) {
-          scores[j] = dot_f32(q, a.k + (j0 + j) * kv_stride + kvh * a.head_dim, a.head_dim) * a.scale;
+          scores[j] =
+              dot_f32(q, a.k + (j0 + j) * kv_stride + kvh * a.head_dim, a.head_dim) * a.scale;
           block_max = std::max(block_max, scores[j]);
         }
         // Rescale what was accumulated under the old maximum.

@@ -7,8 +7,13 @@
 
 namespace ep::kernels::detail {
 
-// Computes the (query, head) items [begin, end) of an attention call (item = i * n_head + h).
-using AttentionRangeFn = void (*)(const AttentionArgs& a, int64_t begin, int64_t end);
+// Computes the (query token, KV head) items [begin, end) of an attention call (item =
+// i * n_head_kv + kv head: every query head of that KV head's group). kt is nullptr or the keys
+// transposed in blocks of 16: for KV head h and key block b, kt[((h * n_kb + b) * head_dim + d)
+// * 16 + j] = element d of key 16b + j (zeros past n_kv), n_kb = ceil(n_kv / 16); only with
+// a.window == 0. Results are bit-identical either way.
+using AttentionRangeFn = void (*)(const AttentionArgs& a, const float* kt, int64_t begin,
+                                  int64_t end);
 
 // The AVX-512 kernel for this head size, or nullptr when it has none (call only on CPUs with
 // AVX-512 F/BW/VL/DQ).

@@ -1,5 +1,10 @@
 #include "kernels/cpu/elementwise.h"
 
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/elementwise_kernels.h"
+#include "kernels/cpu/parallel.h"
+
+#include <algorithm>
 #include <cmath>
 
 namespace ep::kernels {
@@ -14,10 +19,31 @@ void rmsnorm(const float* x, const float* weight, float* y, int64_t n_rows, int6
 }
 
 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  if (active_isa() == Isa::Avx512) return detail::swiglu_avx512()(gate, up, out, n);
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
   }
+}
+
+// Below this many elements a call stays on the calling thread (a team wake-up costs more).
+constexpr int64_t kParallelElems = 1 << 16;
+
+void rmsnorm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps,
+             ThreadPool& pool) {
+  if (n_rows * n < kParallelElems || n_rows < 2) return rmsnorm(x, weight, y, n_rows, n, eps);
+  parallel_for(pool, n_rows, 8, [&](int64_t r0, int64_t r1) {
+    rmsnorm(x + r0 * n, weight, y + r0 * n, r1 - r0, n, eps);
+  });
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n, ThreadPool& pool) {
+  if (n < kParallelElems) return swiglu(gate, up, out, n);
+  constexpr int64_t kChunk = 4096;
+  parallel_for(pool, (n + kChunk - 1) / kChunk, 4, [&](int64_t c0, int64_t c1) {
+    const int64_t i0 = c0 * kChunk, i1 = std::min(n, c1 * kChunk);
+    swiglu(gate + i0, up + i0, out + i0, i1 - i0);
+  });
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {

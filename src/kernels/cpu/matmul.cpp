@@ -34,7 +34,8 @@ constexpr int64_t kScalarPanel = 16;
 
 void scalar_matvec(const MatrixView& w, const float* x, float* y, int64_t r0, int64_t r1) {
   if (w.type == DType::F32) {
-    for (int64_t r = r0; r < r1; ++r) y[r] = dot_f32(static_cast<const float*>(w.row(r)), x, w.cols);
+    for (int64_t r = r0; r < r1; ++r)
+      y[r] = dot_f32(static_cast<const float*>(w.row(r)), x, w.cols);
     return;
   }
   thread_local std::vector<float> row;
@@ -45,13 +46,14 @@ void scalar_matvec(const MatrixView& w, const float* x, float* y, int64_t r0, in
   }
 }
 
-void scalar_gemm(const MatrixView& w, const float* x, int64_t n_tok, float* y, int64_t p0, int64_t p1,
-                 float*) {
+void scalar_gemm(const MatrixView& w, const float* x, int64_t n_tok, float* y, int64_t p0,
+                 int64_t p1, float*) {
   thread_local std::vector<float> rows;
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t r0 = p * kScalarPanel, r1 = std::min(w.rows, r0 + kScalarPanel);
     rows.resize(size_t((r1 - r0) * w.cols));
-    for (int64_t r = r0; r < r1; ++r) dequantize_row(w.type, w.row(r), &rows[size_t((r - r0) * w.cols)], w.cols);
+    for (int64_t r = r0; r < r1; ++r)
+      dequantize_row(w.type, w.row(r), &rows[size_t((r - r0) * w.cols)], w.cols);
     for (int64_t t = 0; t < n_tok; ++t) {
       for (int64_t r = r0; r < r1; ++r) {
         y[t * w.rows + r] = dot_f32(&rows[size_t((r - r0) * w.cols)], x + t * w.cols, w.cols);
@@ -73,9 +75,12 @@ namespace {
 
 const detail::MatmulKernels& kernels_for(Isa isa) {
   switch (clamp_isa(isa)) {
-    case Isa::Avx512: return detail::matmul_kernels_avx512();
-    case Isa::Avx2: return detail::matmul_kernels_avx2();
-    case Isa::Scalar: break;
+    case Isa::Avx512:
+      return detail::matmul_kernels_avx512();
+    case Isa::Avx2:
+      return detail::matmul_kernels_avx2();
+    case Isa::Scalar:
+      break;
   }
   return detail::matmul_kernels_scalar();
 }
@@ -95,13 +100,21 @@ bool vnni_available(Isa isa) {
   return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512vnni;
 }
 
+bool bf16_available(Isa isa) {
+  return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512bf16;
+}
+
 }  // namespace
 
-Precision default_precision() { return precision_setting().load(std::memory_order_relaxed); }
-void set_default_precision(Precision p) { precision_setting().store(p); }
+Precision default_precision() {
+  return precision_setting().load(std::memory_order_relaxed);
+}
+void set_default_precision(Precision p) {
+  precision_setting().store(p);
+}
 
-void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, Isa isa,
-            Precision precision) {
+void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+            Isa isa, Precision precision) {
   const detail::MatmulKernels& k = kernels_for(isa);
   // Work unit of the matrix-vector paths: a run of weight rows; enough of them per chunk to keep
   // the prefetchers busy, enough chunks to balance the threads.
@@ -117,6 +130,43 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * w.cols, w.cols, xq[size_t(t)]);
     parallel_for(pool, w.rows, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t t = 0; t < n_rows; ++t) qk.matvec(w, xq[size_t(t)], y + t * w.rows, r0, r1);
+    });
+    return;
+  }
+  if (precision == Precision::Fast && (w.type == DType::Q8_0 || w.type == DType::Q4_0) &&
+      vnni_available(isa)) {
+    // Prefill: 8-bit activations against 8-bit-unpacked weight panels (integer dot products).
+    const detail::QuantizedGemm& qg = detail::quantized_gemm_vnni();
+    thread_local detail::QuantizedBatch xq_buffer;
+    detail::QuantizedBatch& xq = xq_buffer;
+    xq.n_tok = n_rows;
+    xq.k = w.cols;
+    xq.q.resize(size_t(n_rows * w.cols));
+    xq.d.resize(size_t(n_rows * (w.cols / 32)));
+    parallel_for(pool, n_rows, 16,
+                 [&](int64_t t0, int64_t t1) { qg.quantize(x, w.cols, t0, t1, xq); });
+    const int64_t n_panels = (w.rows + qg.panel_rows - 1) / qg.panel_rows;
+    parallel_for(pool, n_panels, 1, [&](int64_t p0, int64_t p1) {
+      thread_local std::vector<uint8_t> scratch;
+      qg.gemm(w, xq, y, p0, p1, scratch);
+    });
+    return;
+  }
+  if (precision == Precision::Fast && n_rows >= kGemmMinRows &&
+      (w.type == DType::F16 || w.type == DType::BF16) && bf16_available(isa)) {
+    // Prefill: weights and activations rounded to bf16, two products per f32 lane.
+    const detail::Bf16Gemm& bg = detail::bf16_gemm_avx512();
+    thread_local detail::Bf16Batch xb_buffer;
+    detail::Bf16Batch& xb = xb_buffer;
+    xb.n_tok = n_rows;
+    xb.k2 = (w.cols + 1) & ~int64_t(1);
+    xb.x.resize(size_t(n_rows * xb.k2));
+    parallel_for(pool, n_rows, 16,
+                 [&](int64_t t0, int64_t t1) { bg.convert(x, w.cols, t0, t1, xb); });
+    const int64_t n_panels = (w.rows + bg.panel_rows - 1) / bg.panel_rows;
+    parallel_for(pool, n_panels, 1, [&](int64_t p0, int64_t p1) {
+      thread_local std::vector<uint8_t> scratch;
+      bg.gemm(w, xb, y, p0, p1, scratch);
     });
     return;
   }
@@ -136,6 +186,52 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
 
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
   matmul(w, x, n_rows, y, pool, active_isa(), default_precision());
+}
+
+void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows,
+                  ThreadPool& pool) {
+  const Isa isa = active_isa();
+  const bool decode = default_precision() == Precision::Fast && n_rows < kGemmMinRows;
+  const auto quant = [](DType t) { return t == DType::Q8_0 || t == DType::Q4_0; };
+  bool all_vnni = vnni_available(isa), all_plain = true, same_cols = true;
+  int64_t total = 0;
+  for (const MatmulOut& o : outs) {
+    all_vnni = all_vnni && quant(o.w->type);
+    all_plain = all_plain && !(quant(o.w->type) && vnni_available(isa));
+    same_cols = same_cols && o.w->cols == outs[0].w->cols;
+    total += o.w->rows;
+  }
+  if (!decode || outs.size() < 2 || !same_cols || !(all_vnni || all_plain)) {
+    for (const MatmulOut& o : outs) matmul(*o.w, x, n_rows, o.y, pool);
+    return;
+  }
+  // The rows of all matrices as one range: a chunk may cover the end of one and the start of
+  // the next; each row is computed by the same kernel as in matmul.
+  const int64_t cols = outs[0].w->cols;
+  const int64_t grain = std::max<int64_t>(8, total / (int64_t(pool.size()) * 16));
+  const detail::MatmulKernels& k = kernels_for(isa);
+  thread_local std::vector<detail::QuantizedActivations> xq_buffer;
+  std::vector<detail::QuantizedActivations>& xq = xq_buffer;
+  if (all_vnni) {
+    const detail::QuantizedKernels& qk = detail::quantized_kernels_vnni();
+    xq.resize(size_t(n_rows));
+    for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * cols, cols, xq[size_t(t)]);
+  }
+  parallel_for(pool, total, grain, [&](int64_t r0, int64_t r1) {
+    int64_t base = 0;
+    for (const MatmulOut& o : outs) {
+      const int64_t a = std::max(r0, base), b = std::min(r1, base + o.w->rows);
+      for (int64_t t = 0; a < b && t < n_rows; ++t) {
+        if (all_vnni) {
+          detail::quantized_kernels_vnni().matvec(*o.w, xq[size_t(t)], o.y + t * o.w->rows,
+                                                  a - base, b - base);
+        } else {
+          k.matvec(*o.w, x + t * cols, o.y + t * o.w->rows, a - base, b - base);
+        }
+      }
+      base += o.w->rows;
+    }
+  });
 }
 
 }  // namespace ep::kernels

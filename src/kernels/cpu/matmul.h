@@ -6,6 +6,7 @@
 #include "kernels/cpu/cpu_features.h"
 
 #include <cstdint>
+#include <span>
 
 namespace ep::kernels {
 
@@ -20,7 +21,9 @@ namespace ep::kernels {
 //          products, a different summation order); for Q8_0 and Q4_0 weights on CPUs with
 //          AVX-512 VNNI the activations are quantised to 8 bits per 32-element block, as
 //          llama.cpp does, and multiplied with integer dot products (relative error about 1e-2
-//          per output). Batches of three or more rows compute exactly as Exact.
+//          per output). Batches of three or more rows (prefill) use the same 8-bit activations
+//          and integer dot products in a GEMM for Q8_0/Q4_0 on those CPUs, and otherwise compute
+//          exactly as Exact.
 enum class Precision { Exact, Fast };
 
 // The precision of matmul calls that do not name one: Exact, unless the environment variable
@@ -34,8 +37,21 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
 
 // The same with the kernels of a given instruction-set level (lowered to what the CPU has) and
 // precision: for tests and benchmarks of each path.
-void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, Isa isa,
-            Precision precision = Precision::Exact);
+void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+            Isa isa, Precision precision = Precision::Exact);
+
+// One product of a matmul_multi call: y = x · wᵀ.
+struct MatmulOut {
+  const MatrixView* w;
+  float* y;
+};
+
+// Several products of the same activations (all w.cols equal), e.g. the Q, K and V projections:
+// results identical to calling matmul for each. For decode in the fast precision it runs as one
+// pass over the thread team (one activation quantisation, one wait at the end instead of one per
+// matrix).
+void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows,
+                  ThreadPool& pool);
 
 // Dot product of two f32 vectors with several independent partial sums (vectorisable).
 float dot_f32(const float* a, const float* b, int64_t n);

@@ -40,10 +40,50 @@ struct QuantizedKernels {
   // Quantises n (a multiple of 32) activations.
   void (*quantize)(const float* x, int64_t n, QuantizedActivations& out);
   // y[r] = w.row(r) · x for r in [r0, r1), w Q8_0 or Q4_0 with w.cols == 32 · n_blocks.
-  void (*matvec)(const MatrixView& w, const QuantizedActivations& x, float* y, int64_t r0, int64_t r1);
+  void (*matvec)(const MatrixView& w, const QuantizedActivations& x, float* y, int64_t r0,
+                 int64_t r1);
 };
 
 const QuantizedKernels& quantized_kernels_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
+
+// A batch of activation rows quantised for the 8-bit GEMM: per token, k bytes q + 128 (q in
+// [-127, 127], d = max|x| / 127 per 32-element block as above) and the block scales d.
+struct QuantizedBatch {
+  int64_t n_tok = 0, k = 0;
+  std::vector<uint8_t> q;  // [n_tok * k]
+  std::vector<float> d;    // [n_tok * k / 32]
+};
+
+struct QuantizedGemm {
+  // Quantises tokens [t0, t1) of x ([n_tok, k] f32, k a multiple of 32) into out (sized by the
+  // caller).
+  void (*quantize)(const float* x, int64_t k, int64_t t0, int64_t t1, QuantizedBatch& out);
+  // For panels [p0, p1) of panel_rows weight rows: y[t * w.rows + r] = w.row(r) · x[t] for every
+  // token; w Q8_0 or Q4_0. `scratch` is the calling thread's packing buffer.
+  void (*gemm)(const MatrixView& w, const QuantizedBatch& x, float* y, int64_t p0, int64_t p1,
+               std::vector<uint8_t>& scratch);
+  int64_t panel_rows;
+};
+
+const QuantizedGemm& quantized_gemm_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
+
+// A batch of activation rows rounded to bf16 for the bf16 GEMM: k2 = k rounded up to even
+// (zero-padded), x [n_tok * k2].
+struct Bf16Batch {
+  int64_t n_tok = 0, k2 = 0;
+  std::vector<uint16_t> x;
+};
+
+struct Bf16Gemm {
+  // Converts tokens [t0, t1) of x ([n_tok, k] f32) into out (sized by the caller).
+  void (*convert)(const float* x, int64_t k, int64_t t0, int64_t t1, Bf16Batch& out);
+  // As QuantizedGemm::gemm, for F16 or BF16 weights (rounded to bf16).
+  void (*gemm)(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t p1,
+               std::vector<uint8_t>& scratch);
+  int64_t panel_rows;
+};
+
+const Bf16Gemm& bf16_gemm_avx512();  // only with AVX-512 F/BW/VL/DQ + BF16
 
 const MatmulKernels& matmul_kernels_scalar();
 const MatmulKernels& matmul_kernels_avx2();    // only on CPUs with AVX2 + FMA + F16C

@@ -111,6 +111,8 @@ float dot_q4(const BlockQ4_0* w, const QuantizedActivations& a) {
   const float* xs4 = a.scale4.data();
   const int32_t* xc4 = a.corr4.data();
   const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i scale_idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                             27, 27, 27, 27, 18, 18, 18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   auto quad = [&](int64_t g, __m512& acc) {
     const BlockQ4_0* q = w + g * 4;
@@ -122,10 +124,10 @@ float dot_q4(const BlockQ4_0* w, const QuantizedActivations& a) {
     const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), low4);
     __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(xc4 + g * 16), lo, _mm512_loadu_si512(xq4 + g * 128));
     dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(xq4 + g * 128 + 64));
-    __m256i h = _mm256_set1_epi16(short(q[0].d));
-    h = _mm256_mask_set1_epi16(h, 0x00f0, short(q[1].d));
-    h = _mm256_mask_set1_epi16(h, 0x0f00, short(q[2].d));
-    h = _mm256_mask_set1_epi16(h, 0xf000, short(q[3].d));
+    // The four f16 scales sit at bytes 0, 18, 36, 54 of the group (16-bit words 0, 9, 18, 27):
+    // one load and one word permute put each in its four lanes.
+    const __m512i raw = _mm512_loadu_si512(q);
+    const __m256i h = _mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_idx, raw));
     const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_loadu_ps(xs4 + g * 16));
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
   };

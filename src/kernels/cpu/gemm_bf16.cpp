@@ -1,0 +1,199 @@
+// AVX-512 BF16 prefill GEMM for F16 and BF16 weights (the "fast" precision): weights and
+// activations rounded to bf16 (8 significant bits) and multiplied with vdpbf16ps, which does two
+// multiply-adds per f32 lane, twice the f32 FMA rate. Compiled for that target by the pragma
+// below; matmul.cpp calls it only on CPUs with AVX-512 F/BW/VL/DQ and BF16.
+//
+// Weights: a panel of 32 rows × KC columns is converted to bf16 and transposed so that one 64-byte
+// vector holds a pair of consecutive columns of 16 rows (int32 lane i = row i's two values); the
+// activation pair of one token is broadcast, and a register tile of MR tokens × 32 rows
+// accumulates in f32 (products of two bf16 are exact in f32).
+#include "core/dtype.h"
+#include "core/half.h"
+#include "kernels/cpu/matmul_kernels.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include <immintrin.h>
+
+#pragma GCC diagnostic push
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// GCC and clang spell "compile this region for these instruction sets" differently.
+#if defined(__clang__)
+#pragma clang attribute push(                                                               \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c"))), \
+    apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")
+#endif
+
+#include "kernels/cpu/transpose_avx512.h"
+
+namespace ep::kernels::detail::bf16_gemm {
+namespace {
+
+constexpr int NR = 32;       // weight rows per panel: two vectors of 16 lanes
+constexpr int MR = 12;       // tokens per register tile: 24 f32 accumulators
+constexpr int64_t KC = 256;  // columns per packed slice (multiple of 32): 16 KiB, L1-resident
+
+// 16 f32 → 16 bf16, rounded to nearest even.
+inline __m256i to_bf16(__m512 v) {
+  return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
+}
+
+void convert(const float* x, int64_t k, int64_t t0, int64_t t1, Bf16Batch& out) {
+  const int64_t k2 = out.k2;
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* xt = x + t * k;
+    uint16_t* o = out.x.data() + t * k2;
+    int64_t c = 0;
+    for (; c + 16 <= k; c += 16) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c), to_bf16(_mm512_loadu_ps(xt + c)));
+    }
+    for (; c < k; ++c) o[c] = f32_to_bf16(xt[c]);
+    for (; c < k2; ++c) o[c] = 0;
+  }
+}
+
+// Columns [k0, k0 + kc) of a row as bf16 into out, zero-padded to kc32 (a multiple of 32).
+template <DType T>
+void row_slice(const void* row, int64_t k0, int64_t kc, int64_t kc32, uint16_t* out) {
+  const uint16_t* src = static_cast<const uint16_t*>(row) + k0;
+  int64_t c = 0;
+  if constexpr (T == DType::BF16) {
+    std::memcpy(out, src, size_t(kc) * 2);
+    c = kc;
+  } else {
+    for (; c + 16 <= kc; c += 16) {
+      _mm_prefetch(reinterpret_cast<const char*>(src + c) + 4096, _MM_HINT_T0);
+      const __m512 f =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + c)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), to_bf16(f));
+    }
+    for (; c < kc; ++c) out[c] = f32_to_bf16(f16_to_f32(src[c]));
+  }
+  for (; c < kc32; ++c) out[c] = 0;
+}
+
+// Packs rows [r0, r0 + nr) (missing rows zero), columns [k0, k0 + kc) into bp: column pair p of
+// row 16h + i at bp[(p * 32 + h * 16 + i) * 2 + {0, 1}]. tmp holds NR × KC bf16.
+template <DType T>
+void pack(const MatrixView& w, int64_t r0, int nr, int64_t k0, int64_t kc, uint16_t* bp,
+          uint16_t* tmp) {
+  const int64_t kc32 = (kc + 31) & ~int64_t(31);
+  for (int r = 0; r < NR; ++r) {
+    if (r < nr)
+      row_slice<T>(w.row(r0 + r), k0, kc, kc32, tmp + r * KC);
+    else
+      std::memset(tmp + r * KC, 0, size_t(kc32) * 2);
+  }
+  for (int64_t c = 0; c < kc32; c += 32) {
+    for (int h = 0; h < 2; ++h) {
+      __m512i cols[16];
+      transpose16_epi32(reinterpret_cast<const uint8_t*>(tmp + h * 16 * KC + c), KC * 2, cols);
+      for (int j = 0; j < 16; ++j) {
+        _mm512_store_si512(bp + ((c / 2 + j) * 32 + h * 16) * 2, cols[j]);
+      }
+    }
+  }
+}
+
+// M tokens (bf16 rows ldx apart, already offset to column k0) × 32 rows of the packed slice, kp
+// column pairs; adds into (or, if first, writes) nr ≤ 32 columns of y (rows ldy apart).
+template <int M>
+void micro(const uint16_t* x, int64_t ldx, const uint16_t* bp, int64_t kp, float* y, int64_t ldy,
+           int nr, bool first) {
+  __m512 acc0[M], acc1[M];
+  for (int m = 0; m < M; ++m) acc0[m] = acc1[m] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kp; ++p) {
+    const __m512bh b0 = reinterpret_cast<__m512bh>(_mm512_load_si512(bp + p * 64));
+    const __m512bh b1 = reinterpret_cast<__m512bh>(_mm512_load_si512(bp + p * 64 + 32));
+    for (int m = 0; m < M; ++m) {
+      int32_t a2;
+      std::memcpy(&a2, x + m * ldx + 2 * p, 4);
+      const __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi32(a2));
+      acc0[m] = _mm512_dpbf16_ps(acc0[m], a, b0);
+      acc1[m] = _mm512_dpbf16_ps(acc1[m], a, b1);
+    }
+  }
+  const int n0 = std::min(nr, 16), n1 = std::max(nr - 16, 0);
+  const __mmask16 k0 = __mmask16((1u << n0) - 1u), k1 = __mmask16((1u << n1) - 1u);
+  for (int m = 0; m < M; ++m) {
+    float* yr = y + m * ldy;
+    if (!first) {
+      acc0[m] = _mm512_add_ps(acc0[m], _mm512_maskz_loadu_ps(k0, yr));
+      acc1[m] = _mm512_add_ps(acc1[m], _mm512_maskz_loadu_ps(k1, yr + 16));
+    }
+    _mm512_mask_storeu_ps(yr, k0, acc0[m]);
+    _mm512_mask_storeu_ps(yr + 16, k1, acc1[m]);
+  }
+}
+
+using MicroFn = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, float*, int64_t, int,
+                         bool);
+
+template <int... I>
+constexpr auto make_micro_table(std::integer_sequence<int, I...>) {
+  return std::array<MicroFn, sizeof...(I)>{&micro<I + 1>...};
+}
+constexpr auto kMicro = make_micro_table(std::make_integer_sequence<int, MR>{});
+
+template <DType T>
+void gemm_t(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t p1,
+            std::vector<uint8_t>& scratch) {
+  const int64_t K = w.cols, R = w.rows, k2 = x.k2, n_tok = x.n_tok;
+  // Packed slice (KC / 2 pairs × 32 rows × 2 bf16) and the NR × KC row buffer, 64-byte aligned.
+  scratch.resize(size_t(KC * NR * 2 * 2 + 64));
+  auto* base = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) &
+                                           ~uintptr_t(63));
+  uint16_t* bp = base;
+  uint16_t* tmp = base + KC * NR;
+  for (int64_t pi = p0; pi < p1; ++pi) {
+    const int64_t r0 = pi * NR;
+    const int nr = int(std::min<int64_t>(NR, R - r0));
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+      const int64_t kc = std::min(KC, K - k0), kp = (kc + 1) / 2;
+      pack<T>(w, r0, nr, k0, kc, bp, tmp);
+      for (int64_t t0 = 0; t0 < n_tok; t0 += MR) {
+        const int mr = int(std::min<int64_t>(MR, n_tok - t0));
+        kMicro[size_t(mr - 1)](x.x.data() + t0 * k2 + k0, k2, bp, kp, y + t0 * R + r0, R, nr,
+                               k0 == 0);
+      }
+    }
+  }
+}
+
+void gemm(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t p1,
+          std::vector<uint8_t>& scratch) {
+  if (w.type == DType::BF16)
+    gemm_t<DType::BF16>(w, x, y, p0, p1, scratch);
+  else
+    gemm_t<DType::F16>(w, x, y, p0, p1, scratch);
+}
+
+}  // namespace
+}  // namespace ep::kernels::detail::bf16_gemm
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#pragma GCC diagnostic pop
+
+namespace ep::kernels::detail {
+
+const Bf16Gemm& bf16_gemm_avx512() {
+  static const Bf16Gemm k{&bf16_gemm::convert, &bf16_gemm::gemm, bf16_gemm::NR};
+  return k;
+}
+
+}  // namespace ep::kernels::detail
