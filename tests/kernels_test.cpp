@@ -345,7 +345,6 @@ TEST(Kernels, MatmulMultiEqualsSeparateCalls) {
     for (size_t m = 0; m < types.size(); ++m)
       ws.push_back({types[m], rows[m], cols, data[m].data()});
     for (auto prec : {kernels::Precision::Exact, kernels::Precision::Fast}) {
-      kernels::set_default_precision(prec);
       for (int64_t n_rows : {1, 2, 5}) {
         const auto x = random_vector(size_t(n_rows * cols), rng);
         std::vector<std::vector<float>> multi, single;
@@ -355,19 +354,14 @@ TEST(Kernels, MatmulMultiEqualsSeparateCalls) {
           single.emplace_back(size_t(n_rows * w.rows));
         }
         for (size_t m = 0; m < ws.size(); ++m) outs.push_back({&ws[m], multi[m].data()});
-        kernels::matmul_multi(outs, x.data(), n_rows, pool);
+        kernels::matmul_multi(outs, x.data(), n_rows, pool, prec);
         for (size_t m = 0; m < ws.size(); ++m)
-          kernels::matmul(ws[m], x.data(), n_rows, single[m].data(), pool);
+          kernels::matmul(ws[m], x.data(), n_rows, single[m].data(), pool, prec);
         for (size_t m = 0; m < ws.size(); ++m)
           EXPECT_EQ(multi[m], single[m]) << m << " n_rows " << n_rows;
       }
     }
-    kernels::set_default_precision(kernels::Precision::Exact);
   }
-}
-
-TEST(Kernels, DefaultPrecisionIsExact) {
-  EXPECT_EQ(kernels::default_precision(), kernels::Precision::Exact);
 }
 
 // The kernels' spinning thread team: every index once, errors propagate, usable afterwards, and

@@ -15,8 +15,8 @@
 #include "runtime/transformer.h"
 
 #include <fmt/core.h>
-#include <nlohmann/json.hpp>
 #include <sys/resource.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -98,7 +98,8 @@ Command add_bench(CLI::App& root) {
       ->check(CLI::Range(0, 1 << 20));
   app->add_option("-n,--n-gen", o->n_gen, "Generated tokens for the decode test (0: skip)")
       ->check(CLI::Range(0, 1 << 20));
-  app->add_option("--reps,-r", o->reps, "Timed repetitions of each test")->check(CLI::Range(1, 1000));
+  app->add_option("--reps,-r", o->reps, "Timed repetitions of each test")
+      ->check(CLI::Range(1, 1000));
   app->add_option("--seed", o->seed, "Seed of the random prompt token ids");
   app->add_option("--precision", o->precision,
                   "Matrix arithmetic: fast (8-bit activations for q8_0/q4_0 like llama.cpp, bf16 "
@@ -136,8 +137,6 @@ Command add_bench(CLI::App& root) {
             if (o->model.empty()) fail("bench: --model is required");
             if (!o->shape.empty()) fail("bench: --shape needs --device cuda");
             using clock = std::chrono::steady_clock;
-            kernels::set_default_precision(o->precision == "fast" ? kernels::Precision::Fast
-                                                                  : kernels::Precision::Exact);
             const auto t_load0 = clock::now();
             const auto model = load_model(o->model);
             const double load_s = std::chrono::duration<double>(clock::now() - t_load0).count();
@@ -145,6 +144,8 @@ Command add_bench(CLI::App& root) {
             ThreadPool pool(o->threads);
             const int64_t n_ctx = std::max<int64_t>(std::max(o->n_prompt, o->n_gen), 1);
             Transformer tf(*model, n_ctx, pool);
+            tf.set_precision(o->precision == "fast" ? kernels::Precision::Fast
+                                                    : kernels::Precision::Exact);
 
             std::mt19937 rng(o->seed);
             std::uniform_int_distribution<int32_t> tok(0, int32_t(hp.n_vocab - 1));
@@ -189,9 +190,11 @@ Command add_bench(CLI::App& root) {
             // Prefill: 2 flops per multiply-accumulate of the layer matrices for every token,
             // the output head for the last token, and causal attention (QKᵀ and PV).
             const double p = o->n_prompt;
-            const double attn_flops = 4.0 * double(hp.n_layer * hp.n_head * hp.head_dim) * p * (p + 1) / 2;
+            const double attn_flops =
+                4.0 * double(hp.n_layer * hp.n_head * hp.head_dim) * p * (p + 1) / 2;
             const double prefill_flops = 2.0 * double(layer_macs_per_token(*model)) * p +
-                                         2.0 * double(model->output.rows * model->output.cols) + attn_flops;
+                                         2.0 * double(model->output.rows * model->output.cols) +
+                                         attn_flops;
             const double prefill_gflops = p > 0 ? prefill_flops / (p / spp.mean) / 1e9 : 0.0;
             const int64_t rss = peak_rss_bytes();
             const int64_t file_bytes = model->weight_bytes();

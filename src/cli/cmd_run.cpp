@@ -139,6 +139,7 @@ int run(const Options& o) {
   req.max_tokens = int(std::min<int64_t>(o.n_predict, room - int64_t(prompt.size())));
   req.stop = o.stops;
   req.n_ctx = n_ctx;
+  req.precision = o.precision == "fast" ? kernels::Precision::Fast : kernels::Precision::Exact;
 
   ThreadPool pool(o.threads);
   const auto t_start = Clock::now();
@@ -204,15 +205,12 @@ Command add_run(CLI::App& root) {
   app->add_option("--cloud-prompt", o->cloud_prompt,
                   "Run after this cloud prompt, its KV streamed from --cloud layer by layer");
   app->add_flag("--timeline", o->timeline, "Print the per-layer timeline of a cloud prompt run");
-  app->add_option("--precision", o->precision,
-                  "Matrix arithmetic: exact (f32 activations, batch-invariant; default) or fast "
-                  "(8-bit activations for q8_0/q4_0, bf16 for f16/bf16 prefill; docs/performance.md)")
+  app->add_option(
+         "--precision", o->precision,
+         "Matrix arithmetic: exact (f32 activations, batch-invariant; default) or fast "
+         "(8-bit activations for q8_0/q4_0, bf16 for f16/bf16 prefill; docs/performance.md)")
       ->check(CLI::IsMember({"fast", "exact"}));
-  return {app, [o] {
-            kernels::set_default_precision(o->precision == "fast" ? kernels::Precision::Fast
-                                                                  : kernels::Precision::Exact);
-            return run(*o);
-          }};
+  return {app, [o] { return run(*o); }};
 }
 
 }  // namespace ep::cli

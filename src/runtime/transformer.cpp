@@ -50,7 +50,8 @@ void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& l
          n_past_ - n_prefix_, n, cache_.n_ctx());
   }
   for (int32_t t : tokens) {
-    if (t < 0 || t >= hp_.n_vocab) fail("token id {} out of range (vocabulary has {})", t, hp_.n_vocab);
+    if (t < 0 || t >= hp_.n_vocab)
+      fail("token id {} out of range (vocabulary has {})", t, hp_.n_vocab);
   }
 
   const int64_t d = hp_.n_embd;
@@ -58,7 +59,8 @@ void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& l
   xn_.resize(size_t(n * d));
   positions_.resize(size_t(n));
   for (int64_t i = 0; i < n; ++i) {
-    dequantize_row(model_.tok_embd.type, model_.tok_embd.row(tokens[size_t(i)]), &x_[size_t(i * d)], d);
+    dequantize_row(model_.tok_embd.type, model_.tok_embd.row(tokens[size_t(i)]), &x_[size_t(i * d)],
+                   d);
     positions_[size_t(i)] = n_past_ + i;
   }
 
@@ -80,7 +82,7 @@ void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& l
   kernels::rmsnorm(&x_[size_t(first * d)], model_.output_norm.data(), xn_.data(), rows, d,
                    hp_.rms_norm_eps);
   logits.resize(size_t(rows * hp_.n_vocab));
-  kernels::matmul(model_.output, xn_.data(), rows, logits.data(), pool_);
+  kernels::matmul(model_.output, xn_.data(), rows, logits.data(), pool_, precision_);
   n_past_ += n;
 }
 
@@ -95,7 +97,7 @@ void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t 
 
   kernels::rmsnorm(x_.data(), w.attn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps, pool_);
   const kernels::MatmulOut qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
-  kernels::matmul_multi(qkv, xn_.data(), n, pool_);
+  kernels::matmul_multi(qkv, xn_.data(), n, pool_, precision_);
   add_bias(q_.data(), w.bq, n);
   add_bias(k_.data(), w.bk, n);
   add_bias(v_.data(), w.bv, n);
@@ -145,7 +147,7 @@ void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t 
   }
 
   // Output projection, added to the residual stream.
-  kernels::matmul(w.wo, attn_.data(), n, xn_.data(), pool_);
+  kernels::matmul(w.wo, attn_.data(), n, xn_.data(), pool_, precision_);
   add_bias(xn_.data(), w.bo, n);
   kernels::add_inplace(x_.data(), xn_.data(), n * d);
 }
@@ -156,9 +158,9 @@ void Transformer::ffn_block(const LayerWeights& w, int64_t n) {
   up_.resize(size_t(n * ff));
   kernels::rmsnorm(x_.data(), w.ffn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps, pool_);
   const kernels::MatmulOut gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
-  kernels::matmul_multi(gate_up, xn_.data(), n, pool_);
+  kernels::matmul_multi(gate_up, xn_.data(), n, pool_, precision_);
   kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * ff, pool_);
-  kernels::matmul(w.w_down, gate_.data(), n, xn_.data(), pool_);
+  kernels::matmul(w.w_down, gate_.data(), n, xn_.data(), pool_, precision_);
   kernels::add_inplace(x_.data(), xn_.data(), n * d);
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/matmul.h"
 #include "model/model.h"
 #include "runtime/kv_cache.h"
 #include "runtime/kv_segment.h"
@@ -30,8 +31,13 @@ class Transformer {
 
   // Called after each layer with the keys and values of the batch just processed
   // ([n, n_head_kv * head_dim] f32 each) - how a cloud publishes a prompt layer by layer.
-  using LayerObserver = std::function<void(int64_t layer, const float* k, const float* v, int64_t n)>;
+  using LayerObserver =
+      std::function<void(int64_t layer, const float* k, const float* v, int64_t n)>;
   void set_layer_observer(LayerObserver observer) { observer_ = std::move(observer); }
+
+  // Arithmetic of the weight products: Exact (f32 activations, the default: what the fidelity and
+  // split bars are measured with) or Fast (8-bit / bf16 activations; docs/performance.md).
+  void set_precision(kernels::Precision precision) { precision_ = precision; }
 
   // Runs `tokens` at positions n_past() .. n_past() + n - 1 in one batched pass, appending their
   // keys and values to the cache. Writes logits [n, n_vocab] for every token when all_logits is
@@ -59,6 +65,7 @@ class Transformer {
   std::vector<double> inv_freq_;
   int64_t n_past_ = 0;
   LayerObserver observer_;
+  kernels::Precision precision_ = kernels::Precision::Exact;
   std::vector<LayerTiming> timings_;
 
   // Activations of the current batch, [n, width] each; resized per call.

@@ -33,6 +33,7 @@ GenerationResult generate(const Model& model, const Tokenizer* tokenizer, Thread
          req.max_tokens, n_ctx);
   }
   Transformer tf(model, int64_t(req.tokens.size()) + req.max_tokens, pool, req.prefix);
+  tf.set_precision(req.precision);
   Sampler sampler(req.sampling);
   for (int32_t t : req.tokens) sampler.accept(t);
   StopStrings stops(req.stop);

@@ -24,6 +24,7 @@ struct GenerationRequest {
   int max_tokens = 128;  // 0: only the prompt pass
   std::vector<std::string> stop;
   int64_t n_ctx = 0;  // context incl. the prefix; 0: the model's
+  kernels::Precision precision = kernels::Precision::Exact;
 };
 
 struct GenerationResult {

@@ -5,8 +5,6 @@
 #include "kernels/cpu/parallel.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -88,14 +86,6 @@ const detail::MatmulKernels& kernels_for(Isa isa) {
 // Below this many activation rows the weights are streamed once per row (memory-bound decode).
 constexpr int64_t kGemmMinRows = 3;
 
-std::atomic<Precision>& precision_setting() {
-  static std::atomic<Precision> p{[] {
-    const char* e = std::getenv("EP_PRECISION");
-    return e && std::string(e) == "fast" ? Precision::Fast : Precision::Exact;
-  }()};
-  return p;
-}
-
 bool vnni_available(Isa isa) {
   return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512vnni;
 }
@@ -105,13 +95,6 @@ bool bf16_available(Isa isa) {
 }
 
 }  // namespace
-
-Precision default_precision() {
-  return precision_setting().load(std::memory_order_relaxed);
-}
-void set_default_precision(Precision p) {
-  precision_setting().store(p);
-}
 
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
             Isa isa, Precision precision) {
@@ -184,14 +167,15 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
   });
 }
 
-void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
-  matmul(w, x, n_rows, y, pool, active_isa(), default_precision());
+void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+            Precision precision) {
+  matmul(w, x, n_rows, y, pool, active_isa(), precision);
 }
 
-void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows,
-                  ThreadPool& pool) {
+void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows, ThreadPool& pool,
+                  Precision precision) {
   const Isa isa = active_isa();
-  const bool decode = default_precision() == Precision::Fast && n_rows < kGemmMinRows;
+  const bool decode = precision == Precision::Fast && n_rows < kGemmMinRows;
   const auto quant = [](DType t) { return t == DType::Q8_0 || t == DType::Q4_0; };
   bool all_vnni = vnni_available(isa), all_plain = true, same_cols = true;
   int64_t total = 0;
@@ -202,7 +186,7 @@ void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_row
     total += o.w->rows;
   }
   if (!decode || outs.size() < 2 || !same_cols || !(all_vnni || all_plain)) {
-    for (const MatmulOut& o : outs) matmul(*o.w, x, n_rows, o.y, pool);
+    for (const MatmulOut& o : outs) matmul(*o.w, x, n_rows, o.y, pool, precision);
     return;
   }
   // The rows of all matrices as one range: a chunk may cover the end of one and the start of

@@ -26,14 +26,10 @@ namespace ep::kernels {
 //          exactly as Exact.
 enum class Precision { Exact, Fast };
 
-// The precision of matmul calls that do not name one: Exact, unless the environment variable
-// EP_PRECISION=fast is set or set_default_precision() changed it (process-wide).
-Precision default_precision();
-void set_default_precision(Precision p);
-
 // x: [n_rows, w.cols] f32, y: [n_rows, w.rows] f32. Runs the best kernels for active_isa() at
-// default_precision().
-void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool);
+// the given precision (the caller's choice, e.g. a Transformer's; never a process-wide setting).
+void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+            Precision precision = Precision::Exact);
 
 // The same with the kernels of a given instruction-set level (lowered to what the CPU has) and
 // precision: for tests and benchmarks of each path.
@@ -50,8 +46,8 @@ struct MatmulOut {
 // results identical to calling matmul for each. For decode in the fast precision it runs as one
 // pass over the thread team (one activation quantisation, one wait at the end instead of one per
 // matrix).
-void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows,
-                  ThreadPool& pool);
+void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows, ThreadPool& pool,
+                  Precision precision = Precision::Exact);
 
 // Dot product of two f32 vectors with several independent partial sums (vectorisable).
 float dot_f32(const float* a, const float* b, int64_t n);
