@@ -30,7 +30,8 @@ struct QuantizedActivations {
   int64_t n_blocks = 0;
   std::vector<int8_t> q;
   std::vector<float> scale;
-  std::vector<int32_t> corr;
+  std::vector<int32_t> corr;   // -8 · Σ q per block (Q4_0), lane 0 of the block's 8
+  std::vector<int32_t> corr8;  // -128 · Σ q per block (Q8_0)
   std::vector<int8_t> q4;
   std::vector<float> scale4;
   std::vector<int32_t> corr4;
