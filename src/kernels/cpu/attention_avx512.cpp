@@ -1,8 +1,9 @@
 // AVX-512 attention for head_dim 16, 32, 64 and 128: the same online-softmax algorithm as the
 // portable kernel in attention.cpp (blocks of 64 keys, rescaling by exp(old max - new max)), with
 // vector dot products, a vectorised exp and the value accumulator held in registers. Compiled
-// for that target by the pragma below; attention.cpp calls it only on CPUs with AVX-512.
+// for that target by the target region below; attention.cpp calls it only on CPUs with AVX-512.
 #include "kernels/cpu/attention_kernels.h"
+#include "kernels/cpu/target_region.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,20 +13,7 @@
 
 #include <immintrin.h>
 
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"
-// GCC and clang spell "compile this region for these instruction sets" differently.
-#if defined(__clang__)
-#pragma clang attribute push(                                                    \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))), \
-    apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
-#endif
+EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 
 namespace ep::kernels::detail::avx512 {
 namespace {
@@ -239,12 +227,7 @@ void attend(const AttentionArgs& a, const float* kt, int64_t begin, int64_t end)
 }  // namespace
 }  // namespace ep::kernels::detail::avx512
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#pragma GCC diagnostic pop
+EP_TARGET_REGION_END
 
 namespace ep::kernels::detail {
 

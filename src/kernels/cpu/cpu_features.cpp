@@ -37,15 +37,19 @@ Isa detected_isa() {
   return Isa::Avx2;
 }
 
-Isa clamp_isa(Isa want) { return std::min(want, detected_isa()); }
+Isa clamp_isa(Isa want) {
+  return std::min(want, detected_isa());
+}
 
 Isa active_isa() {
   static const Isa isa = [] {
     Isa want = Isa::Avx512;
     if (const char* e = std::getenv("EP_ISA")) {
       const std::string s = e;
-      if (s == "scalar") want = Isa::Scalar;
-      else if (s == "avx2") want = Isa::Avx2;
+      if (s == "scalar")
+        want = Isa::Scalar;
+      else if (s == "avx2")
+        want = Isa::Avx2;
     }
     return clamp_isa(want);
   }();
@@ -54,9 +58,12 @@ Isa active_isa() {
 
 std::string_view cpu_isa_name(Isa isa) {
   switch (isa) {
-    case Isa::Scalar: return "scalar";
-    case Isa::Avx2: return "avx2";
-    case Isa::Avx512: return "avx512";
+    case Isa::Scalar:
+      return "scalar";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Avx512:
+      return "avx512";
   }
   return "?";
 }

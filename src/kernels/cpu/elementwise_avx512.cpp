@@ -1,27 +1,15 @@
 // AVX-512 SwiGLU: silu(g) · u with a vectorised exp (the scalar loop spends its time in expf,
-// ~4% of a prefill). Compiled for that target by the pragma below; elementwise.cpp calls it only
-// on CPUs with AVX-512 F/BW/VL/DQ.
+// ~4% of a prefill). Compiled for that target by the target region below; elementwise.cpp calls it
+// only on CPUs with AVX-512 F/BW/VL/DQ.
 #include "kernels/cpu/elementwise_kernels.h"
+#include "kernels/cpu/target_region.h"
 
 #include <cmath>
 #include <cstdint>
 
 #include <immintrin.h>
 
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"
-// GCC and clang spell "compile this region for these instruction sets" differently.
-#if defined(__clang__)
-#pragma clang attribute push(                                                    \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))), \
-    apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
-#endif
+EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 
 namespace ep::kernels::detail::avx512 {
 namespace {
@@ -66,12 +54,7 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
 }  // namespace
 }  // namespace ep::kernels::detail::avx512
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#pragma GCC diagnostic pop
+EP_TARGET_REGION_END
 
 namespace ep::kernels::detail {
 

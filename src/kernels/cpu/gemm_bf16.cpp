@@ -1,7 +1,7 @@
 // AVX-512 BF16 prefill GEMM for F16 and BF16 weights (the "fast" precision): weights and
 // activations rounded to bf16 (8 significant bits) and multiplied with vdpbf16ps, which does two
-// multiply-adds per f32 lane, twice the f32 FMA rate. Compiled for that target by the pragma
-// below; matmul.cpp calls it only on CPUs with AVX-512 F/BW/VL/DQ and BF16.
+// multiply-adds per f32 lane, twice the f32 FMA rate. Compiled for that target by the target
+// region below; matmul.cpp calls it only on CPUs with AVX-512 F/BW/VL/DQ and BF16.
 //
 // Weights: a panel of 32 rows × KC columns is converted to bf16 and transposed so that one 64-byte
 // vector holds a pair of consecutive columns of 16 rows (int32 lane i = row i's two values); the
@@ -10,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/half.h"
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/target_region.h"
 
 #include <algorithm>
 #include <array>
@@ -20,20 +21,7 @@
 
 #include <immintrin.h>
 
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"
-// GCC and clang spell "compile this region for these instruction sets" differently.
-#if defined(__clang__)
-#pragma clang attribute push(                                                               \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c"))), \
-    apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")
-#endif
+EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")
 
 #include "kernels/cpu/transpose_avx512.h"
 
@@ -182,12 +170,7 @@ void gemm(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t
 }  // namespace
 }  // namespace ep::kernels::detail::bf16_gemm
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#pragma GCC diagnostic pop
+EP_TARGET_REGION_END
 
 namespace ep::kernels::detail {
 

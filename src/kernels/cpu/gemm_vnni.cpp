@@ -1,6 +1,6 @@
 // AVX-512 VNNI prefill GEMM for Q8_0 and Q4_0 weights against activations quantised to 8 bits per
-// 32-element block (the "fast" precision). Compiled for that target by the pragma below, not by
-// global flags; matmul.cpp calls it only when the CPU has AVX-512 F/BW/VL/DQ and VNNI.
+// 32-element block (the "fast" precision). Compiled for that target by the target region below, not
+// by global flags; matmul.cpp calls it only when the CPU has AVX-512 F/BW/VL/DQ and VNNI.
 //
 // y[t][r] = Σ_b dw[r][b] · dx[t][b] · Σ_j w[r][b][j] · q[t][b][j], the inner sums exact in int32.
 //
@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "core/half.h"
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/target_region.h"
 
 #include <algorithm>
 #include <array>
@@ -24,20 +25,7 @@
 
 #include <immintrin.h>
 
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"
-// GCC and clang spell "compile this region for these instruction sets" differently.
-#if defined(__clang__)
-#pragma clang attribute push(                                                               \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))), \
-    apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
-#endif
+EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 
 #include "kernels/cpu/transpose_avx512.h"
 
@@ -249,12 +237,7 @@ void gemm(const MatrixView& w, const QuantizedBatch& x, float* y, int64_t p0, in
 }  // namespace
 }  // namespace ep::kernels::detail::vnni_gemm
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#pragma GCC diagnostic pop
+EP_TARGET_REGION_END
 
 namespace ep::kernels::detail {
 

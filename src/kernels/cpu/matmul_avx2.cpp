@@ -1,8 +1,9 @@
 // AVX2 + FMA + F16C matrix kernels (the x86-64 baseline with SIMD). Compiled for that target by
-// the pragma below, not by global flags; see matmul_avx512.cpp.
+// the target region below, not by global flags; see matmul_avx512.cpp.
 #include "core/dtype.h"
 #include "core/half.h"
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/target_region.h"
 
 #include <algorithm>
 #include <array>
@@ -11,13 +12,7 @@
 
 #include <immintrin.h>
 
-// GCC and clang spell "compile this region for these instruction sets" differently.
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+EP_TARGET_REGION_BEGIN("avx2,fma,f16c")
 
 namespace ep::kernels::detail::avx2 {
 namespace {
@@ -53,9 +48,12 @@ struct S {
     const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
   }
-  static V from_i8(__m128i b) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)); }  // low 8 bytes
+  static V from_i8(__m128i b) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+  }  // low 8 bytes
   static void q8_block(const int8_t* qs, V* v) {
-    for (int i = 0; i < 4; ++i) v[i] = from_i8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + 8 * i)));
+    for (int i = 0; i < 4; ++i)
+      v[i] = from_i8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + 8 * i)));
   }
   static constexpr bool kHasTranspose = false;
   static void transpose16(const float*, int64_t, float*, int64_t) {}
@@ -77,11 +75,7 @@ struct S {
 }  // namespace
 }  // namespace ep::kernels::detail::avx2
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+EP_TARGET_REGION_END
 
 namespace ep::kernels::detail {
 

@@ -1,10 +1,11 @@
-// AVX-512 (F/BW/VL/DQ + FMA + F16C) matrix kernels. Compiled for that target by the pragma below
-// (not by global flags), so the binary still runs on any x86-64; matmul.cpp calls these only when
-// the CPU has the features. Standard headers come before the pragma so that no inline library
+// AVX-512 (F/BW/VL/DQ + FMA + F16C) matrix kernels. Compiled for that target by the target region
+// below (not by global flags), so the binary still runs on any x86-64; matmul.cpp calls these only
+// when the CPU has the features. Standard headers come before the region so that no inline library
 // function is compiled for AVX-512.
 #include "core/dtype.h"
 #include "core/half.h"
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/target_region.h"
 
 #include <algorithm>
 #include <array>
@@ -15,18 +16,7 @@
 
 // GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsic headers (the
 // _mm512_undefined_* placeholders of cvtph/cvtepi conversions): a false positive (GCC bug 105593).
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"
-// GCC and clang spell "compile this region for these instruction sets" differently.
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
-#endif
+EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 
 namespace ep::kernels::detail::avx512 {
 namespace {
@@ -50,7 +40,8 @@ struct S {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
   static V from_bf16(const uint16_t* p) {
-    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    const __m512i w =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
   }
   static V from_i8(__m128i b) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)); }
@@ -105,12 +96,7 @@ struct S {
 }  // namespace
 }  // namespace ep::kernels::detail::avx512
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#pragma GCC diagnostic pop
+EP_TARGET_REGION_END
 
 namespace ep::kernels::detail {
 

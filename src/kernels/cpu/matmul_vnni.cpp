@@ -1,6 +1,6 @@
 // AVX-512 VNNI matrix-vector kernels for Q8_0 and Q4_0 weights against activations quantised to
 // 8 bits per 32-element block (the "fast" precision, as llama.cpp computes these types).
-// Compiled for that target by the pragma below, not by global flags; matmul.cpp calls these
+// Compiled for that target by the target region below, not by global flags; matmul.cpp calls these
 // only when the CPU has AVX-512 F/BW/VL/DQ and VNNI.
 //
 // Activations: per block b, d_b = max|x| / 127 and q = round(x / d_b) in [-127, 127]. Four blocks
@@ -12,6 +12,7 @@
 //         from -128·Σ q_x.
 #include "core/dtype.h"
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/target_region.h"
 
 #include <algorithm>
 #include <cmath>
@@ -20,20 +21,7 @@
 
 #include <immintrin.h>
 
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"
-// GCC and clang spell "compile this region for these instruction sets" differently.
-#if defined(__clang__)
-#pragma clang attribute push(                                                               \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))), \
-    apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
-#endif
+EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 
 namespace ep::kernels::detail::vnni {
 namespace {
@@ -217,12 +205,7 @@ void matvec_q(const MatrixView& w, const QuantizedActivations& a, float* y, int6
 }  // namespace
 }  // namespace ep::kernels::detail::vnni
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#pragma GCC diagnostic pop
+EP_TARGET_REGION_END
 
 namespace ep::kernels::detail {
 

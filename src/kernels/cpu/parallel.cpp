@@ -56,8 +56,10 @@ class Team {
     if (sleepers_.load() > 0) wake_.notify_all();
     work(gen_);
     for (int spins = 0; done_.load(std::memory_order_acquire) < n_chunks; ++spins) {
-      if (spins < 2048) EP_CPU_RELAX();
-      else std::this_thread::yield();  // a worker holding a chunk was descheduled
+      if (spins < 2048)
+        EP_CPU_RELAX();
+      else
+        std::this_thread::yield();  // a worker holding a chunk was descheduled
     }
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
