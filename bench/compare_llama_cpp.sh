@@ -16,7 +16,9 @@
 # 1-minute load average is below it; for a machine shared with other work).
 # Prints one JSON object per run (round, type, program, UTC start, 1-minute load average before
 # the run, and that program's own JSON output), then a summary line per round and type with the
-# ratios; progress goes to stderr. Both programs run with mmap'd weights and THREADS threads.
+# ratios; progress goes to stderr. READ_BW (optional): path of a built bench/read_bandwidth.cpp,
+# run at the start of every round and recorded as program "read_bandwidth" (the machine's plain
+# read bandwidth in those minutes, against which decode GB/s is read). Both programs run with mmap'd weights and THREADS threads.
 set -euo pipefail
 
 LLAMA_BENCH=${1:?usage: compare_llama_cpp.sh LLAMA_BENCH MODEL_DIR [ROUNDS] [TYPES]}
@@ -76,6 +78,10 @@ record() {  # round type program model
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 for round in $(seq 1 "$ROUNDS"); do
+  if [ -n "${READ_BW:-}" ]; then
+    wait_quiet
+    echo "{\"round\": $round, \"type\": \"-\", \"program\": \"read_bandwidth\", \"started_utc\": \"$(date -u +%H:%M:%S)\", \"load_before\": $(load), \"result\": $("$READ_BW" "$THREADS" 7)}" | tee -a "$tmp"
+  fi
   for type in $TYPES; do
     model="$MODEL_DIR/tinyllama-$type.gguf"
     if [ $((round % 2)) -eq 1 ]; then order="edgeprompt llama.cpp"; else order="llama.cpp edgeprompt"; fi
