@@ -15,26 +15,14 @@
 
 EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 
+#include "kernels/cpu/exp_avx512.h"
+
 namespace ep::kernels::detail::avx512 {
 namespace {
 
-// exp(x) for x <= 0 (arguments below -87 flush to 0): x = n·ln2 + r, |r| <= ln2/2, e^r by its
-// degree-7 Taylor polynomial (relative error < 2e-8 before rounding), times 2^n by vscalefps.
+// exp(x) for x <= 0 (arguments below -87 flush to 0).
 inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
+  return exp_in_range(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)));
 }
 
 // Sum of the 16 lanes in a fixed tree (lanes l and l + 8, then l and l + 4, l + 2, l + 1), the
