@@ -1,6 +1,7 @@
 // Internal: the per-instruction-set matrix kernels behind kernels::matmul.
 #pragma once
 
+#include "core/aligned_vector.h"
 #include "core/matrix_view.h"
 
 #include <cstdint>
@@ -28,13 +29,13 @@ struct MatmulKernels {
 // group of 16 lanes (block k of the group in lanes 4k..4k+3; corr4 in lane 4k).
 struct QuantizedActivations {
   int64_t n_blocks = 0;
-  std::vector<int8_t> q;
-  std::vector<float> scale;
-  std::vector<int32_t> corr;   // -8 · Σ q per block (Q4_0), lane 0 of the block's 8
-  std::vector<int32_t> corr8;  // -128 · Σ q per block (Q8_0)
-  std::vector<int8_t> q4;
-  std::vector<float> scale4;
-  std::vector<int32_t> corr4;
+  AlignedVector<int8_t> q;
+  AlignedVector<float> scale;
+  AlignedVector<int32_t> corr;   // -8 · Σ q per block (Q4_0), lane 0 of the block's 8
+  AlignedVector<int32_t> corr8;  // -128 · Σ q per block (Q8_0)
+  AlignedVector<int8_t> q4;
+  AlignedVector<float> scale4;
+  AlignedVector<int32_t> corr4;
 };
 
 struct QuantizedKernels {
