@@ -18,7 +18,10 @@
 # the run, and that program's own JSON output), then a summary line per round and type with the
 # ratios; progress goes to stderr. READ_BW (optional): path of a built bench/read_bandwidth.cpp,
 # run at the start of every round and recorded as program "read_bandwidth" (the machine's plain
-# read bandwidth in those minutes, against which decode GB/s is read). Both programs run with mmap'd weights and THREADS threads.
+# read bandwidth in those minutes, against which decode GB/s is read). FRESH_CACHE=1: before every
+# run, drop the model file from the page cache and read it back through an edgeprompt mapping
+# (2 MiB folios), so that both programs start from the same page-cache state; see
+# docs/performance.md ("Page cache") for why this matters on a machine that pages out idle memory. Both programs run with mmap'd weights and THREADS threads.
 set -euo pipefail
 
 LLAMA_BENCH=${1:?usage: compare_llama_cpp.sh LLAMA_BENCH MODEL_DIR [ROUNDS] [TYPES]}
@@ -65,9 +68,18 @@ for line in sys.stdin:
 print(json.dumps(out))'
 }
 
+fresh_cache() {  # model
+  [ "${FRESH_CACHE:-0}" = 1 ] || return 0
+  python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
+  "$EP" bench -m "$1" -t "$THREADS" -p 1 -n 1 -r 1 >/dev/null 2>&1
+}
+
 record() {  # round type program model
   local l t out
   wait_quiet
+  fresh_cache "$4"  # right before the run: idle pages are paged out after about a minute
   l=$(load)
   t=$(date -u +%H:%M:%S)
   echo "round $1 $2 $3 (load $l, $t UTC)" >&2
