@@ -38,6 +38,29 @@ double rel_error(const std::vector<float>& got, const std::vector<double>& ref) 
   return std::sqrt(num / den);
 }
 
+std::vector<float> rounded_to_bf16(std::vector<float> v) {
+  for (float& e : v) e = bf16_to_f32(f32_to_bf16(e));
+  return v;
+}
+
+// The reference product in double: y[i * rows + r] = Σ_c w[r * cols + c] · x[i * cols + c] for
+// every row r of w ([rows, cols]) and every activation row i of x ([x.size() / cols, cols]).
+template <class W, class X>
+std::vector<double> reference_matmul(const std::vector<W>& w, const std::vector<X>& x, int64_t rows,
+                                     int64_t cols) {
+  const int64_t n_rows = int64_t(x.size()) / cols;
+  std::vector<double> y(size_t(n_rows * rows));
+  for (int64_t i = 0; i < n_rows; ++i) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double s = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        s += double(w[size_t(r * cols + c)]) * double(x[size_t(i * cols + c)]);
+      y[size_t(i * rows + r)] = s;
+    }
+  }
+  return y;
+}
+
 TEST(Half, F16RoundTripsEveryValue) {
   for (uint32_t h = 0; h < 65536; ++h) {
     const float f = f16_to_f32(uint16_t(h));
@@ -130,15 +153,7 @@ TEST(Kernels, MatmulMatchesReferenceForEveryType) {
         dequantize_row(t, wq.data() + r * dtype_row_bytes(t, cols), &wd[size_t(r * cols)], cols);
       }
       const auto x = random_vector(size_t(n_rows * cols), rng);
-      std::vector<double> ref(size_t(n_rows * rows));
-      for (int64_t i = 0; i < n_rows; ++i) {
-        for (int64_t r = 0; r < rows; ++r) {
-          double s = 0;
-          for (int64_t c = 0; c < cols; ++c)
-            s += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
-          ref[size_t(i * rows + r)] = s;
-        }
-      }
+      const std::vector<double> ref = reference_matmul(wd, x, rows, cols);
       std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());  // poisoned
       kernels::matmul(MatrixView{t, rows, cols, wq.data()}, x.data(), n_rows, y.data(), pool);
       EXPECT_LT(rel_error(y, ref), 1e-6) << dtype_name(t) << " n_rows " << n_rows;
@@ -173,15 +188,7 @@ TEST(Kernels, MatmulEveryIsaMatchesReference) {
           dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
         for (int64_t n_rows : {1, 2, 3, 5, 13, 30}) {
           const auto x = random_vector(size_t(n_rows * cols), rng);
-          std::vector<double> ref(size_t(n_rows * rows));
-          for (int64_t i = 0; i < n_rows; ++i) {
-            for (int64_t r = 0; r < rows; ++r) {
-              double s = 0;
-              for (int64_t c = 0; c < cols; ++c)
-                s += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
-              ref[size_t(i * rows + r)] = s;
-            }
-          }
+          const std::vector<double> ref = reference_matmul(wd, x, rows, cols);
           const MatrixView m{t, rows, cols, wq.data()};
           for (auto prec : {kernels::Precision::Exact, kernels::Precision::Fast}) {
             if (prec == kernels::Precision::Fast && isa == Isa::Avx512 && n_rows >= 3 &&
@@ -239,28 +246,18 @@ TEST(Kernels, FastQuantisedMatmulMatchesReference) {
       for (int64_t n_rows : {1, 2, 3, 7, 13}) {
         auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
         for (int64_t c = 32; c < std::min<int64_t>(64, cols); ++c)
-          x.at(size_t(c)) = 0.0f;  // an all-zero block
-        std::vector<double> ref(size_t(n_rows * rows)), exact(ref.size());
-        for (int64_t i = 0; i < n_rows; ++i) {
-          std::vector<double> xq(static_cast<size_t>(cols));
-          for (int64_t b = 0; b < cols / 32; ++b) {
-            const float* xb = &x[size_t(i * cols + b * 32)];
-            float m = 0;
-            for (int j = 0; j < 32; ++j) m = std::max(m, std::fabs(xb[j]));
-            const float d = m / 127.0f, id = m != 0 ? 127.0f / m : 0.0f;
-            for (int j = 0; j < 32; ++j)
-              xq[size_t(b * 32 + j)] = double(d) * std::nearbyint(xb[j] * id);
-          }
-          for (int64_t r = 0; r < rows; ++r) {
-            double s = 0, e = 0;
-            for (int64_t c = 0; c < cols; ++c) {
-              s += double(wd[size_t(r * cols + c)]) * xq[size_t(c)];
-              e += double(wd[size_t(r * cols + c)]) * x[size_t(i * cols + c)];
-            }
-            ref[size_t(i * rows + r)] = s;
-            exact[size_t(i * rows + r)] = e;
-          }
+          x.at(size_t(c)) = 0.0f;          // an all-zero block
+        std::vector<double> xq(x.size());  // each 32-block quantised as the kernels do
+        for (size_t b = 0; b < x.size() / 32; ++b) {
+          const float* xb = &x[b * 32];
+          float m = 0;
+          for (int j = 0; j < 32; ++j) m = std::max(m, std::fabs(xb[j]));
+          const float d = m / 127.0f, id = m != 0 ? 127.0f / m : 0.0f;
+          for (int j = 0; j < 32; ++j)
+            xq[b * 32 + size_t(j)] = double(d) * std::nearbyint(xb[j] * id);
         }
+        const std::vector<double> ref = reference_matmul(wd, xq, rows, cols);
+        const std::vector<double> exact = reference_matmul(wd, x, rows, cols);
         std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
         kernels::matmul(MatrixView{t, rows, cols, wq.data()}, x.data(), n_rows, y.data(), pool,
                         Isa::Avx512, kernels::Precision::Fast);
@@ -295,21 +292,11 @@ TEST(Kernels, FastBf16GemmMatchesReference) {
       for (int64_t r = 0; r < rows; ++r) {
         dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
       }
+      const std::vector<float> wd_bf16 = rounded_to_bf16(wd);
       for (int64_t n_rows : {3, 13, 30}) {
         const auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
-        std::vector<double> ref(size_t(n_rows * rows)), exact(ref.size());
-        for (int64_t i = 0; i < n_rows; ++i) {
-          for (int64_t r = 0; r < rows; ++r) {
-            double s = 0, e = 0;
-            for (int64_t c = 0; c < cols; ++c) {
-              const float w = wd[size_t(r * cols + c)], xv = x[size_t(i * cols + c)];
-              s += double(bf16_to_f32(f32_to_bf16(w))) * double(bf16_to_f32(f32_to_bf16(xv)));
-              e += double(w) * xv;
-            }
-            ref[size_t(i * rows + r)] = s;
-            exact[size_t(i * rows + r)] = e;
-          }
-        }
+        const std::vector<double> ref = reference_matmul(wd_bf16, rounded_to_bf16(x), rows, cols);
+        const std::vector<double> exact = reference_matmul(wd, x, rows, cols);
         std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
         kernels::matmul(MatrixView{t, rows, cols, wq.data()}, x.data(), n_rows, y.data(), pool,
                         Isa::Avx512, kernels::Precision::Fast);
