@@ -148,8 +148,8 @@ inline __m512i load_halves(const char* p0, const char* p1) {
 // Σ (w + 128)·q_x - 128·Σ q_x = Σ w·q_x. The two dot products (8 lanes per block) are folded to
 // 4 lanes per block by adding their even and odd lanes, so that one conversion and one FMA cover
 // four blocks; the four f16 scales (16-bit words 0, 17, 34, 51 of the group) come from two loads
-// and one two-register word permute. Measured from L2, one core: 1.12 -> 1.27 G blocks/s against
-// two blocks per step with |w| and sign-transferred activations.
+// and one two-register word permute. bench/decode_stream.cpp (one core, L2): 1.46-1.48 G blocks/s
+// against 1.38-1.44 for two blocks per step with |w| and sign-transferred activations.
 float dot_q8(const BlockQ8_0* w, const QuantizedActivations& a) {
   const int64_t nb = a.n_blocks;
   const int8_t* xq = a.q.data();

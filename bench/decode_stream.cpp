@@ -1,0 +1,124 @@
+// The decode (matrix-vector) kernels of the fast precision, two ways (not part of the CMake build):
+//   cache: one thread, a 64-row matrix that stays in L2, the kernel called directly (its compute
+//          rate, in G blocks of 32 weights per second);
+//   stream: two threads through kernels::matmul over a ~1 GiB matrix in anonymous huge pages (how
+//          fast the kernel streams from memory, without the rest of a decode step), alternating the
+//          types 7 times.
+//   g++ -O2 -std=c++20 -Isrc bench/decode_stream.cpp build/libedgeprompt_core.a -lfmt -lxxhash
+//       -lpcre2-8 -lsentencepiece -lpthread -o /tmp/decode_stream     (one command)
+//   /tmp/decode_stream
+// (Link build-cpu/ or any build's libedgeprompt_core.a; a build with CUDA also needs -lcudart
+// -lcublas -lcublasLt.) Read the stream rates against bench/read_bandwidth.cpp run right after.
+#include "core/quant.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_kernels.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace ep;
+
+namespace {
+
+constexpr int64_t kCols = 2048;
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> v(n);
+  for (float& e : v) e = nd(rng);
+  return v;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One core, weights in L2: the VNNI kernels' compute rate.
+void cache_rate() {
+  if (!kernels::cpu_features().avx512vnni) {
+    std::printf("cache: no AVX-512 VNNI on this CPU, skipped\n");
+    return;
+  }
+  const auto& k = kernels::detail::quantized_kernels_vnni();
+  const std::vector<float> x = random_floats(kCols, 2);
+  kernels::detail::QuantizedActivations a;
+  k.quantize(x.data(), kCols, a);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    const int64_t rows = 64, rb = dtype_row_bytes(t, kCols);
+    const std::vector<float> src = random_floats(size_t(rows * kCols), 1);
+    std::vector<uint8_t> w(size_t(rows * rb));
+    for (int64_t r = 0; r < rows; ++r)
+      quantize_row(t, &src[size_t(r * kCols)], &w[size_t(r * rb)], kCols);
+    const MatrixView m{t, rows, kCols, w.data()};
+    std::vector<float> y(static_cast<size_t>(rows));
+    const int iters = 300000;
+    double best = 0;
+    for (int rep = 0; rep < 3; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < iters; ++i) k.matvec(m, a, y.data(), 0, rows);
+      best = std::max(best, double(iters) * rows * (kCols / 32) / seconds_since(t0) / 1e9);
+    }
+    std::printf("cache  %-5s 1 thread: %.2f G blocks/s\n", std::string(dtype_name(t)).c_str(),
+                best);
+  }
+}
+
+// Two threads, ~1 GiB per type in huge pages, through kernels::matmul (fast precision, one row).
+void stream_rate() {
+  ThreadPool pool(2);
+  struct Matrix {
+    DType type;
+    int64_t rows;
+    uint8_t* data;
+  };
+  std::vector<Matrix> ms;
+  const std::vector<float> src = random_floats(size_t(64 * kCols), 1);
+  for (DType t : {DType::Q8_0, DType::F16, DType::Q4_0}) {
+    const int64_t rb = dtype_row_bytes(t, kCols), rows = (int64_t(1) << 30) / rb;
+    const size_t bytes = (size_t(rows * rb) + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
+    auto* d = static_cast<uint8_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
+    if (!d) {
+      std::fprintf(stderr, "decode_stream: cannot allocate 1 GiB\n");
+      std::exit(1);
+    }
+    madvise(d, bytes, MADV_HUGEPAGE);
+    for (int64_t r = 0; r < rows; ++r)
+      quantize_row(t, &src[size_t(r % 64 * kCols)], d + r * rb, kCols);
+    ms.push_back({t, rows, d});
+  }
+  const std::vector<float> x = random_floats(kCols, 2);
+  std::vector<std::vector<double>> gbps(ms.size());
+  for (int rep = 0; rep < 7; ++rep) {
+    for (size_t i = 0; i < ms.size(); ++i) {
+      std::vector<float> y(size_t(ms[i].rows));
+      const MatrixView m{ms[i].type, ms[i].rows, kCols, ms[i].data};
+      const auto t0 = std::chrono::steady_clock::now();
+      kernels::matmul(m, x.data(), 1, y.data(), pool, kernels::Precision::Fast);
+      gbps[i].push_back(double(ms[i].rows * m.row_bytes()) / seconds_since(t0) / 1e9);
+    }
+  }
+  for (size_t i = 0; i < ms.size(); ++i) {
+    std::sort(gbps[i].begin(), gbps[i].end());
+    std::printf("stream %-5s 2 threads: median %.1f GB/s, max %.1f\n",
+                std::string(dtype_name(ms[i].type)).c_str(), gbps[i][3], gbps[i][6]);
+    std::free(ms[i].data);
+  }
+}
+
+}  // namespace
+
+int main() {
+  cache_rate();
+  stream_rate();
+  return 0;
+}
