@@ -7,12 +7,10 @@
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/rope.h"
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -351,33 +349,6 @@ TEST(Kernels, MatmulMultiEqualsSeparateCalls) {
   }
 }
 
-// The kernels' spinning thread team: every index once, errors propagate, usable afterwards, and
-// many back-to-back calls (as in a decode step) complete.
-TEST(Kernels, ParallelForTeam) {
-  for (int threads : {1, 2, 3}) {
-    ThreadPool pool(threads);
-    for (int64_t n : {1, 7, 1000, 100003}) {
-      for (int64_t grain : {1, 3, 64}) {
-        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
-        kernels::parallel_for(pool, n, grain, [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
-        });
-        for (auto& h : hits) ASSERT_EQ(h.load(), 1) << threads << " " << n << " " << grain;
-      }
-    }
-    EXPECT_THROW(kernels::parallel_for(pool, 100, 1,
-                                       [](int64_t b, int64_t e) {
-                                         if (b <= 42 && 42 < e) fail("boom");
-                                       }),
-                 Error);
-    std::atomic<int64_t> total{0};
-    for (int rep = 0; rep < 3000; ++rep) {
-      kernels::parallel_for(pool, 16, 1, [&](int64_t b, int64_t e) { total += e - b; });
-    }
-    EXPECT_EQ(total.load(), 3000 * 16);
-  }
-}
-
 TEST(Kernels, CpuFeatureDispatch) {
   EXPECT_LE(int(kernels::active_isa()), int(kernels::detected_isa()));
   EXPECT_EQ(kernels::clamp_isa(Isa::Scalar), Isa::Scalar);
@@ -635,25 +606,6 @@ TEST(Kernels, MergeWithAnEmptySegmentIsIdentity) {
   kernels::merge_attention(e.data(), le.data(), c.data(), lc.data(), 1, 2);
   EXPECT_EQ(e, c);
   EXPECT_EQ(le[0], 1.5f);
-}
-
-TEST(ThreadPool, CoversEveryIndexOnceAndPropagatesErrors) {
-  ThreadPool pool(4);
-  for (int64_t n : {1, 7, 1000}) {
-    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
-    pool.parallel_for(n, 3, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
-    });
-    for (auto& h : hits) EXPECT_EQ(h.load(), 1);
-  }
-  EXPECT_THROW(pool.parallel_for(100, 1,
-                                 [](int64_t b, int64_t) {
-                                   if (b == 42) fail("boom");
-                                 }),
-               Error);
-  std::atomic<int> count{0};
-  pool.parallel_for(10, 1, [&](int64_t b, int64_t e) { count += int(e - b); });  // still usable
-  EXPECT_EQ(count.load(), 10);
 }
 
 }  // namespace

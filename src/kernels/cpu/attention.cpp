@@ -3,7 +3,6 @@
 #include "kernels/cpu/attention_kernels.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -26,7 +25,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       if (a.window == 0 && a.n_q >= 4) {
         const int64_t n_kb = (a.n_kv + 15) / 16, hd = a.head_dim;
         kt.resize(size_t(a.n_head_kv * n_kb * 16 * hd));
-        parallel_for(pool, a.n_head_kv * n_kb, 8, [&](int64_t begin, int64_t end) {
+        pool.parallel_for(a.n_head_kv * n_kb, 8, [&](int64_t begin, int64_t end) {
           for (int64_t u = begin; u < end; ++u) {
             const int64_t h = u / n_kb, b = u % n_kb;
             float* dst = &kt[size_t(u * 16 * hd)];
@@ -39,12 +38,12 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
         });
       }
       const float* ktp = kt.empty() ? nullptr : kt.data();
-      parallel_for(pool, a.n_q * a.n_head_kv, 1,
-                   [&](int64_t begin, int64_t end) { fn(a, ktp, begin, end); });
+      pool.parallel_for(a.n_q * a.n_head_kv, 1,
+                        [&](int64_t begin, int64_t end) { fn(a, ktp, begin, end); });
       return;
     }
   }
-  parallel_for(pool, a.n_q * a.n_head, 4, [&](int64_t begin, int64_t end) {
+  pool.parallel_for(a.n_q * a.n_head, 4, [&](int64_t begin, int64_t end) {
     std::vector<float> acc(size_t(a.head_dim));
     float scores[kBlock];
     for (int64_t item = begin; item < end; ++item) {

@@ -2,7 +2,6 @@
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/elementwise_kernels.h"
-#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -32,7 +31,7 @@ constexpr int64_t kParallelElems = 1 << 16;
 void rmsnorm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps,
              ThreadPool& pool) {
   if (n_rows * n < kParallelElems || n_rows < 2) return rmsnorm(x, weight, y, n_rows, n, eps);
-  parallel_for(pool, n_rows, 8, [&](int64_t r0, int64_t r1) {
+  pool.parallel_for(n_rows, 8, [&](int64_t r0, int64_t r1) {
     rmsnorm(x + r0 * n, weight, y + r0 * n, r1 - r0, n, eps);
   });
 }
@@ -40,7 +39,7 @@ void rmsnorm(const float* x, const float* weight, float* y, int64_t n_rows, int6
 void swiglu(const float* gate, const float* up, float* out, int64_t n, ThreadPool& pool) {
   if (n < kParallelElems) return swiglu(gate, up, out, n);
   constexpr int64_t kChunk = 4096;
-  parallel_for(pool, (n + kChunk - 1) / kChunk, 4, [&](int64_t c0, int64_t c1) {
+  pool.parallel_for((n + kChunk - 1) / kChunk, 4, [&](int64_t c0, int64_t c1) {
     const int64_t i0 = c0 * kChunk, i1 = std::min(n, c1 * kChunk);
     swiglu(gate + i0, up + i0, out + i0, i1 - i0);
   });

@@ -2,7 +2,6 @@
 
 #include "core/quant.h"
 #include "kernels/cpu/matmul_kernels.h"
-#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
 #include <string>
@@ -111,7 +110,7 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     std::vector<detail::QuantizedActivations>& xq = xq_buffer;
     xq.resize(size_t(n_rows));
     for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * w.cols, w.cols, xq[size_t(t)]);
-    parallel_for(pool, w.rows, grain, [&](int64_t r0, int64_t r1) {
+    pool.parallel_for(w.rows, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t t = 0; t < n_rows; ++t) qk.matvec(w, xq[size_t(t)], y + t * w.rows, r0, r1);
     });
     return;
@@ -126,10 +125,10 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     xq.k = w.cols;
     xq.q.resize(size_t(n_rows * w.cols));
     xq.d.resize(size_t(n_rows * (w.cols / 32)));
-    parallel_for(pool, n_rows, 16,
-                 [&](int64_t t0, int64_t t1) { qg.quantize(x, w.cols, t0, t1, xq); });
+    pool.parallel_for(n_rows, 16,
+                      [&](int64_t t0, int64_t t1) { qg.quantize(x, w.cols, t0, t1, xq); });
     const int64_t n_panels = (w.rows + qg.panel_rows - 1) / qg.panel_rows;
-    parallel_for(pool, n_panels, 1, [&](int64_t p0, int64_t p1) {
+    pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
       thread_local std::vector<uint8_t> scratch;
       qg.gemm(w, xq, y, p0, p1, scratch);
     });
@@ -144,23 +143,23 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     xb.n_tok = n_rows;
     xb.k2 = (w.cols + 1) & ~int64_t(1);
     xb.x.resize(size_t(n_rows * xb.k2));
-    parallel_for(pool, n_rows, 16,
-                 [&](int64_t t0, int64_t t1) { bg.convert(x, w.cols, t0, t1, xb); });
+    pool.parallel_for(n_rows, 16,
+                      [&](int64_t t0, int64_t t1) { bg.convert(x, w.cols, t0, t1, xb); });
     const int64_t n_panels = (w.rows + bg.panel_rows - 1) / bg.panel_rows;
-    parallel_for(pool, n_panels, 1, [&](int64_t p0, int64_t p1) {
+    pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
       thread_local std::vector<uint8_t> scratch;
       bg.gemm(w, xb, y, p0, p1, scratch);
     });
     return;
   }
   if (precision == Precision::Fast && n_rows < kGemmMinRows) {
-    parallel_for(pool, w.rows, grain, [&](int64_t r0, int64_t r1) {
+    pool.parallel_for(w.rows, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t t = 0; t < n_rows; ++t) k.matvec(w, x + t * w.cols, y + t * w.rows, r0, r1);
     });
     return;
   }
   const int64_t n_panels = (w.rows + k.panel_rows - 1) / k.panel_rows;
-  parallel_for(pool, n_panels, 1, [&](int64_t p0, int64_t p1) {
+  pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
     thread_local std::vector<float> scratch;
     scratch.resize(size_t(k.scratch_floats));
     k.gemm(w, x, n_rows, y, p0, p1, scratch.data());
@@ -201,7 +200,7 @@ void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_row
     xq.resize(size_t(n_rows));
     for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * cols, cols, xq[size_t(t)]);
   }
-  parallel_for(pool, total, grain, [&](int64_t r0, int64_t r1) {
+  pool.parallel_for(total, grain, [&](int64_t r0, int64_t r1) {
     int64_t base = 0;
     for (const MatmulOut& o : outs) {
       const int64_t a = std::max(r0, base), b = std::min(r1, base + o.w->rows);

@@ -44,7 +44,7 @@ struct MatmulOut {
 
 // Several products of the same activations (all w.cols equal), e.g. the Q, K and V projections:
 // results identical to calling matmul for each. For decode in the fast precision it runs as one
-// pass over the thread team (one activation quantisation, one wait at the end instead of one per
+// pass over the thread pool (one activation quantisation, one wait at the end instead of one per
 // matrix).
 void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows, ThreadPool& pool,
                   Precision precision = Precision::Exact);

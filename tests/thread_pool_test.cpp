@@ -1,0 +1,72 @@
+// The thread pool of the data-parallel loops: every index exactly once, errors propagate and
+// leave the pool usable, many back-to-back calls (as in a decode step) complete, and pools used
+// at the same time from different threads stay independent.
+#include "core/thread_pool.h"
+#include "core/error.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace ep {
+namespace {
+
+void expect_each_index_once(ThreadPool& pool, int64_t n, int64_t grain) {
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+  pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+  });
+  for (auto& h : hits) ASSERT_EQ(h.load(), 1) << pool.size() << " " << n << " " << grain;
+}
+
+TEST(ThreadPool, EveryIndexOnceErrorsPropagateBackToBackCalls) {
+  for (int threads : {1, 2, 3, 4}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {1, 7, 1000, 100003}) {
+      for (int64_t grain : {1, 3, 64}) expect_each_index_once(pool, n, grain);
+    }
+    EXPECT_THROW(pool.parallel_for(100, 1,
+                                   [](int64_t b, int64_t e) {
+                                     if (b <= 42 && 42 < e) fail("boom");
+                                   }),
+                 Error);
+    expect_each_index_once(pool, 1000, 3);  // still usable after a failed job
+    std::atomic<int64_t> total{0};
+    for (int rep = 0; rep < 3000; ++rep) {
+      pool.parallel_for(16, 1, [&](int64_t b, int64_t e) { total += e - b; });
+    }
+    EXPECT_EQ(total.load(), 3000 * 16);
+  }
+}
+
+// Two services in one process (a cloud and an edge) each own a pool and call it at the same time.
+TEST(ThreadPool, PoolsUsedConcurrentlyStayIndependent) {
+  ThreadPool a(2), b(2);
+  std::atomic<int64_t> sum_a{0}, sum_b{0};
+  auto drive = [](ThreadPool& pool, std::atomic<int64_t>& sum) {
+    for (int rep = 0; rep < 500; ++rep) {
+      pool.parallel_for(64, 1, [&](int64_t s, int64_t e) { sum += e - s; });
+    }
+  };
+  std::thread ta([&] { drive(a, sum_a); }), tb([&] { drive(b, sum_b); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(sum_a.load(), 500 * 64);
+  EXPECT_EQ(sum_b.load(), 500 * 64);
+}
+
+// Two threads sharing one pool are served one job at a time, each job complete.
+TEST(ThreadPool, ConcurrentCallersOfOnePoolAreSerialised) {
+  ThreadPool pool(2);
+  auto drive = [&] {
+    for (int rep = 0; rep < 300; ++rep) expect_each_index_once(pool, 257, 4);
+  };
+  std::thread t1(drive), t2(drive);
+  t1.join();
+  t2.join();
+}
+
+}  // namespace
+}  // namespace ep
