@@ -21,8 +21,8 @@ struct AttentionArgs {
   int64_t n_head = 0;
   int64_t n_head_kv = 0;  // n_head must be a multiple (grouped-query attention)
   int64_t head_dim = 0;
-  float scale = 1.0f;       // usually 1/sqrt(head_dim)
-  int64_t window = 0;       // > 0: query at p sees keys at p - window < pos <= p (sliding window)
+  float scale = 1.0f;  // usually 1/sqrt(head_dim)
+  int64_t window = 0;  // > 0: query at p sees keys at p - window < pos <= p (sliding window)
   // Outputs: out [n_q, n_head, head_dim], lse [n_q, n_head] (natural log; -inf if no key visible,
   // with out = 0).
   float* out = nullptr;

@@ -3,6 +3,7 @@
 #include "core/dtype.h"
 #include "core/half.h"
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/stream_prefetch.h"
 #include "kernels/cpu/target_region.h"
 
 #include <algorithm>

@@ -12,6 +12,7 @@
 //         from -128·Σ q_x.
 #include "core/dtype.h"
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/stream_prefetch.h"
 #include "kernels/cpu/target_region.h"
 
 #include <algorithm>
@@ -69,13 +70,6 @@ void quantize(const float* x, int64_t n, QuantizedActivations& out) {
   }
 }
 
-// Weights are memory-mapped 4 KiB file pages, where the hardware prefetchers stop; prefetch the
-// lines a fixed distance ahead (rows are contiguous; past the end is harmless).
-inline void prefetch_ahead(const void* p, int64_t bytes) {
-  const char* c = static_cast<const char*>(p) + 2048;
-  for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
-}
-
 inline int32_t dot_block_q4(const BlockQ4_0& w, const int8_t* xq) {
   int32_t s = 0;
   for (int j = 0; j < 16; ++j) {
@@ -125,7 +119,7 @@ float dot_q4(const BlockQ4_0* w, const QuantizedActivations& a) {
   int64_t g = 0;
   const int64_t ng = nb / 4;
   for (; g + 2 <= ng; g += 2) {
-    prefetch_ahead(w + g * 4, 8 * int64_t(sizeof(*w)));
+    prefetch_stream(w + g * 4, 8 * int64_t(sizeof(*w)));
     quad(g, acc0);
     quad(g + 1, acc1);
   }
@@ -183,7 +177,7 @@ float dot_q8(const BlockQ8_0* w, const QuantizedActivations& a) {
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc);
   };
   for (; b + 8 <= nb; b += 8) {
-    prefetch_ahead(w + b, 8 * int64_t(sizeof(*w)));
+    prefetch_stream(w + b, 8 * int64_t(sizeof(*w)));
     quad(b, acc0);
     quad(b + 4, acc1);
   }
