@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -39,6 +40,34 @@ TEST(ThreadPool, EveryIndexOnceErrorsPropagateBackToBackCalls) {
     }
     EXPECT_EQ(total.load(), 3000 * 16);
   }
+}
+
+// Each participant streams its own contiguous run of chunks front to back (one ascending address
+// range per thread, which the prefetchers follow): the caller's chunks within its run [0, 32)
+// are 0, 1, 2, ... without gaps (others only take from the back of it).
+TEST(ThreadPool, CallerTakesItsOwnRunInAscendingOrder) {
+  ThreadPool pool(2);
+  for (int rep = 0; rep < 200; ++rep) {
+    std::vector<int64_t> mine;
+    const auto caller = std::this_thread::get_id();
+    pool.parallel_for(64, 1, [&](int64_t b, int64_t) {
+      if (std::this_thread::get_id() == caller && b < 32) mine.push_back(b);
+    });
+    for (size_t i = 0; i < mine.size(); ++i) ASSERT_EQ(mine[i], int64_t(i)) << rep;
+  }
+}
+
+// A participant held up in a chunk (a descheduled worker) does not hold up the job: the others
+// take the rest of its run from the back.
+TEST(ThreadPool, OthersTakeOverTheRunOfASlowParticipant) {
+  ThreadPool pool(2);
+  const auto caller = std::this_thread::get_id();
+  std::atomic<int> by_caller{0};
+  pool.parallel_for(64, 1, [&](int64_t b, int64_t) {
+    if (b == 32) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (b >= 32 && std::this_thread::get_id() == caller) by_caller++;
+  });
+  EXPECT_GE(by_caller.load(), 31);  // all of [33, 64) at least, whoever ran chunk 32
 }
 
 // Two services in one process (a cloud and an edge) each own a pool and call it at the same time.

@@ -14,12 +14,13 @@ namespace ep {
 namespace {
 
 constexpr uint64_t kGenMask = (uint64_t(1) << 24) - 1;
-constexpr int64_t kMaxChunks = (int64_t(1) << 20) - 1;
+constexpr uint64_t kChunkMask = (uint64_t(1) << 20) - 1;  // also the most chunks per job
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(std::max(1, n_threads)), runs_(size_t(n_threads_)) {
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -33,36 +34,48 @@ int ThreadPool::default_threads() {
   return std::max(1, int(std::thread::hardware_concurrency()));
 }
 
-// A worker that wakes late (descheduled on a busy machine) validates the generation in the same
-// compare-and-swap that claims a chunk, so it can never run a chunk of a job other than the one
-// it saw. The caller waits only for claimed chunks to finish, never for idle workers to check
-// in: a worker that is not running when a job starts simply misses it, and the caller does its
-// share.
-void ThreadPool::work(uint64_t gen) {
+// Claims the next chunk of `run` from its front (or back) if the run belongs to job `gen` and is
+// not empty, and runs it. The claim keeps the job current, so its fields are stable until done_
+// counts the chunk.
+bool ThreadPool::run_chunk_from(Run& run, uint64_t gen, bool front) {
+  uint64_t w = run.word.load(std::memory_order_acquire);
+  int64_t chunk;
   for (;;) {
-    uint64_t t = ticket_.load(std::memory_order_acquire);
-    int64_t chunk;
-    for (;;) {
-      if ((t >> 40) != gen) return;
-      chunk = int64_t(t & 0xfffff);
-      if (chunk >= int64_t((t >> 20) & 0xfffff)) return;
-      if (ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) break;
+    if ((w >> 40) != gen) return false;
+    const int64_t next = int64_t((w >> 20) & kChunkMask), end = int64_t(w & kChunkMask);
+    if (next >= end) return false;
+    chunk = front ? next : end - 1;
+    const uint64_t claimed = front ? w + (uint64_t(1) << 20) : w - 1;
+    if (run.word.compare_exchange_weak(w, claimed, std::memory_order_acq_rel)) break;
+  }
+  if (!failed_.load(std::memory_order_relaxed)) {
+    const int64_t begin = chunk * grain_;
+    try {
+      (*fn_)(begin, std::min(n_, begin + grain_));
+    } catch (...) {
+      std::lock_guard lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+      failed_.store(true);
     }
-    if (!failed_.load(std::memory_order_relaxed)) {
-      const int64_t begin = chunk * grain_;
-      try {
-        (*fn_)(begin, std::min(n_, begin + grain_));
-      } catch (...) {
-        std::lock_guard lock(error_mutex_);
-        if (!error_) error_ = std::current_exception();
-        failed_.store(true);
-      }
+  }
+  done_.fetch_add(1, std::memory_order_release);
+  return true;
+}
+
+// The caller waits only for claimed chunks to finish, never for idle workers to check in: a
+// worker that is not running when a job starts (descheduled on a busy machine) simply misses it,
+// and the others take its run from the back.
+void ThreadPool::work(uint64_t gen, int self) {
+  while (run_chunk_from(runs_[size_t(self)], gen, true)) {
+  }
+  for (int k = 1; k < n_threads_; ++k) {
+    Run& other = runs_[size_t((self + k) % n_threads_)];
+    while (run_chunk_from(other, gen, false)) {
     }
-    done_.fetch_add(1, std::memory_order_release);
   }
 }
 
-void ThreadPool::worker_loop() {
+void ThreadPool::worker_loop(int self) {
   uint32_t seen = 0;  // wake_ at construction: jobs may start before this thread runs
   for (;;) {
     // Spin for a while (calls come back to back during a forward pass), then sleep.
@@ -78,7 +91,7 @@ void ThreadPool::worker_loop() {
     }
     seen = wake_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    work(ticket_.load(std::memory_order_acquire) >> 40);
+    work(job_gen_.load(std::memory_order_acquire), self);
   }
 }
 
@@ -92,8 +105,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   }
   std::lock_guard job(job_mutex_);
   int64_t n_chunks = (n + grain - 1) / grain;
-  if (n_chunks > kMaxChunks) {
-    grain = (n + kMaxChunks - 1) / kMaxChunks;
+  if (n_chunks > int64_t(kChunkMask)) {
+    grain = (n + int64_t(kChunkMask) - 1) / int64_t(kChunkMask);
     n_chunks = (n + grain - 1) / grain;
   }
   fn_ = &fn;
@@ -103,10 +116,15 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   failed_.store(false, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   gen_ = (gen_ + 1) & kGenMask;
-  ticket_.store((gen_ << 40) | (uint64_t(n_chunks) << 20), std::memory_order_release);
+  for (int i = 0; i < n_threads_; ++i) {
+    const uint64_t begin = uint64_t(n_chunks * i / n_threads_);
+    const uint64_t end = uint64_t(n_chunks * (i + 1) / n_threads_);
+    runs_[size_t(i)].word.store((gen_ << 40) | (begin << 20) | end, std::memory_order_release);
+  }
+  job_gen_.store(gen_, std::memory_order_release);
   wake_.fetch_add(1);  // seq_cst: ordered before the sleeper check below
   if (sleepers_.load() > 0) wake_.notify_all();
-  work(gen_);
+  work(gen_, 0);
   for (int spins = 0; done_.load(std::memory_order_acquire) < n_chunks; ++spins) {
     if (spins < 2048)
       EP_CPU_RELAX();

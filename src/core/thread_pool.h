@@ -35,15 +35,25 @@ class ThreadPool {
   static int default_threads();  // hardware concurrency, at least 1
 
  private:
-  void work(uint64_t gen);
-  void worker_loop();
+  // Each participant (the caller is 0, worker i is i) owns a contiguous run of the chunks and
+  // takes them from the front, so each thread streams one ascending address range per call (the
+  // hardware prefetchers follow it, and software prefetch runs ahead into the thread's own next
+  // chunk); a participant that runs out takes chunks from the back of the others' runs. The run
+  // is one word, generation (24 bits) | next chunk (20) | end (20), claimed by compare-and-swap,
+  // so a late worker can never take a chunk of another job.
+  struct alignas(64) Run {
+    std::atomic<uint64_t> word{0};
+  };
+
+  void work(uint64_t gen, int self);
+  bool run_chunk_from(Run& run, uint64_t gen, bool front);
+  void worker_loop(int self);
 
   int n_threads_;
+  std::vector<Run> runs_;
   std::vector<std::thread> workers_;
   std::mutex job_mutex_, error_mutex_;
-  // Chunks are claimed with a compare-and-swap on one word: generation (24 bits) | chunk count
-  // (20) | next chunk (20).
-  std::atomic<uint64_t> ticket_{0};
+  std::atomic<uint64_t> job_gen_{0};
   std::atomic<uint32_t> wake_{0};  // bumped once per job; idle workers sleep on it
   std::atomic<int> sleepers_{0};
   std::atomic<int64_t> done_{0};
