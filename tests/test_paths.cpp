@@ -4,8 +4,8 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <csignal>
 #include <unistd.h>
+#include <csignal>
 
 #include <nlohmann/json.hpp>
 
@@ -19,8 +19,12 @@ extern char** environ;
 
 namespace ep::test {
 
-std::filesystem::path source_dir() { return EP_SOURCE_DIR; }
-std::filesystem::path fixtures_dir() { return source_dir() / "tests" / "fixtures"; }
+std::filesystem::path source_dir() {
+  return EP_SOURCE_DIR;
+}
+std::filesystem::path fixtures_dir() {
+  return source_dir() / "tests" / "fixtures";
+}
 std::filesystem::path default_model(const std::string& type) {
   return source_dir() / "models" / ("edgeprompt-tiny-" + type + ".gguf");
 }
@@ -28,7 +32,9 @@ std::filesystem::path shared_fixtures_dir() {
   if (const char* env = std::getenv("EP_SHARED_FIXTURES")) return env;
   return source_dir().parent_path() / "shared" / "fixtures";
 }
-std::filesystem::path edgeprompt_binary() { return EP_BINARY; }
+std::filesystem::path edgeprompt_binary() {
+  return EP_BINARY;
+}
 
 ScratchDir::ScratchDir() {
   std::random_device rd;
@@ -49,6 +55,11 @@ ScratchDir::~ScratchDir() {
 }
 
 CommandResult run_cli(const std::vector<std::string>& args, const std::string& stdin_text) {
+  return run_program(edgeprompt_binary(), args, stdin_text);
+}
+
+CommandResult run_program(const std::filesystem::path& binary, const std::vector<std::string>& args,
+                          const std::string& stdin_text) {
   int in_pipe[2], out_pipe[2], err_pipe[2];
   if (pipe(in_pipe) || pipe(out_pipe) || pipe(err_pipe)) throw std::runtime_error("pipe");
   posix_spawn_file_actions_t fa;
@@ -59,7 +70,7 @@ CommandResult run_cli(const std::vector<std::string>& args, const std::string& s
   for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) {
     posix_spawn_file_actions_addclose(&fa, fd);
   }
-  const std::string bin = edgeprompt_binary().string();
+  const std::string bin = binary.string();
   std::vector<char*> argv{const_cast<char*>(bin.c_str())};
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -134,7 +145,9 @@ Process::Process(const std::vector<std::string>& args) {
   if (rc != 0) throw std::runtime_error("cannot start " + bin);
 }
 
-Process::~Process() { stop(); }
+Process::~Process() {
+  stop();
+}
 
 std::string Process::wait_for_line(const std::string& needle, int timeout_ms) {
   size_t searched = 0;
@@ -143,7 +156,8 @@ std::string Process::wait_for_line(const std::string& needle, int timeout_ms) {
     if (at != std::string::npos) {
       const size_t b = err_.rfind('\n', at);
       const size_t e = err_.find('\n', at);
-      return err_.substr(b == std::string::npos ? 0 : b + 1, e == std::string::npos ? e : e - b - 1);
+      return err_.substr(b == std::string::npos ? 0 : b + 1,
+                         e == std::string::npos ? e : e - b - 1);
     }
     searched = err_.size();
     pollfd fd{err_fd_, POLLIN, 0};

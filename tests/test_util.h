@@ -7,10 +7,10 @@
 
 namespace ep::test {
 
-std::filesystem::path source_dir();          // the repository root
-std::filesystem::path fixtures_dir();        // tests/fixtures
-std::filesystem::path shared_fixtures_dir(); // ../shared/fixtures beside the repository
-std::filesystem::path edgeprompt_binary();   // the built CLI
+std::filesystem::path source_dir();           // the repository root
+std::filesystem::path fixtures_dir();         // tests/fixtures
+std::filesystem::path shared_fixtures_dir();  // ../shared/fixtures beside the repository
+std::filesystem::path edgeprompt_binary();    // the built CLI
 // The trained default model shipped in models/: "f16" or "q8_0".
 std::filesystem::path default_model(const std::string& type = "q8_0");
 
@@ -35,6 +35,9 @@ struct CommandResult {
 };
 // Runs the edgeprompt binary with the given arguments (no shell), capturing stdout and stderr.
 CommandResult run_cli(const std::vector<std::string>& args, const std::string& stdin_text = "");
+// The same for another copy of the binary (e.g. one placed in a scratch directory).
+CommandResult run_program(const std::filesystem::path& binary, const std::vector<std::string>& args,
+                          const std::string& stdin_text = "");
 
 // A long-running edgeprompt process (a server): started with its stderr captured, stopped with
 // SIGTERM (then SIGKILL) when the object dies.
@@ -57,7 +60,8 @@ class Process {
   std::string err_;
 };
 
-// Starts `edgeprompt cloud` on a free loopback port; returns its base URL, e.g. http://127.0.0.1:4242
+// Starts `edgeprompt cloud` on a free loopback port; returns its base URL, e.g.
+// http://127.0.0.1:4242
 std::string start_cloud(Process& p);
 
 // Assembles in `hf_dir` a small chat model: the llama-gqa fixture's weights with the tiny

@@ -1,4 +1,5 @@
 #include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/engine_backend.h"
 
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_weights.h"
@@ -12,8 +13,9 @@
 #include <map>
 
 namespace ep::cuda {
+namespace {
 
-bool device_available(std::string* why) {
+bool plugin_device_available(std::string* why) {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess || n == 0) {
@@ -23,13 +25,6 @@ bool device_available(std::string* why) {
   }
   return true;
 }
-
-void require_device() {
-  std::string why;
-  if (!device_available(&why)) fail("--device cuda: no usable CUDA device ({})", why);
-}
-
-namespace {
 
 // Activations of one pass, [rows, width] each.
 struct Activations {
@@ -52,9 +47,7 @@ struct Graph {
   cudaGraphExec_t exec = nullptr;
 };
 
-}  // namespace
-
-struct Engine::Impl {
+struct EngineImpl {
   DeviceWeights w;
   const HParams& hp;
   EngineOptions opt;
@@ -114,7 +107,7 @@ struct Engine::Impl {
     marks.clear();
   }
 
-  Impl(DeviceWeights weights, EngineOptions o) : w(std::move(weights)), hp(w.hp), opt(o) {
+  EngineImpl(DeviceWeights weights, EngineOptions o) : w(std::move(weights)), hp(w.hp), opt(o) {
     d = hp.n_embd;
     hd = hp.head_dim;
     q_dim = hp.n_head * hd;
@@ -158,7 +151,7 @@ struct Engine::Impl {
     meta_host.reserve(size_t(kMetaFields * opt.max_seqs));
   }
 
-  ~Impl() {
+  ~EngineImpl() {
     for (auto& [b, g] : graphs) cudaGraphExecDestroy(g.exec);
     for (auto e : kv_ready) cudaEventDestroy(e);
     for (auto e : kv_copied) cudaEventDestroy(e);
@@ -213,10 +206,13 @@ struct Engine::Impl {
     return v_cache.get() + size_t(l * n_pages * kPageTokens * kv_dim);
   }
 
-  Sequence& sequence(int seq) {
+  const Sequence& sequence(int seq) const {
     if (seq < 0 || seq >= int(seqs.size()) || !seqs[size_t(seq)].open)
       fail("CUDA engine: sequence {} is not open", seq);
     return seqs[size_t(seq)];
+  }
+  Sequence& sequence(int seq) {
+    return const_cast<Sequence&>(static_cast<const EngineImpl&>(*this).sequence(seq));
   }
 
   // Makes room for `n` more tokens; returns the cache row of each.
@@ -329,7 +325,7 @@ struct Engine::Impl {
   }
 
   void prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
-               bool all_logits, const LayerObserver& observer) {
+               bool all_logits, const Engine::LayerObserver& observer) {
     const auto n = int64_t(tokens.size());
     if (n == 0) fail("no tokens to process");
     if (n > 65535) fail("prefill: {} tokens in one call; at most 65535 (split the prompt)", n);
@@ -533,68 +529,73 @@ struct Engine::Impl {
   }
 };
 
-Engine::Engine(const Model& model, EngineOptions options) {
-  require_device();
-  impl_ = std::make_unique<Impl>(upload_weights(model), options);
-}
+// The backend side of Engine (engine_backend.h).
+class CudaEngine final : public EngineBackend {
+ public:
+  explicit CudaEngine(DeviceWeights weights, const EngineOptions& options)
+      : impl_(std::move(weights), options) {}
 
-Engine::Engine(const HParams& hp, uint64_t seed, EngineOptions options) {
-  require_device();
-  impl_ = std::make_unique<Impl>(random_weights(hp, seed), options);
-}
+  const HParams& hparams() const override { return impl_.hp; }
+  int64_t weight_bytes() const override { return impl_.w.matrix_bytes(); }
+  std::string device_name() const override { return impl_.name; }
 
-Engine::~Engine() = default;
-
-const HParams& Engine::hparams() const {
-  return impl_->hp;
-}
-int64_t Engine::weight_bytes() const {
-  return impl_->w.matrix_bytes();
-}
-std::string Engine::device_name() const {
-  return impl_->name;
-}
-
-int Engine::open_sequence() {
-  for (size_t i = 0; i < impl_->seqs.size(); ++i) {
-    if (!impl_->seqs[i].open) {
-      impl_->seqs[i] = Sequence{true, 0, {}};
-      return int(i);
+  int open_sequence() override {
+    for (size_t i = 0; i < impl_.seqs.size(); ++i) {
+      if (!impl_.seqs[i].open) {
+        impl_.seqs[i] = Sequence{true, 0, {}};
+        return int(i);
+      }
     }
+    fail("CUDA engine: all {} sequences are open", impl_.seqs.size());
   }
-  fail("CUDA engine: all {} sequences are open", impl_->seqs.size());
+
+  void close_sequence(int seq) override {
+    Sequence& s = impl_.sequence(seq);
+    impl_.free_pages.insert(impl_.free_pages.end(), s.pages.rbegin(), s.pages.rend());
+    s = Sequence{};
+  }
+
+  int64_t seq_len(int seq) const override { return impl_.sequence(seq).len; }
+
+  void prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
+               bool all_logits, const Engine::LayerObserver& observer) override {
+    impl_.prefill(seq, tokens, logits, all_logits, observer);
+  }
+
+  void decode(std::span<const int> seqs, std::span<const int32_t> tokens,
+              std::vector<float>* logits, std::vector<int32_t>* greedy) override {
+    impl_.decode(seqs, tokens, logits, greedy);
+  }
+
+  double last_device_seconds() const override { return impl_.last_s; }
+  void set_profiling(bool on) override { impl_.profile_prefill = on; }
+  std::vector<std::pair<std::string, double>> last_profile() const override {
+    return impl_.profile;
+  }
+
+ private:
+  EngineImpl impl_;
+};
+
+EngineBackend* create_from_model(const Model& model, const EngineOptions& options) {
+  return new CudaEngine(upload_weights(model), options);
 }
 
-void Engine::close_sequence(int seq) {
-  Sequence& s = impl_->sequence(seq);
-  impl_->free_pages.insert(impl_->free_pages.end(), s.pages.rbegin(), s.pages.rend());
-  s = Sequence{};
+EngineBackend* create_random(const HParams& hp, uint64_t seed, const EngineOptions& options) {
+  return new CudaEngine(random_weights(hp, seed), options);
 }
 
-int64_t Engine::seq_len(int seq) const {
-  return impl_->sequence(seq).len;
-}
-
-void Engine::prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
-                     bool all_logits, const LayerObserver& observer) {
-  impl_->prefill(seq, tokens, logits, all_logits, observer);
-}
-
-void Engine::decode(std::span<const int> seqs, std::span<const int32_t> tokens,
-                    std::vector<float>* logits, std::vector<int32_t>* greedy) {
-  impl_->decode(seqs, tokens, logits, greedy);
-}
-
-double Engine::last_device_seconds() const {
-  return impl_->last_s;
-}
-
-void Engine::set_profiling(bool on) {
-  impl_->profile_prefill = on;
-}
-
-std::vector<std::pair<std::string, double>> Engine::last_profile() const {
-  return impl_->profile;
-}
-
+}  // namespace
 }  // namespace ep::cuda
+
+// The plugin's one exported symbol (engine_backend.h).
+extern "C" __attribute__((visibility("default"))) const ep::cuda::PluginApi* ep_cuda_plugin() {
+  static const ep::cuda::PluginApi api = [] {
+    ep::cuda::PluginApi a;
+    a.device_available = &ep::cuda::plugin_device_available;
+    a.create_from_model = &ep::cuda::create_from_model;
+    a.create_random = &ep::cuda::create_random;
+    return a;
+  }();
+  return &api;
+}

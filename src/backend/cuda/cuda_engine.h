@@ -1,6 +1,7 @@
 // The transformer on an NVIDIA GPU: batched prefill of one sequence (publishing each layer's keys
 // and values while the next layer computes) and batched decode of many sequences over a paged KV
-// cache. This header holds no CUDA types, so the CLI and the services compile without nvcc.
+// cache. This header holds no CUDA types, so the CLI and the services compile without nvcc; the
+// implementation is a plugin loaded on first use (engine_backend.h, cuda_loader.cpp).
 #pragma once
 
 #include "model/model.h"
@@ -15,7 +16,9 @@
 
 namespace ep::cuda {
 
-// True when this build has the CUDA backend and a device is present; otherwise false, with the
+class EngineBackend;
+
+// True when the CUDA backend plugin loads and a device is present; otherwise false, with the
 // reason in `why`.
 bool device_available(std::string* why = nullptr);
 
@@ -69,8 +72,7 @@ class Engine {
   std::vector<std::pair<std::string, double>> last_profile() const;
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<EngineBackend> impl_;
 };
 
 }  // namespace ep::cuda
