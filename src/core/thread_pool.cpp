@@ -115,16 +115,17 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   error_ = nullptr;
   failed_.store(false, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
-  gen_ = (gen_ + 1) & kGenMask;
+  // Only callers (serialised by job_mutex_) write job_gen_.
+  const uint64_t gen = (job_gen_.load(std::memory_order_relaxed) + 1) & kGenMask;
   for (int i = 0; i < n_threads_; ++i) {
     const uint64_t begin = uint64_t(n_chunks * i / n_threads_);
     const uint64_t end = uint64_t(n_chunks * (i + 1) / n_threads_);
-    runs_[size_t(i)].word.store((gen_ << 40) | (begin << 20) | end, std::memory_order_release);
+    runs_[size_t(i)].word.store((gen << 40) | (begin << 20) | end, std::memory_order_release);
   }
-  job_gen_.store(gen_, std::memory_order_release);
+  job_gen_.store(gen, std::memory_order_release);
   wake_.fetch_add(1);  // seq_cst: ordered before the sleeper check below
   if (sleepers_.load() > 0) wake_.notify_all();
-  work(gen_, 0);
+  work(gen, 0);
   for (int spins = 0; done_.load(std::memory_order_acquire) < n_chunks; ++spins) {
     if (spins < 2048)
       EP_CPU_RELAX();

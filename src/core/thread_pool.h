@@ -53,14 +53,13 @@ class ThreadPool {
   std::vector<Run> runs_;
   std::vector<std::thread> workers_;
   std::mutex job_mutex_, error_mutex_;
-  std::atomic<uint64_t> job_gen_{0};
-  std::atomic<uint32_t> wake_{0};  // bumped once per job; idle workers sleep on it
+  std::atomic<uint64_t> job_gen_{0};  // generation of the latest job
+  std::atomic<uint32_t> wake_{0};     // bumped once per job; idle workers sleep on it
   std::atomic<int> sleepers_{0};
   std::atomic<int64_t> done_{0};
   std::atomic<bool> failed_{false};
   std::atomic<bool> stop_{false};
   // The job in flight (stable while any of its chunks is claimed and not yet counted in done_).
-  uint64_t gen_ = 0;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0, grain_ = 1;
   std::exception_ptr error_;
