@@ -3,7 +3,10 @@
 //          rate, in G blocks of 32 weights per second);
 //   stream: two threads through kernels::matmul over a ~1 GiB matrix in anonymous huge pages (how
 //          fast the kernel streams from memory, without the rest of a decode step), alternating the
-//          types 7 times.
+//          types 7 times;
+//   layers: two threads through kernels::matmul over the TinyLlama-1.1B decode matrices in engine
+//          order (q|k|v, o, gate|up, down) x 22 layers, contiguous in huge pages, alternated 12
+//          times with one matrix of the same bytes (what the per-call cost of the thread pool is).
 //   g++ -O2 -std=c++20 -Isrc bench/decode_stream.cpp build/libedgeprompt_core.a -lfmt -lxxhash
 //       -lpcre2-8 -lsentencepiece -lpthread -o /tmp/decode_stream     (one command)
 //   /tmp/decode_stream
@@ -115,10 +118,61 @@ void stream_rate() {
   }
 }
 
+// Two threads, the 88 decode matrix products of TinyLlama-1.1B (fused as the engine calls them)
+// against one product over the same bytes.
+void layer_rate() {
+  ThreadPool pool(2);
+  struct Shape {
+    int64_t rows, cols;
+  };
+  std::vector<Shape> shapes;
+  for (int l = 0; l < 22; ++l)
+    shapes.insert(shapes.end(), {{2560, 2048}, {2048, 2048}, {11264, 2048}, {2048, 5632}});
+  const std::vector<float> src = random_floats(size_t(64 * 5632), 1), x = random_floats(5632, 2);
+  std::vector<float> y(size_t(1) << 20);
+  for (DType t : {DType::Q8_0, DType::F16, DType::Q4_0}) {
+    size_t total = 0;
+    for (const Shape& sh : shapes) total += size_t(sh.rows * dtype_row_bytes(t, sh.cols));
+    const size_t bytes = (total + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
+    auto* d = static_cast<uint8_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
+    if (!d) {
+      std::fprintf(stderr, "decode_stream: cannot allocate %zu bytes\n", bytes);
+      std::exit(1);
+    }
+    madvise(d, bytes, MADV_HUGEPAGE);
+    std::vector<MatrixView> ms;
+    size_t off = 0;
+    for (const Shape& sh : shapes) {
+      const int64_t rb = dtype_row_bytes(t, sh.cols);
+      for (int64_t r = 0; r < sh.rows; ++r)
+        quantize_row(t, &src[size_t(r % 64 * sh.cols)], d + off + r * rb, sh.cols);
+      ms.push_back(MatrixView{t, sh.rows, sh.cols, d + off});
+      off += size_t(sh.rows * rb);
+    }
+    const MatrixView one{t, int64_t(total) / dtype_row_bytes(t, 2048), 2048, d};
+    std::vector<double> seq, big;
+    for (int rep = 0; rep < 12; ++rep) {
+      auto t0 = std::chrono::steady_clock::now();
+      for (const MatrixView& m : ms)
+        kernels::matmul(m, x.data(), 1, y.data(), pool, kernels::Precision::Fast);
+      seq.push_back(double(total) / seconds_since(t0) / 1e9);
+      t0 = std::chrono::steady_clock::now();
+      kernels::matmul(one, x.data(), 1, y.data(), pool, kernels::Precision::Fast);
+      big.push_back(double(total) / seconds_since(t0) / 1e9);
+    }
+    std::sort(seq.begin(), seq.end());
+    std::sort(big.begin(), big.end());
+    std::printf("layers %-5s 2 threads: %.0f MB in 88 calls median %.1f GB/s; one call %.1f\n",
+                std::string(dtype_name(t)).c_str(), double(total) / 1e6, seq[6], big[6]);
+    std::free(d);
+  }
+}
+
 }  // namespace
 
 int main() {
   cache_rate();
   stream_rate();
+  layer_rate();
   return 0;
 }
