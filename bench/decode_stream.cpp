@@ -6,12 +6,15 @@
 //          types 7 times;
 //   layers: two threads through kernels::matmul over the TinyLlama-1.1B decode matrices in engine
 //          order (q|k|v, o, gate|up, down) x 22 layers, contiguous in huge pages, alternated 12
-//          times with one matrix of the same bytes (what the per-call cost of the thread pool is).
+//          times with one matrix of the same bytes (what the per-call cost of the thread pool is);
+//   half:   the same F16 sequence with f32 activations (the exact-product kernel) against
+//           activations rounded to F16 (the fast decode kernel), alternated 15 times.
 //   g++ -O2 -std=c++20 -Isrc bench/decode_stream.cpp build/libedgeprompt_core.a -lfmt -lxxhash
 //       -lpcre2-8 -lsentencepiece -lpthread -o /tmp/decode_stream     (one command)
 //   /tmp/decode_stream
 // (Link build-cpu/ or any build's libedgeprompt_core.a; a build with CUDA also needs -lcudart
 // -lcublas -lcublasLt.) Read the stream rates against bench/read_bandwidth.cpp run right after.
+#include "core/aligned_vector.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_features.h"
@@ -26,6 +29,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace ep;
@@ -168,11 +172,78 @@ void layer_rate() {
   }
 }
 
+// Two threads, the TinyLlama F16 decode sequence as in layer_rate, each product through the pool
+// with the f32-activation kernel and with the half-activation kernel, alternated.
+void half_activation_rate() {
+  if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) {
+    std::printf("half: no AVX-512 on this CPU, skipped\n");
+    return;
+  }
+  ThreadPool pool(2);
+  std::vector<MatrixView> ms;
+  size_t total = 0;
+  for (int l = 0; l < 22; ++l) {
+    for (const auto& [rows, cols] :
+         {std::pair<int64_t, int64_t>{2560, 2048}, {2048, 2048}, {11264, 2048}, {2048, 5632}}) {
+      ms.push_back(MatrixView{DType::F16, rows, cols, nullptr});
+      total += size_t(rows * cols * 2);
+    }
+  }
+  const size_t bytes = (total + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
+  auto* d = static_cast<uint8_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
+  if (!d) {
+    std::fprintf(stderr, "decode_stream: cannot allocate %zu bytes\n", bytes);
+    std::exit(1);
+  }
+  madvise(d, bytes, MADV_HUGEPAGE);
+  const std::vector<float> src = random_floats(size_t(64 * 5632), 1);
+  size_t off = 0;
+  for (MatrixView& m : ms) {
+    m.data = d + off;
+    for (int64_t r = 0; r < m.rows; ++r)
+      quantize_row(DType::F16, &src[size_t(r % 64 * m.cols)], d + off + r * m.row_bytes(), m.cols);
+    off += size_t(m.rows * m.row_bytes());
+  }
+  const std::vector<float> xv = random_floats(5632, 2);
+  AlignedVector<float> x(xv.begin(), xv.end());
+  std::vector<float> y(size_t(1) << 20);
+  const auto& f32_kernel = kernels::detail::matmul_kernels_avx512();
+  const auto& half_kernel = kernels::detail::half_kernels_avx512();
+  kernels::detail::HalfActivations xh;
+  std::vector<double> f32, half;
+  int half_faster = 0;
+  for (int rep = 0; rep < 15; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (const MatrixView& m : ms) {
+      pool.parallel_for(m.rows, std::max<int64_t>(8, m.rows / 32), [&](int64_t a, int64_t b) {
+        f32_kernel.matvec(m, x.data(), y.data(), a, b);
+      });
+    }
+    f32.push_back(double(total) / seconds_since(t0) / 1e9);
+    t0 = std::chrono::steady_clock::now();
+    for (const MatrixView& m : ms) {
+      half_kernel.convert(x.data(), m.cols, xh);
+      pool.parallel_for(m.rows, std::max<int64_t>(8, m.rows / 32),
+                        [&](int64_t a, int64_t b) { half_kernel.matvec(m, xh, y.data(), a, b); });
+    }
+    half.push_back(double(total) / seconds_since(t0) / 1e9);
+    half_faster += half.back() > f32.back();
+  }
+  std::sort(f32.begin(), f32.end());
+  std::sort(half.begin(), half.end());
+  std::printf(
+      "half   f16   2 threads: f32 activations median %.1f GB/s, half activations %.1f "
+      "(faster in %d of 15 alternations)\n",
+      f32[7], half[7], half_faster);
+  std::free(d);
+}
+
 }  // namespace
 
 int main() {
   cache_rate();
   stream_rate();
   layer_rate();
+  half_activation_rate();
   return 0;
 }

@@ -195,6 +195,10 @@ TEST(Kernels, MatmulEveryIsaMatchesReference) {
             }
             if (prec == kernels::Precision::Fast && quant && isa == Isa::Avx512)
               continue;  // 8-bit: below
+            if (prec == kernels::Precision::Fast && t == DType::F16 && isa == Isa::Avx512 &&
+                n_rows < 3) {
+              continue;  // half activations: below
+            }
             std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
             kernels::matmul(m, x.data(), n_rows, y.data(), pool, isa, prec);
             // f32 sums of exact products: a few ulps per term, relative to the result's norm.
@@ -307,6 +311,39 @@ TEST(Kernels, FastBf16GemmMatchesReference) {
   }
 }
 
+// The fast decode path for F16 weights (AVX-512): activations rounded to F16, products exact,
+// f32 sums. Against a double reference on the same rounded activations; column counts with
+// every tail length class (masked loads that must not read past the row), row counts that are
+// not a multiple of the pool's chunks.
+TEST(Kernels, FastHalfMatvecMatchesReference) {
+  if (kernels::clamp_isa(Isa::Avx512) != Isa::Avx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(44);
+  ThreadPool pool(2);
+  for (int64_t cols : {7, 16, 45, 100, 257, 2048, 5632 + 5}) {
+    const int64_t rows = cols < 100 ? 9 : 67, rb = dtype_row_bytes(DType::F16, cols);
+    const auto wf = random_vector(size_t(rows * cols), rng);
+    std::vector<uint8_t> wq(size_t(rows * rb));
+    for (int64_t r = 0; r < rows; ++r)
+      quantize_row(DType::F16, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
+    std::vector<float> wd(wf.size());
+    for (int64_t r = 0; r < rows; ++r)
+      dequantize_row(DType::F16, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
+    for (int64_t n_rows : {1, 2}) {
+      const auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
+      std::vector<float> xh(x.size());
+      for (size_t i = 0; i < x.size(); ++i) xh[i] = f16_to_f32(f32_to_f16(x[i]));
+      const std::vector<double> ref = reference_matmul(wd, xh, rows, cols);
+      const std::vector<double> exact = reference_matmul(wd, x, rows, cols);
+      std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
+      kernels::matmul(MatrixView{DType::F16, rows, cols, wq.data()}, x.data(), n_rows, y.data(),
+                      pool, Isa::Avx512, kernels::Precision::Fast);
+      SCOPED_TRACE(::testing::Message() << rows << "x" << cols << " n_rows " << n_rows);
+      EXPECT_LT(rel_error(y, ref), 2e-6);
+      EXPECT_LT(rel_error(y, exact), 2e-3);  // the cost of F16 activations, for scale
+    }
+  }
+}
+
 // matmul_multi (several matrices, one input) gives exactly what separate matmul calls give, in
 // both precisions, for decode and prefill row counts and mixed types.
 TEST(Kernels, MatmulMultiEqualsSeparateCalls) {
@@ -315,7 +352,8 @@ TEST(Kernels, MatmulMultiEqualsSeparateCalls) {
   const int64_t cols = 96;
   for (auto types :
        {std::vector<DType>{DType::Q4_0, DType::Q4_0, DType::Q8_0},
-        std::vector<DType>{DType::F16, DType::F16}, std::vector<DType>{DType::Q4_0, DType::F16}}) {
+        std::vector<DType>{DType::F16, DType::F16}, std::vector<DType>{DType::Q4_0, DType::F16},
+        std::vector<DType>{DType::F16, DType::BF16}}) {
     std::vector<std::vector<uint8_t>> data;
     std::vector<MatrixView> ws;
     const int64_t rows[] = {45, 17, 64};

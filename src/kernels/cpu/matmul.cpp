@@ -93,26 +93,76 @@ bool bf16_available(Isa isa) {
   return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512bf16;
 }
 
+// The form in which a fast decode step hands its activations to the matrix-vector kernel of a
+// weight type: f32 as they are, 8 bits per block (Q8_0/Q4_0 with VNNI), or F16 (F16 weights
+// with AVX-512).
+enum class DecodePath { F32, Int8, Half };
+
+DecodePath decode_path(DType t, Isa isa) {
+  if ((t == DType::Q8_0 || t == DType::Q4_0) && vnni_available(isa)) return DecodePath::Int8;
+  if (t == DType::F16 && clamp_isa(isa) == Isa::Avx512) return DecodePath::Half;
+  return DecodePath::F32;
+}
+
+// Fast decode (n_rows < kGemmMinRows) of products that share x and a decode path: the
+// activations are converted once, and the rows of all matrices run as one range over the pool
+// (a chunk may cover the end of one matrix and the start of the next), each row by the same
+// kernel as a single product would use. Work unit: a run of weight rows, enough of them per
+// chunk to keep the prefetchers busy, enough chunks to balance the threads.
+void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_rows,
+                     ThreadPool& pool, Isa isa) {
+  const DecodePath path = decode_path(outs[0].w->type, isa);
+  const int64_t cols = outs[0].w->cols;
+  int64_t total = 0;
+  for (const MatmulOut& o : outs) total += o.w->rows;
+  // Converted by the caller, read by every thread (a thread_local named inside the lambda would
+  // be each worker's own, empty, copy).
+  thread_local std::vector<detail::QuantizedActivations> int8_buffer;
+  thread_local std::vector<detail::HalfActivations> half_buffer;
+  std::vector<detail::QuantizedActivations>& xq = int8_buffer;
+  std::vector<detail::HalfActivations>& xh = half_buffer;
+  if (path == DecodePath::Int8) {
+    xq.resize(size_t(n_rows));
+    for (int64_t t = 0; t < n_rows; ++t)
+      detail::quantized_kernels_vnni().quantize(x + t * cols, cols, xq[size_t(t)]);
+  } else if (path == DecodePath::Half) {
+    xh.resize(size_t(n_rows));
+    for (int64_t t = 0; t < n_rows; ++t)
+      detail::half_kernels_avx512().convert(x + t * cols, cols, xh[size_t(t)]);
+  }
+  const detail::MatmulKernels& k = kernels_for(isa);
+  const int64_t grain = std::max<int64_t>(8, total / (int64_t(pool.size()) * 16));
+  pool.parallel_for(total, grain, [&](int64_t r0, int64_t r1) {
+    int64_t base = 0;
+    for (const MatmulOut& o : outs) {
+      const int64_t a = std::max(r0, base) - base, b = std::min(r1, base + o.w->rows) - base;
+      for (int64_t t = 0; a < b && t < n_rows; ++t) {
+        float* y = o.y + t * o.w->rows;
+        switch (path) {
+          case DecodePath::Int8:
+            detail::quantized_kernels_vnni().matvec(*o.w, xq[size_t(t)], y, a, b);
+            break;
+          case DecodePath::Half:
+            detail::half_kernels_avx512().matvec(*o.w, xh[size_t(t)], y, a, b);
+            break;
+          case DecodePath::F32:
+            k.matvec(*o.w, x + t * cols, y, a, b);
+            break;
+        }
+      }
+      base += o.w->rows;
+    }
+  });
+}
+
 }  // namespace
 
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
             Isa isa, Precision precision) {
   const detail::MatmulKernels& k = kernels_for(isa);
-  // Work unit of the matrix-vector paths: a run of weight rows; enough of them per chunk to keep
-  // the prefetchers busy, enough chunks to balance the threads.
-  const int64_t grain = std::max<int64_t>(8, w.rows / (int64_t(pool.size()) * 16));
-  if (precision == Precision::Fast && n_rows < kGemmMinRows &&
-      (w.type == DType::Q8_0 || w.type == DType::Q4_0) && vnni_available(isa)) {
-    const detail::QuantizedKernels& qk = detail::quantized_kernels_vnni();
-    // Quantised once by the caller, read by every thread (a thread_local named inside the lambda
-    // would be each worker's own, empty, copy).
-    thread_local std::vector<detail::QuantizedActivations> xq_buffer;
-    std::vector<detail::QuantizedActivations>& xq = xq_buffer;
-    xq.resize(size_t(n_rows));
-    for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * w.cols, w.cols, xq[size_t(t)]);
-    pool.parallel_for(w.rows, grain, [&](int64_t r0, int64_t r1) {
-      for (int64_t t = 0; t < n_rows; ++t) qk.matvec(w, xq[size_t(t)], y + t * w.rows, r0, r1);
-    });
+  if (precision == Precision::Fast && n_rows < kGemmMinRows) {
+    const MatmulOut out{&w, y};
+    decode_products({&out, 1}, x, n_rows, pool, isa);
     return;
   }
   if (precision == Precision::Fast && (w.type == DType::Q8_0 || w.type == DType::Q4_0) &&
@@ -152,12 +202,6 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     });
     return;
   }
-  if (precision == Precision::Fast && n_rows < kGemmMinRows) {
-    pool.parallel_for(w.rows, grain, [&](int64_t r0, int64_t r1) {
-      for (int64_t t = 0; t < n_rows; ++t) k.matvec(w, x + t * w.cols, y + t * w.rows, r0, r1);
-    });
-    return;
-  }
   const int64_t n_panels = (w.rows + k.panel_rows - 1) / k.panel_rows;
   pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
     thread_local std::vector<float> scratch;
@@ -174,47 +218,16 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
 void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows, ThreadPool& pool,
                   Precision precision) {
   const Isa isa = active_isa();
-  const bool decode = precision == Precision::Fast && n_rows < kGemmMinRows;
-  const auto quant = [](DType t) { return t == DType::Q8_0 || t == DType::Q4_0; };
-  bool all_vnni = vnni_available(isa), all_plain = true, same_cols = true;
-  int64_t total = 0;
+  bool one_pass = precision == Precision::Fast && n_rows < kGemmMinRows && !outs.empty();
   for (const MatmulOut& o : outs) {
-    all_vnni = all_vnni && quant(o.w->type);
-    all_plain = all_plain && !(quant(o.w->type) && vnni_available(isa));
-    same_cols = same_cols && o.w->cols == outs[0].w->cols;
-    total += o.w->rows;
+    one_pass = one_pass && o.w->cols == outs[0].w->cols &&
+               decode_path(o.w->type, isa) == decode_path(outs[0].w->type, isa);
   }
-  if (!decode || outs.size() < 2 || !same_cols || !(all_vnni || all_plain)) {
+  if (!one_pass) {
     for (const MatmulOut& o : outs) matmul(*o.w, x, n_rows, o.y, pool, precision);
     return;
   }
-  // The rows of all matrices as one range: a chunk may cover the end of one and the start of
-  // the next; each row is computed by the same kernel as in matmul.
-  const int64_t cols = outs[0].w->cols;
-  const int64_t grain = std::max<int64_t>(8, total / (int64_t(pool.size()) * 16));
-  const detail::MatmulKernels& k = kernels_for(isa);
-  thread_local std::vector<detail::QuantizedActivations> xq_buffer;
-  std::vector<detail::QuantizedActivations>& xq = xq_buffer;
-  if (all_vnni) {
-    const detail::QuantizedKernels& qk = detail::quantized_kernels_vnni();
-    xq.resize(size_t(n_rows));
-    for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * cols, cols, xq[size_t(t)]);
-  }
-  pool.parallel_for(total, grain, [&](int64_t r0, int64_t r1) {
-    int64_t base = 0;
-    for (const MatmulOut& o : outs) {
-      const int64_t a = std::max(r0, base), b = std::min(r1, base + o.w->rows);
-      for (int64_t t = 0; a < b && t < n_rows; ++t) {
-        if (all_vnni) {
-          detail::quantized_kernels_vnni().matvec(*o.w, xq[size_t(t)], o.y + t * o.w->rows,
-                                                  a - base, b - base);
-        } else {
-          k.matvec(*o.w, x + t * cols, o.y + t * o.w->rows, a - base, b - base);
-        }
-      }
-      base += o.w->rows;
-    }
-  });
+  decode_products(outs, x, n_rows, pool, isa);
 }
 
 }  // namespace ep::kernels

@@ -21,7 +21,8 @@ namespace ep::kernels {
 //          products, a different summation order); for Q8_0 and Q4_0 weights on CPUs with
 //          AVX-512 VNNI the activations are quantised to 8 bits per 32-element block, as
 //          llama.cpp does, and multiplied with integer dot products (relative error about 1e-2
-//          per output). Batches of three or more rows (prefill) use the same 8-bit activations
+//          per output); for F16 weights on AVX-512 CPUs they are rounded to F16, as llama.cpp
+//          does (exact products; relative error about 2e-4 per output). Batches of three or more rows (prefill) use the same 8-bit activations
 //          and integer dot products in a GEMM for Q8_0/Q4_0 on those CPUs, and otherwise compute
 //          exactly as Exact.
 enum class Precision { Exact, Fast };

@@ -48,6 +48,21 @@ struct QuantizedKernels {
 
 const QuantizedKernels& quantized_kernels_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
 
+// Activations rounded to F16 (nearest even) for the F16-weight decode kernel: h [n], padded and
+// 64-byte aligned.
+struct HalfActivations {
+  int64_t n = 0;
+  AlignedVector<uint16_t> h;
+};
+
+struct HalfKernels {
+  void (*convert)(const float* x, int64_t n, HalfActivations& out);
+  // y[r] = w.row(r) · x for r in [r0, r1), w F16 with w.cols == x.n.
+  void (*matvec)(const MatrixView& w, const HalfActivations& x, float* y, int64_t r0, int64_t r1);
+};
+
+const HalfKernels& half_kernels_avx512();  // only with AVX-512 F/BW/VL + F16C
+
 // A batch of activation rows quantised for the 8-bit GEMM: per token, k bytes q + 128 (q in
 // [-127, 127], d = max|x| / 127 per 32-element block as above) and the block scales d.
 struct QuantizedBatch {
