@@ -8,13 +8,20 @@
 //          order (q|k|v, o, gate|up, down) x 22 layers, contiguous in huge pages, alternated 12
 //          times with one matrix of the same bytes (what the per-call cost of the thread pool is);
 //   half:   the same F16 sequence with f32 activations (the exact-product kernel) against
-//           activations rounded to F16 (the fast decode kernel), alternated 15 times.
+//           activations rounded to F16 (the fast decode kernel), alternated 15 times;
+//   file:   (only with a model file argument, at least 2 GB, e.g. the F16 TinyLlama GGUF) the
+//           same F16 sequence with the fast kernel over the bytes of that file, once in an
+//           edgeprompt mapping of the page cache and once copied to anonymous huge pages,
+//           alternated 15 times (what the page cache's folio sizes cost; bench/page_folios.cpp
+//           tells them).
 //   g++ -O2 -std=c++20 -Isrc bench/decode_stream.cpp build/libedgeprompt_core.a -lfmt -lxxhash
 //       -lpcre2-8 -lsentencepiece -lpthread -o /tmp/decode_stream     (one command)
-//   /tmp/decode_stream
+//   /tmp/decode_stream [MODEL]
 // (Link build-cpu/ or any build's libedgeprompt_core.a; a build with CUDA also needs -lcudart
 // -lcublas -lcublasLt.) Read the stream rates against bench/read_bandwidth.cpp run right after.
 #include "core/aligned_vector.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_features.h"
@@ -27,6 +34,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <utility>
@@ -172,6 +180,34 @@ void layer_rate() {
   }
 }
 
+// The 88 TinyLlama F16 decode products in engine order, laid out back to back from `base`
+// (`total` gets their bytes; a null base only counts them).
+std::vector<MatrixView> f16_decode_sequence(const uint8_t* base, size_t& total) {
+  std::vector<MatrixView> ms;
+  total = 0;
+  for (int l = 0; l < 22; ++l) {
+    for (const auto& [rows, cols] :
+         {std::pair<int64_t, int64_t>{2560, 2048}, {2048, 2048}, {11264, 2048}, {2048, 5632}}) {
+      if (base) ms.push_back(MatrixView{DType::F16, rows, cols, base + total});
+      total += size_t(rows * cols * 2);
+    }
+  }
+  return ms;
+}
+
+// One pass of the fast F16 decode kernel over a sequence; returns GB/s.
+double half_pass(ThreadPool& pool, const std::vector<MatrixView>& ms, size_t total, const float* x,
+                 kernels::detail::HalfActivations& xh, float* y) {
+  const auto& kernel = kernels::detail::half_kernels_avx512();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const MatrixView& m : ms) {
+    kernel.convert(x, m.cols, xh);
+    pool.parallel_for(m.rows, std::max<int64_t>(8, m.rows / 32),
+                      [&](int64_t a, int64_t b) { kernel.matvec(m, xh, y, a, b); });
+  }
+  return double(total) / seconds_since(t0) / 1e9;
+}
+
 // Two threads, the TinyLlama F16 decode sequence as in layer_rate, each product through the pool
 // with the f32-activation kernel and with the half-activation kernel, alternated.
 void half_activation_rate() {
@@ -180,15 +216,8 @@ void half_activation_rate() {
     return;
   }
   ThreadPool pool(2);
-  std::vector<MatrixView> ms;
   size_t total = 0;
-  for (int l = 0; l < 22; ++l) {
-    for (const auto& [rows, cols] :
-         {std::pair<int64_t, int64_t>{2560, 2048}, {2048, 2048}, {11264, 2048}, {2048, 5632}}) {
-      ms.push_back(MatrixView{DType::F16, rows, cols, nullptr});
-      total += size_t(rows * cols * 2);
-    }
-  }
+  f16_decode_sequence(nullptr, total);
   const size_t bytes = (total + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
   auto* d = static_cast<uint8_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
   if (!d) {
@@ -196,10 +225,10 @@ void half_activation_rate() {
     std::exit(1);
   }
   madvise(d, bytes, MADV_HUGEPAGE);
+  const std::vector<MatrixView> ms = f16_decode_sequence(d, total);
   const std::vector<float> src = random_floats(size_t(64 * 5632), 1);
   size_t off = 0;
-  for (MatrixView& m : ms) {
-    m.data = d + off;
+  for (const MatrixView& m : ms) {
     for (int64_t r = 0; r < m.rows; ++r)
       quantize_row(DType::F16, &src[size_t(r % 64 * m.cols)], d + off + r * m.row_bytes(), m.cols);
     off += size_t(m.rows * m.row_bytes());
@@ -208,25 +237,18 @@ void half_activation_rate() {
   AlignedVector<float> x(xv.begin(), xv.end());
   std::vector<float> y(size_t(1) << 20);
   const auto& f32_kernel = kernels::detail::matmul_kernels_avx512();
-  const auto& half_kernel = kernels::detail::half_kernels_avx512();
   kernels::detail::HalfActivations xh;
   std::vector<double> f32, half;
   int half_faster = 0;
   for (int rep = 0; rep < 15; ++rep) {
-    auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = std::chrono::steady_clock::now();
     for (const MatrixView& m : ms) {
       pool.parallel_for(m.rows, std::max<int64_t>(8, m.rows / 32), [&](int64_t a, int64_t b) {
         f32_kernel.matvec(m, x.data(), y.data(), a, b);
       });
     }
     f32.push_back(double(total) / seconds_since(t0) / 1e9);
-    t0 = std::chrono::steady_clock::now();
-    for (const MatrixView& m : ms) {
-      half_kernel.convert(x.data(), m.cols, xh);
-      pool.parallel_for(m.rows, std::max<int64_t>(8, m.rows / 32),
-                        [&](int64_t a, int64_t b) { half_kernel.matvec(m, xh, y.data(), a, b); });
-    }
-    half.push_back(double(total) / seconds_since(t0) / 1e9);
+    half.push_back(half_pass(pool, ms, total, x.data(), xh, y.data()));
     half_faster += half.back() > f32.back();
   }
   std::sort(f32.begin(), f32.end());
@@ -238,12 +260,70 @@ void half_activation_rate() {
   std::free(d);
 }
 
+// Two threads, the fast F16 kernel over the first bytes of a model file (its page cache, through
+// an edgeprompt mapping) and over a copy of them in anonymous huge pages, alternated.
+void file_rate(const char* path) {
+  if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) {
+    std::printf("file: no AVX-512 on this CPU, skipped\n");
+    return;
+  }
+  const MappedFile file(path);
+  size_t total = 0;
+  f16_decode_sequence(nullptr, total);
+  if (file.size() < total) {
+    std::fprintf(stderr, "decode_stream: %s has %zu bytes, the sequence needs %zu\n", path,
+                 file.size(), total);
+    std::exit(1);
+  }
+  const size_t bytes = (total + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
+  auto* d = static_cast<uint8_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
+  if (!d) {
+    std::fprintf(stderr, "decode_stream: cannot allocate %zu bytes\n", bytes);
+    std::exit(1);
+  }
+  madvise(d, bytes, MADV_HUGEPAGE);
+  std::memcpy(d, file.data(), total);  // the same bytes: no NaN or denormal difference
+  ThreadPool pool(2);
+  const std::vector<MatrixView> mapped = f16_decode_sequence(file.data(), total);
+  const std::vector<MatrixView> anonymous = f16_decode_sequence(d, total);
+  const std::vector<float> xv = random_floats(5632, 2);
+  AlignedVector<float> x(xv.begin(), xv.end());
+  std::vector<float> y(size_t(1) << 20);
+  kernels::detail::HalfActivations xh;
+  std::vector<double> in_file, in_anon;
+  int file_faster = 0;
+  for (int rep = 0; rep < 15; ++rep) {
+    in_file.push_back(half_pass(pool, mapped, total, x.data(), xh, y.data()));
+    in_anon.push_back(half_pass(pool, anonymous, total, x.data(), xh, y.data()));
+    file_faster += in_file.back() > in_anon.back();
+  }
+  std::sort(in_file.begin(), in_file.end());
+  std::sort(in_anon.begin(), in_anon.end());
+  std::printf(
+      "file   f16   2 threads: page-cache mapping median %.1f GB/s, anonymous huge pages "
+      "%.1f (mapping faster in %d of 15 alternations)\n",
+      in_file[7], in_anon[7], file_faster);
+  std::free(d);
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 2) {
+    std::fprintf(stderr, "usage: decode_stream [MODEL]\n");
+    return 2;
+  }
   cache_rate();
   stream_rate();
   layer_rate();
   half_activation_rate();
+  if (argc == 2) {
+    try {
+      file_rate(argv[1]);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "decode_stream: %s\n", e.what());
+      return 1;
+    }
+  }
   return 0;
 }
