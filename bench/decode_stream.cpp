@@ -58,6 +58,41 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// At least `bytes` of 2 MiB-aligned memory with huge pages requested, as the model mappings get
+// (free with std::free; exits if there is not enough memory).
+uint8_t* huge_buffer(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  bytes = (bytes + kHuge - 1) & ~(kHuge - 1);
+  auto* d = static_cast<uint8_t*>(std::aligned_alloc(kHuge, bytes));
+  if (!d) {
+    std::fprintf(stderr, "decode_stream: cannot allocate %zu bytes\n", bytes);
+    std::exit(1);
+  }
+  madvise(d, bytes, MADV_HUGEPAGE);
+  return d;
+}
+
+// Two passes (each returning GB/s) run alternately 15 times: their medians, and how often the
+// first was faster.
+struct Alternation {
+  double first, second;
+  int first_faster;
+};
+
+template <class First, class Second>
+Alternation alternate(First&& first, Second&& second) {
+  std::vector<double> a, b;
+  int first_faster = 0;
+  for (int rep = 0; rep < 15; ++rep) {
+    a.push_back(first());
+    b.push_back(second());
+    first_faster += a.back() > b.back();
+  }
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return {a[7], b[7], first_faster};
+}
+
 // One core, weights in L2: the VNNI kernels' compute rate.
 void cache_rate() {
   if (!kernels::cpu_features().avx512vnni) {
@@ -100,13 +135,7 @@ void stream_rate() {
   const std::vector<float> src = random_floats(size_t(64 * kCols), 1);
   for (DType t : {DType::Q8_0, DType::F16, DType::Q4_0}) {
     const int64_t rb = dtype_row_bytes(t, kCols), rows = (int64_t(1) << 30) / rb;
-    const size_t bytes = (size_t(rows * rb) + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
-    auto* d = static_cast<uint8_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
-    if (!d) {
-      std::fprintf(stderr, "decode_stream: cannot allocate 1 GiB\n");
-      std::exit(1);
-    }
-    madvise(d, bytes, MADV_HUGEPAGE);
+    uint8_t* d = huge_buffer(size_t(rows * rb));
     for (int64_t r = 0; r < rows; ++r)
       quantize_row(t, &src[size_t(r % 64 * kCols)], d + r * rb, kCols);
     ms.push_back({t, rows, d});
@@ -145,13 +174,7 @@ void layer_rate() {
   for (DType t : {DType::Q8_0, DType::F16, DType::Q4_0}) {
     size_t total = 0;
     for (const Shape& sh : shapes) total += size_t(sh.rows * dtype_row_bytes(t, sh.cols));
-    const size_t bytes = (total + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
-    auto* d = static_cast<uint8_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
-    if (!d) {
-      std::fprintf(stderr, "decode_stream: cannot allocate %zu bytes\n", bytes);
-      std::exit(1);
-    }
-    madvise(d, bytes, MADV_HUGEPAGE);
+    uint8_t* d = huge_buffer(total);
     std::vector<MatrixView> ms;
     size_t off = 0;
     for (const Shape& sh : shapes) {
@@ -218,13 +241,7 @@ void half_activation_rate() {
   ThreadPool pool(2);
   size_t total = 0;
   f16_decode_sequence(nullptr, total);
-  const size_t bytes = (total + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
-  auto* d = static_cast<uint8_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
-  if (!d) {
-    std::fprintf(stderr, "decode_stream: cannot allocate %zu bytes\n", bytes);
-    std::exit(1);
-  }
-  madvise(d, bytes, MADV_HUGEPAGE);
+  uint8_t* d = huge_buffer(total);
   const std::vector<MatrixView> ms = f16_decode_sequence(d, total);
   const std::vector<float> src = random_floats(size_t(64 * 5632), 1);
   size_t off = 0;
@@ -238,25 +255,21 @@ void half_activation_rate() {
   std::vector<float> y(size_t(1) << 20);
   const auto& f32_kernel = kernels::detail::matmul_kernels_avx512();
   kernels::detail::HalfActivations xh;
-  std::vector<double> f32, half;
-  int half_faster = 0;
-  for (int rep = 0; rep < 15; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (const MatrixView& m : ms) {
-      pool.parallel_for(m.rows, std::max<int64_t>(8, m.rows / 32), [&](int64_t a, int64_t b) {
-        f32_kernel.matvec(m, x.data(), y.data(), a, b);
-      });
-    }
-    f32.push_back(double(total) / seconds_since(t0) / 1e9);
-    half.push_back(half_pass(pool, ms, total, x.data(), xh, y.data()));
-    half_faster += half.back() > f32.back();
-  }
-  std::sort(f32.begin(), f32.end());
-  std::sort(half.begin(), half.end());
+  const Alternation r = alternate(
+      [&] {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (const MatrixView& m : ms) {
+          pool.parallel_for(m.rows, std::max<int64_t>(8, m.rows / 32), [&](int64_t a, int64_t b) {
+            f32_kernel.matvec(m, x.data(), y.data(), a, b);
+          });
+        }
+        return double(total) / seconds_since(t0) / 1e9;
+      },
+      [&] { return half_pass(pool, ms, total, x.data(), xh, y.data()); });
   std::printf(
       "half   f16   2 threads: f32 activations median %.1f GB/s, half activations %.1f "
       "(faster in %d of 15 alternations)\n",
-      f32[7], half[7], half_faster);
+      r.first, r.second, 15 - r.first_faster);
   std::free(d);
 }
 
@@ -275,13 +288,7 @@ void file_rate(const char* path) {
                  file.size(), total);
     std::exit(1);
   }
-  const size_t bytes = (total + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
-  auto* d = static_cast<uint8_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
-  if (!d) {
-    std::fprintf(stderr, "decode_stream: cannot allocate %zu bytes\n", bytes);
-    std::exit(1);
-  }
-  madvise(d, bytes, MADV_HUGEPAGE);
+  uint8_t* d = huge_buffer(total);
   std::memcpy(d, file.data(), total);  // the same bytes: no NaN or denormal difference
   ThreadPool pool(2);
   const std::vector<MatrixView> mapped = f16_decode_sequence(file.data(), total);
@@ -290,19 +297,13 @@ void file_rate(const char* path) {
   AlignedVector<float> x(xv.begin(), xv.end());
   std::vector<float> y(size_t(1) << 20);
   kernels::detail::HalfActivations xh;
-  std::vector<double> in_file, in_anon;
-  int file_faster = 0;
-  for (int rep = 0; rep < 15; ++rep) {
-    in_file.push_back(half_pass(pool, mapped, total, x.data(), xh, y.data()));
-    in_anon.push_back(half_pass(pool, anonymous, total, x.data(), xh, y.data()));
-    file_faster += in_file.back() > in_anon.back();
-  }
-  std::sort(in_file.begin(), in_file.end());
-  std::sort(in_anon.begin(), in_anon.end());
+  const Alternation r =
+      alternate([&] { return half_pass(pool, mapped, total, x.data(), xh, y.data()); },
+                [&] { return half_pass(pool, anonymous, total, x.data(), xh, y.data()); });
   std::printf(
       "file   f16   2 threads: page-cache mapping median %.1f GB/s, anonymous huge pages "
       "%.1f (mapping faster in %d of 15 alternations)\n",
-      in_file[7], in_anon[7], file_faster);
+      r.first, r.second, r.first_faster);
   std::free(d);
 }
 
