@@ -10,9 +10,9 @@
 #include "kernels/cpu/matmul.h"
 
 #include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <vector>
 
@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
       std::vector<float> src(static_cast<size_t>(cols));
       std::vector<uint8_t> w(size_t(rows * rb));
       for (int64_t r = 0; r < rows; ++r) {
-        if (r < 64) for (auto& v : src) v = nd(rng);
+        if (r < 64)
+          for (auto& v : src) v = nd(rng);
         quantize_row(t, src.data(), w.data() + r * rb, cols);
       }
       std::vector<float> x(size_t(cols * 512)), y(size_t(rows * 512));
@@ -53,10 +54,11 @@ int main(int argc, char** argv) {
           auto t0 = CpuClock::now();
           for (int i = 0; i < reps; ++i) kernels::matmul(m, x.data(), 1, y.data(), pool, isa, prec);
           double dt = std::chrono::duration<double>(CpuClock::now() - t0).count();
-          std::printf("%-5s %-6s %-5s matvec rows %6ld: %6.1f GB/s %6.2f Gblocks/s\n",
-                      std::string(dtype_name(t)).c_str(), std::string(kernels::cpu_isa_name(isa)).c_str(),
-                      prec == kernels::Precision::Fast ? "fast" : "exact", long(rows),
-                      double(rows * rb) * reps / dt / 1e9, double(rows * cols / 32) * reps / dt / 1e9);
+          std::printf(
+              "%-5s %-6s %-5s matvec rows %6ld: %6.1f GB/s %6.2f Gblocks/s\n",
+              std::string(dtype_name(t)).c_str(), std::string(kernels::cpu_isa_name(isa)).c_str(),
+              prec == kernels::Precision::Fast ? "fast" : "exact", long(rows),
+              double(rows * rb) * reps / dt / 1e9, double(rows * cols / 32) * reps / dt / 1e9);
         }
         if (rows == 256) continue;
         const int64_t nt = 512, gr = 2048;
@@ -65,8 +67,9 @@ int main(int argc, char** argv) {
         auto t0 = CpuClock::now();
         kernels::matmul(g, x.data(), nt, y.data(), pool, isa);
         double dt = std::chrono::duration<double>(CpuClock::now() - t0).count();
-        std::printf("%-5s %-6s gemm 512x2048x2048: %6.1f GFLOP/s\n", std::string(dtype_name(t)).c_str(),
-                    std::string(kernels::cpu_isa_name(isa)).c_str(), 2.0 * nt * gr * cols / dt / 1e9);
+        std::printf(
+            "%-5s %-6s gemm 512x2048x2048: %6.1f GFLOP/s\n", std::string(dtype_name(t)).c_str(),
+            std::string(kernels::cpu_isa_name(isa)).c_str(), 2.0 * nt * gr * cols / dt / 1e9);
       }
     }
   }

@@ -49,8 +49,8 @@ TEST(Cli, InfoDescribesHuggingFaceAndGgufModels) {
 
   test::ScratchDir dir;
   const auto gguf = (dir / "m.gguf").string();
-  const auto c = test::run_cli({"convert", (kModels / "qwen2-bias").string(), "--dtype", "q8_0",
-                                "--out", gguf});
+  const auto c = test::run_cli(
+      {"convert", (kModels / "qwen2-bias").string(), "--dtype", "q8_0", "--out", gguf});
   ASSERT_EQ(c.exit_code, 0) << c.err;
   const auto g = info_json(gguf);
   EXPECT_EQ(g["format"], "gguf");
@@ -65,17 +65,22 @@ TEST(Cli, InfoDescribesHuggingFaceAndGgufModels) {
 
 TEST(Cli, FingerprintIsStableAndTellsModelsApart) {
   test::ScratchDir dir;
-  const auto fp = [](const std::string& m) { return info_json(m)["fingerprint"].get<std::string>(); };
+  const auto fp = [](const std::string& m) {
+    return info_json(m)["fingerprint"].get<std::string>();
+  };
   const std::string hf = (kModels / "mistral-mha").string();
   EXPECT_EQ(fp(hf), fp(hf));
   for (const char* t : {"f16", "q8_0"}) {
-    ASSERT_EQ(test::run_cli({"convert", hf, "--dtype", t, "--out", (dir / t).string()}).exit_code, 0);
+    ASSERT_EQ(test::run_cli({"convert", hf, "--dtype", t, "--out", (dir / t).string()}).exit_code,
+              0);
   }
   EXPECT_EQ(fp((dir / "f16").string()), fp((dir / "f16").string()));
   EXPECT_NE(fp((dir / "f16").string()), fp((dir / "q8_0").string()));
   EXPECT_NE(fp(hf), fp((kModels / "llama-gqa").string()));
   // Converting twice gives the same bytes, hence the same fingerprint.
-  ASSERT_EQ(test::run_cli({"convert", hf, "--dtype", "f16", "--out", (dir / "again").string()}).exit_code, 0);
+  ASSERT_EQ(
+      test::run_cli({"convert", hf, "--dtype", "f16", "--out", (dir / "again").string()}).exit_code,
+      0);
   EXPECT_EQ(test::read_file(dir / "f16"), test::read_file(dir / "again"));
   // One changed weight byte changes the fingerprint.
   std::string bytes = test::read_file(dir / "f16");
@@ -87,7 +92,8 @@ TEST(Cli, FingerprintIsStableAndTellsModelsApart) {
 TEST(Cli, SynthWritesARealModelShape) {
   test::ScratchDir dir;
   const auto path = (dir / "tiny.gguf").string();
-  const auto r = test::run_cli({"synth", "--shape", "tinyllama-1.1b", "--dtype", "q4_0", "--out", path});
+  const auto r =
+      test::run_cli({"synth", "--shape", "tinyllama-1.1b", "--dtype", "q4_0", "--out", path});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = info_json(path);
   EXPECT_EQ(j["n_layer"], 22);
@@ -99,8 +105,8 @@ TEST(Cli, SynthWritesARealModelShape) {
   const auto f = GgufFile::open(path);
   EXPECT_EQ(f->get("tokenizer.ggml.tokens").as_array().size(), 32000u);
   EXPECT_EQ(f->get("general.file_type").as_u64(), 2u);
-  const auto l = test::run_cli({"logits", "--model", path, "--tokens", "1,500", "--out",
-                                (dir / "l.npy").string()});
+  const auto l = test::run_cli(
+      {"logits", "--model", path, "--tokens", "1,500", "--out", (dir / "l.npy").string()});
   ASSERT_EQ(l.exit_code, 0) << l.err;
   const NpyArray a = read_npy(dir / "l.npy");
   ASSERT_EQ(a.shape, (std::vector<int64_t>{2, 32000}));
@@ -112,18 +118,20 @@ TEST(Cli, BadInputGetsOneClearError) {
   const std::string hf = (kModels / "llama-gqa").string();
   EXPECT_NE(expect_error({"info", "--model", "/no/such/model.gguf"}).find("/no/such/model.gguf"),
             std::string::npos);
-  EXPECT_NE(expect_error({"logits", "--model", hf, "--tokens", "1,1000", "--out",
-                          (dir / "x.npy").string()})
+  EXPECT_NE(expect_error(
+                {"logits", "--model", hf, "--tokens", "1,1000", "--out", (dir / "x.npy").string()})
                 .find("token id 1000 out of range"),
             std::string::npos);
-  EXPECT_NE(expect_error({"logits", "--model", hf, "--tokens", "1,x", "--out", (dir / "x.npy").string()})
-                .find("--tokens"),
-            std::string::npos);
+  EXPECT_NE(
+      expect_error({"logits", "--model", hf, "--tokens", "1,x", "--out", (dir / "x.npy").string()})
+          .find("--tokens"),
+      std::string::npos);
   EXPECT_NE(expect_error({"convert", hf, "--dtype", "q5_k", "--out", (dir / "x.gguf").string()})
                 .find("q5_k"),
             std::string::npos);
-  EXPECT_NE(expect_error({"synth", "--shape", "gpt-5", "--out", (dir / "x.gguf").string()}).find("gpt-5"),
-            std::string::npos);
+  EXPECT_NE(
+      expect_error({"synth", "--shape", "gpt-5", "--out", (dir / "x.gguf").string()}).find("gpt-5"),
+      std::string::npos);
 
   // Truncated GGUF: every cut point is refused with the file named.
   const auto good = dir / "good.gguf";
@@ -142,7 +150,8 @@ TEST(Cli, BadInputGetsOneClearError) {
     cfg["model_type"] = "gpt2";
     test::write_file(dir / "gpt2" / "config.json", cfg.dump());
   }
-  EXPECT_NE(expect_error({"info", "--model", (dir / "gpt2").string()}).find("gpt2"), std::string::npos);
+  EXPECT_NE(expect_error({"info", "--model", (dir / "gpt2").string()}).find("gpt2"),
+            std::string::npos);
   copy_dir(kModels / "llama-gqa", dir / "wide");
   {
     auto cfg = nlohmann::json::parse(test::read_file(dir / "wide" / "config.json"));

@@ -93,8 +93,9 @@ TEST(CloudService, RegistersPrefillsAndStreamsKv) {
   auto metrics = c.Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("edgeprompt_cloud_prompts 1"), std::string::npos) << metrics->body;
-  EXPECT_NE(metrics->body.find("edgeprompt_cloud_kv_bytes_served_total " + std::to_string(kv.size())),
-            std::string::npos)
+  EXPECT_NE(
+      metrics->body.find("edgeprompt_cloud_kv_bytes_served_total " + std::to_string(kv.size())),
+      std::string::npos)
       << metrics->body;
 
   auto del = c.Delete("/v1/cloud-prompts/support");
@@ -111,7 +112,8 @@ TEST(CloudService, SixteenConcurrentEdgesGetIdenticalBytes) {
   put_prompt(url, "shared", {{"tokens", kPrompt}}, 201);  // readers start while it prefills
   std::vector<std::string> got(16);
   std::vector<std::thread> edges;
-  for (size_t i = 0; i < got.size(); ++i) edges.emplace_back([&, i] { got[i] = get_kv(url, "shared"); });
+  for (size_t i = 0; i < got.size(); ++i)
+    edges.emplace_back([&, i] { got[i] = get_kv(url, "shared"); });
   for (auto& t : edges) t.join();
   const std::string expected = expected_stream("shared", 1, KvDtype::F16);
   for (const auto& g : got) EXPECT_EQ(g, expected);
@@ -122,8 +124,8 @@ TEST(CloudService, SixteenConcurrentEdgesGetIdenticalBytes) {
 }
 
 TEST(CloudService, BadRequestsGetClearHttpErrors) {
-  test::Process cloud({"cloud", "--model", kModel.string(), "--listen", "127.0.0.1:0",
-                       "--admin-token", "s3cret"});
+  test::Process cloud(
+      {"cloud", "--model", kModel.string(), "--listen", "127.0.0.1:0", "--admin-token", "s3cret"});
   const std::string url = test::start_cloud(cloud);
   httplib::Client c(url);
   const httplib::Headers auth = {{"Authorization", "Bearer s3cret"}};
@@ -132,10 +134,10 @@ TEST(CloudService, BadRequestsGetClearHttpErrors) {
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(json::parse(r->body)["error"]["message"].get<std::string>().find("malformed JSON"),
             std::string::npos);
-  put_prompt(url, "a", {{"tokens", kPrompt}}, 401);                // no token
-  put_prompt(url, "a", {{"tokens", kPrompt}}, 401, "wrong");       // wrong token
-  put_prompt(url, "a", {{"tokens", {1, 5000}}}, 400, "s3cret");    // id out of range
-  put_prompt(url, "a", {{"text", "hello"}}, 400, "s3cret");        // no tokenizer in this model
+  put_prompt(url, "a", {{"tokens", kPrompt}}, 401);                  // no token
+  put_prompt(url, "a", {{"tokens", kPrompt}}, 401, "wrong");         // wrong token
+  put_prompt(url, "a", {{"tokens", {1, 5000}}}, 400, "s3cret");      // id out of range
+  put_prompt(url, "a", {{"text", "hello"}}, 400, "s3cret");          // no tokenizer in this model
   put_prompt(url, "a", {{"tokens", json::array()}}, 400, "s3cret");  // empty
   r = c.Get("/v1/cloud-prompts/missing/kv");
   ASSERT_TRUE(r);

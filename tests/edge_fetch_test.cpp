@@ -5,8 +5,8 @@
 #include "model/fingerprint.h"
 #include "model/model.h"
 #include "net/cloud_client.h"
-#include "runtime/transformer.h"
 #include "net/tcp_relay.h"
+#include "runtime/transformer.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -35,7 +35,9 @@ std::vector<int32_t> prompt_ids(const std::string& model) {
   return ids;
 }
 
-int port_of(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }
+int port_of(const std::string& url) {
+  return std::stoi(url.substr(url.rfind(':') + 1));
+}
 
 void register_prompt(const std::string& url, const std::string& id, const std::vector<int32_t>& t) {
   httplib::Client c(url);
@@ -108,7 +110,8 @@ TEST(EdgeFetch, CorruptOrTruncatedStreamIsRetriedOnceThenFails) {
   // retries, the second reply is clean.
   const auto flip_first = [](int conn, size_t offset, std::string& chunk) {
     const size_t target = 5000;
-    if (conn == 0 && offset <= target && target < offset + chunk.size()) chunk[target - offset] ^= 1;
+    if (conn == 0 && offset <= target && target < offset + chunk.size())
+      chunk[target - offset] ^= 1;
     return true;
   };
   {
@@ -147,14 +150,16 @@ TEST(EdgeFetch, ClearErrorsForUnreachableUnknownAndWrongModel) {
   }
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    CloudKvFetch fetch("http://127.0.0.1:" + std::to_string(dead_port), "sys", *f.model, f.fingerprint);
+    CloudKvFetch fetch("http://127.0.0.1:" + std::to_string(dead_port), "sys", *f.model,
+                       f.fingerprint);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("unreachable"), std::string::npos) << e.what();
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(12));
 
-  test::Process cloud({"cloud", "--model", (kModels / "qwen2-bias").string(), "--listen", "127.0.0.1:0"});
+  test::Process cloud(
+      {"cloud", "--model", (kModels / "qwen2-bias").string(), "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   try {
     CloudKvFetch fetch(url, "nope", *f.model, f.fingerprint);

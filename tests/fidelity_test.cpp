@@ -2,10 +2,10 @@
 // (tools/make_reference.py): the HF directories themselves and GGUF files our converter writes.
 #include "core/npy.h"
 #include "core/thread_pool.h"
+#include "core/token_list.h"
 #include "model/converter.h"
 #include "model/model.h"
 #include "runtime/transformer.h"
-#include "core/token_list.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -35,8 +35,8 @@ std::vector<float> compute_logits(const std::filesystem::path& model_path,
 }
 
 struct Fidelity {
-  double rel_l2;     // ||ours - ref|| / ||ref||
-  double top1;       // fraction of positions whose argmax agrees
+  double rel_l2;  // ||ours - ref|| / ||ref||
+  double top1;    // fraction of positions whose argmax agrees
 };
 
 Fidelity compare(const std::vector<float>& ours, const NpyArray& ref) {
@@ -70,8 +70,8 @@ std::filesystem::path prompt(const std::string& model, int n) {
 TEST(Fidelity, HuggingFaceDirectoriesF32) {
   for (const char* m : kArchitectures) {
     for (int n : kPromptLengths) {
-      const auto f = compare(compute_logits(kModels / m, read_ids(prompt(m, n))),
-                             read_npy(reference(m, n)));
+      const auto f =
+          compare(compute_logits(kModels / m, read_ids(prompt(m, n))), read_npy(reference(m, n)));
       SCOPED_TRACE(::testing::Message() << m << " prompt " << n);
       EXPECT_LE(f.rel_l2, 1e-3);
       EXPECT_GE(f.top1, 0.99);
@@ -83,8 +83,8 @@ TEST(Fidelity, HuggingFaceDirectoriesF32) {
 TEST(Fidelity, ShardedBf16HuggingFaceDirectory) {
   const std::string m = "qwen2-bias-bf16";
   for (int n : kPromptLengths) {
-    const auto f = compare(compute_logits(kModels / m, read_ids(prompt(m, n))),
-                           read_npy(reference(m, n)));
+    const auto f =
+        compare(compute_logits(kModels / m, read_ids(prompt(m, n))), read_npy(reference(m, n)));
     SCOPED_TRACE(::testing::Message() << m << " prompt " << n);
     EXPECT_LE(f.rel_l2, 2.5e-3);
     EXPECT_GE(f.top1, 0.99);
@@ -101,15 +101,16 @@ struct DtypeBar {
 // coarsely that no engine meets 2.5e-3 / 1.5e-1 there (docs/fidelity.md has the numbers); their
 // bars apply to the model as stored, checked in ConvertedGgufMatchesItsStoredWeights.
 TEST(Fidelity, ConvertedGgufAgainstFloat32Reference) {
-  const DtypeBar bars[] = {{DType::F32, 1e-3, 0.99}, {DType::F16, 2.5e-3, 0.99},
-                           {DType::Q8_0, 5e-2, 0.0}};
+  const DtypeBar bars[] = {
+      {DType::F32, 1e-3, 0.99}, {DType::F16, 2.5e-3, 0.99}, {DType::Q8_0, 5e-2, 0.0}};
   test::ScratchDir dir;
   for (const char* m : kArchitectures) {
     for (const auto& bar : bars) {
       const auto path = dir / (std::string(m) + "-" + std::string(dtype_name(bar.type)) + ".gguf");
       convert_hf_to_gguf(kModels / m, path, bar.type);
       for (int n : kPromptLengths) {
-        const auto f = compare(compute_logits(path, read_ids(prompt(m, n))), read_npy(reference(m, n)));
+        const auto f =
+            compare(compute_logits(path, read_ids(prompt(m, n))), read_npy(reference(m, n)));
         SCOPED_TRACE(::testing::Message() << m << " " << dtype_name(bar.type) << " prompt " << n);
         EXPECT_LE(f.rel_l2, bar.max_rel_l2);
         EXPECT_GE(f.top1, bar.min_top1);
@@ -165,7 +166,8 @@ TEST(Fidelity, LogitsCommandWritesNpy) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const NpyArray a = read_npy(dir / "l.npy");
   ASSERT_EQ(a.shape, (std::vector<int64_t>{8, 1000}));
-  const auto f = compare(std::vector<float>(a.data.begin(), a.data.end()), read_npy(reference(m, 8)));
+  const auto f =
+      compare(std::vector<float>(a.data.begin(), a.data.end()), read_npy(reference(m, 8)));
   EXPECT_LE(f.rel_l2, 1e-3);
 }
 

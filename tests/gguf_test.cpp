@@ -1,7 +1,7 @@
 // GGUF reader and writer: every metadata type, v1/v2/v3 headers, alignment, and corrupt files.
+#include "model/gguf.h"
 #include "core/error.h"
 #include "core/quant.h"
-#include "model/gguf.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -30,7 +30,9 @@ class RawGguf {
     count(s.size());
     bytes_ += s;
   }
-  void pad_to(size_t alignment) { bytes_.resize((bytes_.size() + alignment - 1) / alignment * alignment, '\0'); }
+  void pad_to(size_t alignment) {
+    bytes_.resize((bytes_.size() + alignment - 1) / alignment * alignment, '\0');
+  }
   std::string& bytes() { return bytes_; }
 
  private:
@@ -64,8 +66,8 @@ std::string sample_file(uint32_t version, uint32_t alignment = 32) {
   kv("i64", GgufType::INT64), g.put<int64_t>(-9000000000000000000ll);
   kv("f64", GgufType::FLOAT64), g.put<double>(-2.25);
   kv("general.alignment", GgufType::UINT32), g.put<uint32_t>(alignment);
-  kv("strings", GgufType::ARRAY), g.put<uint32_t>(uint32_t(GgufType::STRING)), g.count(2), g.str("a"),
-      g.str("bc");
+  kv("strings", GgufType::ARRAY), g.put<uint32_t>(uint32_t(GgufType::STRING)), g.count(2),
+      g.str("a"), g.str("bc");
   kv("nested", GgufType::ARRAY), g.put<uint32_t>(uint32_t(GgufType::ARRAY)), g.count(2);
   for (int i = 0; i < 2; ++i) {
     g.put<uint32_t>(uint32_t(GgufType::INT16)), g.count(uint64_t(i + 1));
@@ -189,7 +191,8 @@ TEST(ParserGguf, ErrorsNameTheProblem) {
   {
     RawGguf g(3);
     g.count(0), g.count(1);
-    g.str("arr"), g.put<uint32_t>(uint32_t(GgufType::ARRAY)), g.put<uint32_t>(4), g.count(1ull << 60);
+    g.str("arr"), g.put<uint32_t>(uint32_t(GgufType::ARRAY)), g.put<uint32_t>(4),
+        g.count(1ull << 60);
     EXPECT_NE(message(g.bytes()).find("larger than the file"), std::string::npos);
   }
   {
@@ -213,17 +216,18 @@ TEST(ParserGguf, WriterRoundTrip) {
   GgufWriter w;
   w.set("general.architecture", GgufValue::string("llama"));
   w.set("x.list", GgufValue::f32_array({1.0f, 2.5f}));
-  w.set("x.nested", GgufValue::array(GgufType::ARRAY, {GgufValue::i32_array({1, 2}),
-                                                        GgufValue::i32_array({3})}));
+  w.set("x.nested", GgufValue::array(GgufType::ARRAY,
+                                     {GgufValue::i32_array({1, 2}), GgufValue::i32_array({3})}));
   w.set("x.flag", GgufValue::boolean(false));
   w.set("x.flag", GgufValue::boolean(true));  // replaces
   std::vector<float> data(64);
   for (size_t i = 0; i < data.size(); ++i) data[i] = float(i) * 0.25f - 3.0f;
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
-    w.add_tensor(std::string("t.") + std::string(dtype_name(t)), t, {32, 2}, [&, t](std::span<uint8_t> out) {
-      ASSERT_EQ(int64_t(out.size()), dtype_row_bytes(t, 64));
-      quantize_row(t, data.data(), out.data(), 64);
-    });
+    w.add_tensor(std::string("t.") + std::string(dtype_name(t)), t, {32, 2},
+                 [&, t](std::span<uint8_t> out) {
+                   ASSERT_EQ(int64_t(out.size()), dtype_row_bytes(t, 64));
+                   quantize_row(t, data.data(), out.data(), 64);
+                 });
   }
   const auto path = dir / "w.gguf";
   w.write(path);
@@ -244,7 +248,8 @@ TEST(ParserGguf, WriterRoundTrip) {
     for (size_t i = 0; i < 64; ++i) {
       // Within one quantisation step of the value's 32-element block (half a step for Q8_0).
       float amax = 0.0f;
-      for (size_t j = i / 32 * 32; j < i / 32 * 32 + 32; ++j) amax = std::max(amax, std::fabs(data[j]));
+      for (size_t j = i / 32 * 32; j < i / 32 * 32 + 32; ++j)
+        amax = std::max(amax, std::fabs(data[j]));
       const double tol = t == DType::F32    ? 0.0
                          : t == DType::Q8_0 ? amax / 127.0 * 0.51
                          : t == DType::Q4_0 ? amax / 8.0 * 1.01

@@ -16,10 +16,11 @@ namespace {
 
 const std::filesystem::path kModels = test::fixtures_dir() / "models";
 
-NpyArray logits_cli(const std::string& model, const std::string& tokens, const test::ScratchDir& dir,
-                    const std::vector<std::string>& extra) {
-  std::vector<std::string> args = {"logits", "--model", model, "--tokens", tokens, "--out",
-                                   (dir / "l.npy").string(), "--threads", "2"};
+NpyArray logits_cli(const std::string& model, const std::string& tokens,
+                    const test::ScratchDir& dir, const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {
+      "logits",    "--model", model, "--tokens", tokens, "--out", (dir / "l.npy").string(),
+      "--threads", "2"};
   args.insert(args.end(), extra.begin(), extra.end());
   const auto r = test::run_cli(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -51,7 +52,8 @@ Diff diff_rows(const NpyArray& a, const NpyArray& b, int64_t from) {
 
 TEST(Split, EdgeLogitsEqualMonolithicForEveryFixture) {
   test::ScratchDir dir;
-  for (const char* m : {"llama-gqa", "llama3-rope", "qwen2-bias", "mistral-mha", "qwen2-bias-bf16"}) {
+  for (const char* m :
+       {"llama-gqa", "llama3-rope", "qwen2-bias", "mistral-mha", "qwen2-bias-bf16"}) {
     const std::string model = (kModels / m).string();
     std::string tokens = test::read_file(kModels / m / "reference" / "prompt_150.txt");
     tokens = tokens.substr(0, tokens.find('\n'));
@@ -68,8 +70,8 @@ TEST(Split, EdgeLogitsEqualMonolithicForEveryFixture) {
       cloud_rows.shape[0] = mono_rows.shape[0] = split;
       EXPECT_EQ(diff_rows(cloud_rows, mono_rows, 0).rel, 0.0);
       // With an f16 payload the cloud KV is rounded to 11 significant bits on the wire.
-      const NpyArray half = logits_cli(model, tokens, dir,
-                                       {"--split", std::to_string(split), "--kv-dtype", "f16"});
+      const NpyArray half =
+          logits_cli(model, tokens, dir, {"--split", std::to_string(split), "--kv-dtype", "f16"});
       const Diff h = diff_rows(half, mono, split);
       EXPECT_LE(h.rel, 2e-3);
       EXPECT_GT(h.rel, 0.0);  // the rounding is real: this checks the f16 path was taken
@@ -186,7 +188,8 @@ TEST(ParserKvWire, CorruptionAndTruncationAreDetected) {
     other.tokens.push_back(1);
     std::vector<float> z2(other.tokens.size() * h.n_kv_heads * h.head_dim, 1.0f);
     KvStreamParser q;
-    EXPECT_THROW(q.feed(encode_kv_header(h) + encode_kv_layer(other, 0, z2.data(), z2.data())), Error);
+    EXPECT_THROW(q.feed(encode_kv_header(h) + encode_kv_layer(other, 0, z2.data(), z2.data())),
+                 Error);
   }
 }
 

@@ -1,4 +1,5 @@
-// edgeprompt edge --model M --cloud URL --listen 127.0.0.1:PORT [--kv-cache-dir DIR] [--kv-cache-bytes B]
+// edgeprompt edge --model M --cloud URL --listen 127.0.0.1:PORT [--kv-cache-dir DIR]
+// [--kv-cache-bytes B]
 #include "cli/command.h"
 #include "cli/listen_address.h"
 #include "core/error.h"
@@ -39,11 +40,12 @@ Command add_edge(CLI::App& root) {
             opt.threads = o->threads;
             const auto model = load_model(o->model);
             const auto tokenizer = load_tokenizer(*model->source);
-            if (!tokenizer) fail("{}: the model has no tokenizer; the edge API needs one", o->model);
+            if (!tokenizer)
+              fail("{}: the model has no tokenizer; the edge API needs one", o->model);
             EdgeService service(*model, *tokenizer, opt);
             const int port = service.bind();
-            fmt::print(stderr, "edge: listening on http://{}:{} (model {}, cloud {})\n", opt.host, port,
-                       o->model, o->cloud.empty() ? "none" : o->cloud);
+            fmt::print(stderr, "edge: listening on http://{}:{} (model {}, cloud {})\n", opt.host,
+                       port, o->model, o->cloud.empty() ? "none" : o->cloud);
             std::thread server([&] { service.serve(); });
             signals.wait();
             fmt::print(stderr, "edge: stopping\n");

@@ -1,9 +1,9 @@
 // edgeprompt logits --model PATH --tokens 1,2,3 --out FILE.npy [--threads N]
 #include "cli/command.h"
-#include "core/token_list.h"
+#include "core/error.h"
 #include "core/npy.h"
 #include "core/thread_pool.h"
-#include "core/error.h"
+#include "core/token_list.h"
 #include "model/fingerprint.h"
 #include "model/model.h"
 #include "net/kv_segment_io.h"

@@ -21,7 +21,8 @@ Command add_synth(CLI::App& root) {
   auto o = std::make_shared<Options>();
   CLI::App* app =
       root.add_subcommand("synth", "Write a random-weight GGUF with the shape of a real model");
-  app->add_option("--shape", o->shape, fmt::format("One of: {}", fmt::join(synth_shape_names(), ", ")))
+  app->add_option("--shape", o->shape,
+                  fmt::format("One of: {}", fmt::join(synth_shape_names(), ", ")))
       ->required();
   app->add_option("--dtype", o->dtype, "Weight type: f32, f16, bf16, q8_0, q4_0");
   app->add_option("--out,-o", o->out, "Output .gguf file")->required();

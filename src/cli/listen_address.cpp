@@ -2,8 +2,8 @@
 
 #include "core/error.h"
 
-#include <csignal>
 #include <charconv>
+#include <csignal>
 
 namespace ep::cli {
 

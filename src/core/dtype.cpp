@@ -4,11 +4,16 @@ namespace ep {
 
 std::string_view dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "f32";
-    case DType::F16: return "f16";
-    case DType::BF16: return "bf16";
-    case DType::Q8_0: return "q8_0";
-    case DType::Q4_0: return "q4_0";
+    case DType::F32:
+      return "f32";
+    case DType::F16:
+      return "f16";
+    case DType::BF16:
+      return "bf16";
+    case DType::Q8_0:
+      return "q8_0";
+    case DType::Q4_0:
+      return "q4_0";
   }
   return "?";
 }
@@ -22,23 +27,63 @@ std::optional<DType> dtype_from_name(std::string_view name) {
 
 std::optional<DType> dtype_from_ggml_id(uint32_t id) {
   switch (id) {
-    case 0: return DType::F32;
-    case 1: return DType::F16;
-    case 2: return DType::Q4_0;
-    case 8: return DType::Q8_0;
-    case 30: return DType::BF16;
-    default: return std::nullopt;
+    case 0:
+      return DType::F32;
+    case 1:
+      return DType::F16;
+    case 2:
+      return DType::Q4_0;
+    case 8:
+      return DType::Q8_0;
+    case 30:
+      return DType::BF16;
+    default:
+      return std::nullopt;
   }
 }
 
 std::string_view ggml_type_name(uint32_t id) {
   // Names as ggml prints them, so users can match an error to their converter's output.
-  static constexpr std::string_view kNames[] = {
-      "F32",  "F16",  "Q4_0", "Q4_1", "Q4_2 (removed)", "Q4_3 (removed)", "Q5_0", "Q5_1",
-      "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K",  "Q5_K",  "Q6_K",  "Q8_K",  "IQ2_XXS", "IQ2_XS",
-      "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64",
-      "IQ1_M", "BF16", "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0", "IQ4_NL_4_4",
-      "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4"};
+  static constexpr std::string_view kNames[] = {"F32",
+                                                "F16",
+                                                "Q4_0",
+                                                "Q4_1",
+                                                "Q4_2 (removed)",
+                                                "Q4_3 (removed)",
+                                                "Q5_0",
+                                                "Q5_1",
+                                                "Q8_0",
+                                                "Q8_1",
+                                                "Q2_K",
+                                                "Q3_K",
+                                                "Q4_K",
+                                                "Q5_K",
+                                                "Q6_K",
+                                                "Q8_K",
+                                                "IQ2_XXS",
+                                                "IQ2_XS",
+                                                "IQ3_XXS",
+                                                "IQ1_S",
+                                                "IQ4_NL",
+                                                "IQ3_S",
+                                                "IQ2_S",
+                                                "IQ4_XS",
+                                                "I8",
+                                                "I16",
+                                                "I32",
+                                                "I64",
+                                                "F64",
+                                                "IQ1_M",
+                                                "BF16",
+                                                "Q4_0_4_4",
+                                                "Q4_0_4_8",
+                                                "Q4_0_8_8",
+                                                "TQ1_0",
+                                                "TQ2_0",
+                                                "IQ4_NL_4_4",
+                                                "IQ4_NL_4_8",
+                                                "IQ4_NL_8_8",
+                                                "MXFP4"};
   if (id < std::size(kNames)) return kNames[id];
   return "unknown";
 }
@@ -49,11 +94,16 @@ int64_t dtype_block_elems(DType t) {
 
 int64_t dtype_block_bytes(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::F16: return 2;
-    case DType::BF16: return 2;
-    case DType::Q8_0: return sizeof(BlockQ8_0);
-    case DType::Q4_0: return sizeof(BlockQ4_0);
+    case DType::F32:
+      return 4;
+    case DType::F16:
+      return 2;
+    case DType::BF16:
+      return 2;
+    case DType::Q8_0:
+      return sizeof(BlockQ8_0);
+    case DType::Q4_0:
+      return sizeof(BlockQ4_0);
   }
   return 0;
 }

@@ -34,7 +34,7 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
-std::string_view dtype_name(DType t);                // "f32", "f16", "bf16", "q8_0", "q4_0"
+std::string_view dtype_name(DType t);  // "f32", "f16", "bf16", "q8_0", "q4_0"
 std::optional<DType> dtype_from_name(std::string_view name);
 std::optional<DType> dtype_from_ggml_id(uint32_t id);  // nullopt for types we do not support
 std::string_view ggml_type_name(uint32_t id);          // any ggml id, for error messages

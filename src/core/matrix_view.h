@@ -15,9 +15,7 @@ struct MatrixView {
   const void* data = nullptr;
 
   int64_t row_bytes() const { return dtype_row_bytes(type, cols); }
-  const void* row(int64_t r) const {
-    return static_cast<const uint8_t*>(data) + r * row_bytes();
-  }
+  const void* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes(); }
 };
 
 }  // namespace ep

@@ -29,8 +29,7 @@ void write_npy_f32(const std::filesystem::path& path, const std::vector<int64_t>
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) fail("{}: cannot create: {}", tmp.string(), std::strerror(errno));
   const uint16_t hlen = uint16_t(header.size());
-  bool ok = std::fwrite("\x93NUMPY\x01\x00", 1, 8, f) == 8 &&
-            std::fwrite(&hlen, 2, 1, f) == 1 &&
+  bool ok = std::fwrite("\x93NUMPY\x01\x00", 1, 8, f) == 8 && std::fwrite(&hlen, 2, 1, f) == 1 &&
             std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
             std::fwrite(data, sizeof(float), size_t(n), f) == size_t(n);
   ok = (std::fclose(f) == 0) && ok;

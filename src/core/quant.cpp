@@ -44,7 +44,9 @@ void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t n) {
 
 void quantize_row(DType type, const float* src, void* dst, int64_t n) {
   switch (type) {
-    case DType::F32: std::memcpy(dst, src, size_t(n) * sizeof(float)); return;
+    case DType::F32:
+      std::memcpy(dst, src, size_t(n) * sizeof(float));
+      return;
     case DType::F16: {
       auto* d = static_cast<uint16_t*>(dst);
       for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
@@ -55,14 +57,20 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
       return;
     }
-    case DType::Q8_0: quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n); return;
-    case DType::Q4_0: quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n); return;
+    case DType::Q8_0:
+      quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n);
+      return;
+    case DType::Q4_0:
+      quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n);
+      return;
   }
 }
 
 void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
   switch (type) {
-    case DType::F32: std::memcpy(dst, src, size_t(n) * sizeof(float)); return;
+    case DType::F32:
+      std::memcpy(dst, src, size_t(n) * sizeof(float));
+      return;
     case DType::F16: {
       const auto* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);

@@ -7,7 +7,9 @@
 namespace ep {
 namespace {
 
-bool is_separator(char c) { return c == ',' || c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+bool is_separator(char c) {
+  return c == ',' || c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
 
 }  // namespace
 

@@ -27,7 +27,7 @@ std::string model_fingerprint(const WeightSource& source) {
   constexpr uint64_t kWindows = 16;
 
   const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> st(XXH3_createState(),
-                                                                      &XXH3_freeState);
+                                                                    &XXH3_freeState);
   XXH3_128bits_reset(st.get());
   const auto add = [&](const void* p, size_t n) { XXH3_128bits_update(st.get(), p, n); };
   const auto add_str = [&](const std::string& s) {

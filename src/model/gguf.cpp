@@ -4,12 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <unistd.h>
 
 namespace ep {
 namespace {
@@ -62,42 +62,60 @@ size_t scalar_size(GgufType t) {
   switch (t) {
     case GgufType::UINT8:
     case GgufType::INT8:
-    case GgufType::BOOL: return 1;
+    case GgufType::BOOL:
+      return 1;
     case GgufType::UINT16:
-    case GgufType::INT16: return 2;
+    case GgufType::INT16:
+      return 2;
     case GgufType::UINT32:
     case GgufType::INT32:
-    case GgufType::FLOAT32: return 4;
+    case GgufType::FLOAT32:
+      return 4;
     case GgufType::UINT64:
     case GgufType::INT64:
-    case GgufType::FLOAT64: return 8;
+    case GgufType::FLOAT64:
+      return 8;
     case GgufType::STRING:
-    case GgufType::ARRAY: return 0;
+    case GgufType::ARRAY:
+      return 0;
   }
   return 0;
 }
 
-bool valid_type(uint32_t t) { return t <= uint32_t(GgufType::FLOAT64); }
+bool valid_type(uint32_t t) {
+  return t <= uint32_t(GgufType::FLOAT64);
+}
 
 GgufValue read_value(Cursor& c, GgufType type, bool v1, const std::string& name,
                      const std::string& key, uint64_t depth) {
   switch (type) {
-    case GgufType::UINT8: return GgufValue::u8(c.read<uint8_t>("a u8 value"));
-    case GgufType::INT8: return GgufValue::i8(c.read<int8_t>("an i8 value"));
-    case GgufType::UINT16: return GgufValue::u16(c.read<uint16_t>("a u16 value"));
-    case GgufType::INT16: return GgufValue::i16(c.read<int16_t>("an i16 value"));
-    case GgufType::UINT32: return GgufValue::u32(c.read<uint32_t>("a u32 value"));
-    case GgufType::INT32: return GgufValue::i32(c.read<int32_t>("an i32 value"));
-    case GgufType::UINT64: return GgufValue::u64(c.read<uint64_t>("a u64 value"));
-    case GgufType::INT64: return GgufValue::i64(c.read<int64_t>("an i64 value"));
-    case GgufType::FLOAT32: return GgufValue::f32(c.read<float>("an f32 value"));
-    case GgufType::FLOAT64: return GgufValue::f64(c.read<double>("an f64 value"));
+    case GgufType::UINT8:
+      return GgufValue::u8(c.read<uint8_t>("a u8 value"));
+    case GgufType::INT8:
+      return GgufValue::i8(c.read<int8_t>("an i8 value"));
+    case GgufType::UINT16:
+      return GgufValue::u16(c.read<uint16_t>("a u16 value"));
+    case GgufType::INT16:
+      return GgufValue::i16(c.read<int16_t>("an i16 value"));
+    case GgufType::UINT32:
+      return GgufValue::u32(c.read<uint32_t>("a u32 value"));
+    case GgufType::INT32:
+      return GgufValue::i32(c.read<int32_t>("an i32 value"));
+    case GgufType::UINT64:
+      return GgufValue::u64(c.read<uint64_t>("a u64 value"));
+    case GgufType::INT64:
+      return GgufValue::i64(c.read<int64_t>("an i64 value"));
+    case GgufType::FLOAT32:
+      return GgufValue::f32(c.read<float>("an f32 value"));
+    case GgufType::FLOAT64:
+      return GgufValue::f64(c.read<double>("an f64 value"));
     case GgufType::BOOL: {
       const uint8_t b = c.read<uint8_t>("a bool value");
       if (b > 1) fail("{}: metadata '{}': bool value {} is neither 0 nor 1", name, key, b);
       return GgufValue::boolean(b != 0);
     }
-    case GgufType::STRING: return GgufValue::string(c.read_string(v1, "a string value"));
+    case GgufType::STRING:
+      return GgufValue::string(c.read_string(v1, "a string value"));
     case GgufType::ARRAY: {
       if (depth >= kMaxArrayDepth) fail("{}: metadata '{}': arrays nested too deeply", name, key);
       const uint32_t et = c.read<uint32_t>("an array type");
@@ -105,7 +123,7 @@ GgufValue read_value(Cursor& c, GgufType type, bool v1, const std::string& name,
       const uint64_t n = c.read_count(v1, "an array length");
       // Every element takes at least one byte (a string at least its length field): a count
       // larger than the rest of the file is corrupt, and we refuse before allocating.
-      const size_t min_elem = et == uint32_t(GgufType::STRING) ? (v1 ? 4 : 8)
+      const size_t min_elem = et == uint32_t(GgufType::STRING)  ? (v1 ? 4 : 8)
                               : et == uint32_t(GgufType::ARRAY) ? 12
                                                                 : scalar_size(GgufType(et));
       if (n > c.remaining() / min_elem) {
@@ -126,17 +144,39 @@ GgufValue read_value(Cursor& c, GgufType type, bool v1, const std::string& name,
 void encode_value(std::string& out, const GgufValue& v) {
   const auto put = [&](auto x) { out.append(reinterpret_cast<const char*>(&x), sizeof x); };
   switch (v.type()) {
-    case GgufType::UINT8: put(uint8_t(v.as_u64())); break;
-    case GgufType::INT8: put(int8_t(v.as_i64())); break;
-    case GgufType::UINT16: put(uint16_t(v.as_u64())); break;
-    case GgufType::INT16: put(int16_t(v.as_i64())); break;
-    case GgufType::UINT32: put(uint32_t(v.as_u64())); break;
-    case GgufType::INT32: put(int32_t(v.as_i64())); break;
-    case GgufType::UINT64: put(uint64_t(v.as_u64())); break;
-    case GgufType::INT64: put(int64_t(v.as_i64())); break;
-    case GgufType::FLOAT32: put(float(v.as_f64())); break;
-    case GgufType::FLOAT64: put(double(v.as_f64())); break;
-    case GgufType::BOOL: put(uint8_t(v.as_bool() ? 1 : 0)); break;
+    case GgufType::UINT8:
+      put(uint8_t(v.as_u64()));
+      break;
+    case GgufType::INT8:
+      put(int8_t(v.as_i64()));
+      break;
+    case GgufType::UINT16:
+      put(uint16_t(v.as_u64()));
+      break;
+    case GgufType::INT16:
+      put(int16_t(v.as_i64()));
+      break;
+    case GgufType::UINT32:
+      put(uint32_t(v.as_u64()));
+      break;
+    case GgufType::INT32:
+      put(int32_t(v.as_i64()));
+      break;
+    case GgufType::UINT64:
+      put(uint64_t(v.as_u64()));
+      break;
+    case GgufType::INT64:
+      put(int64_t(v.as_i64()));
+      break;
+    case GgufType::FLOAT32:
+      put(float(v.as_f64()));
+      break;
+    case GgufType::FLOAT64:
+      put(double(v.as_f64()));
+      break;
+    case GgufType::BOOL:
+      put(uint8_t(v.as_bool() ? 1 : 0));
+      break;
     case GgufType::STRING:
       put(uint64_t(v.as_string().size()));
       out += v.as_string();
@@ -149,7 +189,9 @@ void encode_value(std::string& out, const GgufValue& v) {
   }
 }
 
-uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+uint64_t align_up(uint64_t x, uint64_t a) {
+  return (x + a - 1) / a * a;
+}
 
 }  // namespace
 
@@ -157,9 +199,9 @@ uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 // GgufValue
 
 std::string_view gguf_type_name(GgufType t) {
-  static constexpr std::string_view kNames[] = {"u8",  "i8",   "u16",   "i16", "u32",
-                                                "i32", "f32",  "bool",  "string", "array",
-                                                "u64", "i64",  "f64"};
+  static constexpr std::string_view kNames[] = {"u8",  "i8",  "u16",  "i16",    "u32",
+                                                "i32", "f32", "bool", "string", "array",
+                                                "u64", "i64", "f64"};
   const auto i = uint32_t(t);
   return i < std::size(kNames) ? kNames[i] : "unknown";
 }
@@ -229,14 +271,17 @@ bool GgufValue::is_integer() const {
     case GgufType::UINT32:
     case GgufType::INT32:
     case GgufType::UINT64:
-    case GgufType::INT64: return true;
-    default: return false;
+    case GgufType::INT64:
+      return true;
+    default:
+      return false;
   }
 }
 
 uint64_t GgufValue::as_u64() const {
   if (!is_integer()) fail("expected an unsigned integer, found {}", gguf_type_name(type_));
-  if (type_ != GgufType::UINT64 && int_ < 0) fail("expected a non-negative integer, found {}", int_);
+  if (type_ != GgufType::UINT64 && int_ < 0)
+    fail("expected a non-negative integer, found {}", int_);
   return uint64_t(int_);
 }
 int64_t GgufValue::as_i64() const {
@@ -287,11 +332,15 @@ std::string GgufValue::to_display_string(size_t max_elements) const {
       }
       return s;
     }
-    case GgufType::BOOL: return int_ ? "true" : "false";
+    case GgufType::BOOL:
+      return int_ ? "true" : "false";
     case GgufType::FLOAT32:
-    case GgufType::FLOAT64: return fmt::format("{}", float_);
-    case GgufType::UINT64: return fmt::format("{}", uint64_t(int_));
-    default: return fmt::format("{}", int_);
+    case GgufType::FLOAT64:
+      return fmt::format("{}", float_);
+    case GgufType::UINT64:
+      return fmt::format("{}", uint64_t(int_));
+    default:
+      return fmt::format("{}", int_);
   }
 }
 
@@ -379,9 +428,10 @@ void GgufFile::parse_all() {
     const uint32_t type_id = c.read<uint32_t>("a tensor type");
     const auto type = dtype_from_ggml_id(type_id);
     if (!type) {
-      fail("{}: tensor '{}' has type {} (ggml id {}), which is not supported (supported: F32, F16, "
-           "BF16, Q8_0, Q4_0)",
-           name_, t.name, ggml_type_name(type_id), type_id);
+      fail(
+          "{}: tensor '{}' has type {} (ggml id {}), which is not supported (supported: F32, F16, "
+          "BF16, Q8_0, Q4_0)",
+          name_, t.name, ggml_type_name(type_id), type_id);
     }
     t.type = *type;
     if (t.shape[0] % dtype_block_elems(t.type) != 0) {
@@ -403,8 +453,8 @@ void GgufFile::parse_all() {
   const uint64_t data_size = bytes_.size() > data_start ? bytes_.size() - data_start : 0;
   for (auto& t : tensors_) {
     if (t.offset > data_size || t.n_bytes > data_size - t.offset) {
-      fail("{}: truncated: tensor '{}' needs bytes {}..{} of the data section, which has {}",
-           name_, t.name, t.offset, t.offset + t.n_bytes, data_size);
+      fail("{}: truncated: tensor '{}' needs bytes {}..{} of the data section, which has {}", name_,
+           t.name, t.offset, t.offset + t.n_bytes, data_size);
     }
     t.data = bytes_.data() + data_start + t.offset;
   }

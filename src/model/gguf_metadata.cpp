@@ -6,18 +6,25 @@ namespace {
 // llama.cpp's llama_ftype values for "mostly <type>" files.
 uint32_t file_type_id(DType t) {
   switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::Q4_0: return 2;
-    case DType::Q8_0: return 7;
-    case DType::BF16: return 32;
+    case DType::F32:
+      return 0;
+    case DType::F16:
+      return 1;
+    case DType::Q4_0:
+      return 2;
+    case DType::Q8_0:
+      return 7;
+    case DType::BF16:
+      return 32;
   }
   return 0;
 }
 
 }  // namespace
 
-std::string gguf_arch_name(const HParams& hp) { return hp.arch == "qwen2" ? "qwen2" : "llama"; }
+std::string gguf_arch_name(const HParams& hp) {
+  return hp.arch == "qwen2" ? "qwen2" : "llama";
+}
 
 void write_hparams_metadata(GgufWriter& w, const HParams& hp, DType weights_type,
                             const std::string& model_name) {

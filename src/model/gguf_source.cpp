@@ -54,9 +54,10 @@ HParams read_hparams(const GgufFile& f) {
       hp.rope_scaling.type = RopeScaling::Type::Linear;
       hp.rope_scaling.factor = float(f.get_f64(key("rope.scaling.factor")));
     } else if (type != "none") {
-      fail("{}: unsupported rope scaling type '{}' (supported: none, linear, llama3 via "
-           "rope_freqs.weight)",
-           f.name(), type);
+      fail(
+          "{}: unsupported rope scaling type '{}' (supported: none, linear, llama3 via "
+          "rope_freqs.weight)",
+          f.name(), type);
     }
   }
   if (const int64_t rope_dims = u64_or(key("rope.dimension_count"), hp.head_dim);
@@ -69,7 +70,8 @@ HParams read_hparams(const GgufFile& f) {
   hp.rope_layout = hp.arch == "qwen2" ? RopeLayout::RotateHalf : RopeLayout::AdjacentPairs;
   hp.attn_qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
   hp.tied_embeddings = f.find_tensor("output.weight") == nullptr;
-  if (const GgufTensorInfo* emb = f.find_tensor("token_embd.weight"); emb && emb->shape.size() == 2) {
+  if (const GgufTensorInfo* emb = f.find_tensor("token_embd.weight");
+      emb && emb->shape.size() == 2) {
     hp.n_vocab = emb->shape[1];
   }
   hp.bos_token = u64_or("tokenizer.ggml.bos_token_id", -1);

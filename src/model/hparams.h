@@ -23,7 +23,7 @@ struct RopeScaling {
 struct HParams {
   std::string arch;  // "llama", "mistral" or "qwen2" (as the source named it)
   int64_t n_vocab = 0;
-  int64_t n_embd = 0;   // hidden size
+  int64_t n_embd = 0;  // hidden size
   int64_t n_layer = 0;
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
@@ -34,9 +34,9 @@ struct HParams {
   float rope_theta = 10000.0f;
   RopeScaling rope_scaling;
   RopeLayout rope_layout = RopeLayout::RotateHalf;
-  bool attn_qkv_bias = false;       // qwen2, or llama with attention_bias
-  bool tied_embeddings = false;     // no separate output matrix
-  int64_t sliding_window = 0;       // 0: full causal attention
+  bool attn_qkv_bias = false;    // qwen2, or llama with attention_bias
+  bool tied_embeddings = false;  // no separate output matrix
+  int64_t sliding_window = 0;    // 0: full causal attention
   int64_t bos_token = -1;
   int64_t eos_token = -1;
 };

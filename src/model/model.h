@@ -29,8 +29,8 @@ struct Model {
   MatrixView tok_embd;
   std::vector<LayerWeights> layers;
   std::vector<float> output_norm;
-  MatrixView output;                      // == tok_embd when embeddings are tied
-  std::vector<float> rope_freq_factors;   // empty, or head_dim/2 divisors of the frequencies
+  MatrixView output;                     // == tok_embd when embeddings are tied
+  std::vector<float> rope_freq_factors;  // empty, or head_dim/2 divisors of the frequencies
 
   int64_t n_params() const;
   int64_t weight_bytes() const;

@@ -87,7 +87,8 @@ std::vector<std::string> synth_shape_names() {
 }
 
 std::optional<HParams> synth_shape(const std::string& name) {
-  if (name == "tinyllama-1.1b") return shape("llama", 32000, 2048, 22, 32, 4, 5632, 2048, 1e4f, 1e-5f);
+  if (name == "tinyllama-1.1b")
+    return shape("llama", 32000, 2048, 22, 32, 4, 5632, 2048, 1e4f, 1e-5f);
   if (name == "llama2-7b") return shape("llama", 32000, 4096, 32, 32, 32, 11008, 4096, 1e4f, 1e-5f);
   if (name == "llama3-8b") {
     return shape("llama", 128256, 4096, 32, 32, 8, 14336, 8192, 5e5f, 1e-5f);
@@ -110,17 +111,18 @@ void write_synthetic_model(const HParams& hp, DType type, const std::string& nam
   const auto add = [&](const std::string& tname, int64_t rows, int64_t cols, float mean, float sd) {
     const DType t = rows == 1 ? DType::F32 : type;
     const uint64_t s = splitmix64(tensor_seed);
-    w.add_tensor(tname, t, rows == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows},
-                 [=, &pool](std::span<uint8_t> dst) {
-                   const int64_t row_bytes = dtype_row_bytes(t, cols);
-                   pool.parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
-                     std::vector<float> row(static_cast<size_t>(cols));
-                     for (int64_t r = r0; r < r1; ++r) {
-                       fill_noise(row.data(), cols, s ^ (uint64_t(r) * 0x9e3779b97f4a7c15ull), mean, sd);
-                       quantize_row(t, row.data(), dst.data() + r * row_bytes, cols);
-                     }
-                   });
-                 });
+    w.add_tensor(
+        tname, t, rows == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows},
+        [=, &pool](std::span<uint8_t> dst) {
+          const int64_t row_bytes = dtype_row_bytes(t, cols);
+          pool.parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+            std::vector<float> row(static_cast<size_t>(cols));
+            for (int64_t r = r0; r < r1; ++r) {
+              fill_noise(row.data(), cols, s ^ (uint64_t(r) * 0x9e3779b97f4a7c15ull), mean, sd);
+              quantize_row(t, row.data(), dst.data() + r * row_bytes, cols);
+            }
+          });
+        });
   };
   const int64_t q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
   add("token_embd.weight", hp.n_vocab, hp.n_embd, 0.0f, 0.02f);

@@ -17,8 +17,8 @@ namespace ep {
 class GgufFile;
 
 struct TensorRef {
-  std::string name;            // GGUF-style name
-  std::string source_name;     // the name in the file
+  std::string name;         // GGUF-style name
+  std::string source_name;  // the name in the file
   DType type = DType::F32;
   std::vector<int64_t> shape;  // row-major, outermost first: a matrix is [rows, cols]
   const void* data = nullptr;

@@ -96,8 +96,9 @@ bool CloudKvFetch::attempt(std::string& error, bool& fatal) {
             segment_ = make_segment(header_);
             arrival_.assign(header_.n_layers, 0.0);
             header_cv_.notify_all();
-          } else if (parser.header() && (parser.header()->prompt_version != header_.prompt_version ||
-                                         parser.header()->tokens != header_.tokens)) {
+          } else if (parser.header() &&
+                     (parser.header()->prompt_version != header_.prompt_version ||
+                      parser.header()->tokens != header_.tokens)) {
             fail("the cloud prompt changed while it was being streamed");
           }
           const double t =

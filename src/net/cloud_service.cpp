@@ -44,7 +44,9 @@ json describe(const CloudPrompt& p, const std::string& fingerprint) {
           {"n_tokens", p.tokens.size()},
           {"fingerprint", fingerprint},
           {"chat_template", p.chat_template},
-          {"state", !p.kv->error().empty() ? "failed" : p.kv->complete() ? "ready" : "computing"},
+          {"state", !p.kv->error().empty() ? "failed"
+                    : p.kv->complete()     ? "ready"
+                                           : "computing"},
           {"kv_bytes", p.kv->complete() ? p.kv->stream_bytes() : 0}};
 }
 
@@ -100,7 +102,10 @@ struct CloudService::Impl {
   std::atomic<double> prefill_seconds{0};
 
   Impl(const Model& m, const Tokenizer* t, CloudOptions o)
-      : model(m), tokenizer(t), opt(std::move(o)), fingerprint(model_fingerprint(*m.source)),
+      : model(m),
+        tokenizer(t),
+        opt(std::move(o)),
+        fingerprint(model_fingerprint(*m.source)),
         pool(opt.threads) {
     if (!opt.cache_dir.empty()) {
       std::filesystem::create_directories(opt.cache_dir);
@@ -152,11 +157,13 @@ struct CloudService::Impl {
         tf.forward(job.tokens, logits, false);
       }
       job.kv->finish();
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       prefill_seconds.store(prefill_seconds.load() + secs);
       persist(job);
       std::lock_guard lock(mutex);
-      if (auto it = prompts.find(job.id); it != prompts.end() && it->second.version == job.version) {
+      if (auto it = prompts.find(job.id);
+          it != prompts.end() && it->second.version == job.version) {
         it->second.prefill_s = secs;
       }
     } catch (const std::exception& e) {
@@ -167,8 +174,12 @@ struct CloudService::Impl {
 
   // ---- disk cache -----------------------------------------------------------------------------
 
-  std::filesystem::path meta_path(const std::string& id) const { return opt.cache_dir / (id + ".json"); }
-  std::filesystem::path kv_path(const std::string& id) const { return opt.cache_dir / (id + ".epkv"); }
+  std::filesystem::path meta_path(const std::string& id) const {
+    return opt.cache_dir / (id + ".json");
+  }
+  std::filesystem::path kv_path(const std::string& id) const {
+    return opt.cache_dir / (id + ".epkv");
+  }
 
   void persist(const CloudPrompt& p) {
     if (opt.cache_dir.empty()) return;
@@ -225,14 +236,17 @@ struct CloudService::Impl {
       text = body.value("text", std::string());
       return ids;
     }
-    if (!body.contains("text") || !body.at("text").is_string()) fail("'text' (a string) is required");
+    if (!body.contains("text") || !body.at("text").is_string())
+      fail("'text' (a string) is required");
     text = body.at("text").get<std::string>();
-    if (tokenizer == nullptr) fail("this model has no tokenizer: send \"tokens\" instead of \"text\"");
+    if (tokenizer == nullptr)
+      fail("this model has no tokenizer: send \"tokens\" instead of \"text\"");
     if (chat_template.empty()) chat_template = "none";
     // The system part of the chat format: the token prefix every request of this service shares.
     const ChatFormat format = chat_format_from_name(chat_template);
     const ChatMessage placeholder{"user", "x"};
-    return chat_tokens(*tokenizer, render_chat(format, text, std::span(&placeholder, 1)), format).prefix;
+    return chat_tokens(*tokenizer, render_chat(format, text, std::span(&placeholder, 1)), format)
+        .prefix;
   }
 
   void put_prompt(const httplib::Request& req, httplib::Response& res) {
@@ -256,8 +270,9 @@ struct CloudService::Impl {
     }
     if (p.tokens.empty()) return send_error(res, 400, "the cloud prompt is empty");
     if (int64_t(p.tokens.size()) > model.hp.n_ctx_train) {
-      return send_error(res, 400, fmt::format("cloud prompt of {} tokens exceeds the context of {}",
-                                              p.tokens.size(), model.hp.n_ctx_train));
+      return send_error(res, 400,
+                        fmt::format("cloud prompt of {} tokens exceeds the context of {}",
+                                    p.tokens.size(), model.hp.n_ctx_train));
     }
     json answer;
     {
@@ -295,8 +310,9 @@ struct CloudService::Impl {
     const auto p = find(id);
     if (!p) return send_error(res, 404, fmt::format("unknown cloud prompt '{}'", id));
     if (req.has_param("version") && req.get_param_value("version") != std::to_string(p->version)) {
-      return send_error(res, 404, fmt::format("cloud prompt '{}' has version {}, not {}", id,
-                                              p->version, req.get_param_value("version")));
+      return send_error(res, 404,
+                        fmt::format("cloud prompt '{}' has version {}, not {}", id, p->version,
+                                    req.get_param_value("version")));
     }
     struct State {
       std::shared_ptr<PromptKv> kv;
@@ -381,24 +397,28 @@ struct CloudService::Impl {
                [this](const httplib::Request& q, httplib::Response& r) { put_prompt(q, r); });
     server.Get("/v1/cloud-prompts/" + id_pattern + "/kv",
                [this](const httplib::Request& q, httplib::Response& r) { stream_kv(q, r); });
-    server.Get("/v1/cloud-prompts/" + id_pattern, [this](const httplib::Request& q, httplib::Response& r) {
-      const auto p = find(q.matches[1]);
-      if (!p) return send_error(r, 404, fmt::format("unknown cloud prompt '{}'", q.matches[1].str()));
-      r.set_content(describe(*p, fingerprint).dump() + "\n", "application/json");
-    });
-    server.Delete("/v1/cloud-prompts/" + id_pattern, [this](const httplib::Request& q, httplib::Response& r) {
-      if (!authorised(q, r)) return;
-      const std::string id = q.matches[1];
-      {
-        std::lock_guard lock(mutex);
-        if (prompts.erase(id) == 0) return send_error(r, 404, fmt::format("unknown cloud prompt '{}'", id));
-      }
-      if (!opt.cache_dir.empty()) {
-        std::filesystem::remove(meta_path(id));
-        std::filesystem::remove(kv_path(id));
-      }
-      r.set_content(json{{"id", id}, {"deleted", true}}.dump() + "\n", "application/json");
-    });
+    server.Get(
+        "/v1/cloud-prompts/" + id_pattern, [this](const httplib::Request& q, httplib::Response& r) {
+          const auto p = find(q.matches[1]);
+          if (!p)
+            return send_error(r, 404, fmt::format("unknown cloud prompt '{}'", q.matches[1].str()));
+          r.set_content(describe(*p, fingerprint).dump() + "\n", "application/json");
+        });
+    server.Delete(
+        "/v1/cloud-prompts/" + id_pattern, [this](const httplib::Request& q, httplib::Response& r) {
+          if (!authorised(q, r)) return;
+          const std::string id = q.matches[1];
+          {
+            std::lock_guard lock(mutex);
+            if (prompts.erase(id) == 0)
+              return send_error(r, 404, fmt::format("unknown cloud prompt '{}'", id));
+          }
+          if (!opt.cache_dir.empty()) {
+            std::filesystem::remove(meta_path(id));
+            std::filesystem::remove(kv_path(id));
+          }
+          r.set_content(json{{"id", id}, {"deleted", true}}.dump() + "\n", "application/json");
+        });
     server.Get("/v1/cloud-prompts", [this](const httplib::Request&, httplib::Response& r) {
       json list = json::array();
       std::lock_guard lock(mutex);
@@ -406,8 +426,10 @@ struct CloudService::Impl {
       r.set_content(json{{"object", "list"}, {"data", list}}.dump() + "\n", "application/json");
     });
     server.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
-      r.set_content(json{{"status", "ok"}, {"fingerprint", fingerprint}, {"model", model.hp.arch}}.dump() + "\n",
-                    "application/json");
+      r.set_content(
+          json{{"status", "ok"}, {"fingerprint", fingerprint}, {"model", model.hp.arch}}.dump() +
+              "\n",
+          "application/json");
     });
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
       r.set_content(metrics_text(), "text/plain; version=0.0.4");
@@ -415,8 +437,9 @@ struct CloudService::Impl {
     // Anything else, including other methods on known paths.
     server.set_error_handler([](const httplib::Request& q, httplib::Response& r) {
       if (r.body.empty()) {
-        send_error(r, r.status, fmt::format("{} {}: {}", q.method, q.path,
-                                            r.status == 404 ? "no such endpoint" : "request failed"));
+        send_error(r, r.status,
+                   fmt::format("{} {}: {}", q.method, q.path,
+                               r.status == 404 ? "no such endpoint" : "request failed"));
       }
     });
   }
@@ -433,8 +456,12 @@ int CloudService::bind() {
   return o.port;
 }
 
-void CloudService::serve() { impl_->server.listen_after_bind(); }
+void CloudService::serve() {
+  impl_->server.listen_after_bind();
+}
 
-void CloudService::stop() { impl_->server.stop(); }
+void CloudService::stop() {
+  impl_->server.stop();
+}
 
 }  // namespace ep

@@ -57,7 +57,9 @@ class Reader {
   size_t pos_ = 0;
 };
 
-size_t elem_bytes(KvDtype t) { return t == KvDtype::F32 ? 4 : 2; }
+size_t elem_bytes(KvDtype t) {
+  return t == KvDtype::F32 ? 4 : 2;
+}
 
 uint64_t layer_payload_bytes(const KvStreamHeader& h) {
   return 2ull * h.tokens.size() * h.n_kv_heads * h.head_dim * elem_bytes(h.dtype);
@@ -65,7 +67,9 @@ uint64_t layer_payload_bytes(const KvStreamHeader& h) {
 
 }  // namespace
 
-std::string_view kv_dtype_name(KvDtype t) { return t == KvDtype::F32 ? "f32" : "f16"; }
+std::string_view kv_dtype_name(KvDtype t) {
+  return t == KvDtype::F32 ? "f32" : "f16";
+}
 
 std::optional<KvDtype> kv_dtype_from_name(std::string_view name) {
   if (name == "f32") return KvDtype::F32;
@@ -102,7 +106,8 @@ std::string encode_kv_header(const KvStreamHeader& h) {
   return w.out;
 }
 
-std::string encode_kv_layer(const KvStreamHeader& h, uint32_t layer, const float* k, const float* v) {
+std::string encode_kv_layer(const KvStreamHeader& h, uint32_t layer, const float* k,
+                            const float* v) {
   const size_t n = h.tokens.size() * h.n_kv_heads * h.head_dim;
   Writer w;
   const size_t eb = elem_bytes(h.dtype);
@@ -164,7 +169,8 @@ bool KvStreamParser::parse_one() {
   };
 
   if (!header_) {
-    if (std::memcmp(rest.data(), kHeaderMagic, 4) != 0) fail("KV stream: not a KV stream (bad magic)");
+    if (std::memcmp(rest.data(), kHeaderMagic, 4) != 0)
+      fail("KV stream: not a KV stream (bad magic)");
     if (rest.size() < 10) return false;
     uint16_t version;
     uint32_t body_len;
@@ -236,7 +242,8 @@ bool KvStreamParser::parse_one() {
   check(total, "layer frame");
   if (layer >= header_->n_layers) fail("KV stream: layer {} out of range", layer);
   if (seen_[layer]) fail("KV stream: layer {} sent twice", layer);
-  if (uint8_t(rest[8]) != uint8_t(header_->encoding) || uint8_t(rest[9]) != uint8_t(header_->dtype)) {
+  if (uint8_t(rest[8]) != uint8_t(header_->encoding) ||
+      uint8_t(rest[9]) != uint8_t(header_->dtype)) {
     fail("KV stream: layer {} encoding differs from the header's", layer);
   }
   const size_t eb = elem_bytes(header_->dtype);

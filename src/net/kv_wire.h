@@ -1,4 +1,5 @@
-// The KV wire format: how a cloud prompt's keys and values cross the network (docs/kv-wire-format.md).
+// The KV wire format: how a cloud prompt's keys and values cross the network
+// (docs/kv-wire-format.md).
 //
 //   stream = header, then one frame per layer (in any order), then an end marker.
 // Everything is little-endian; every part carries an XXH3-64 checksum, so a corrupt or truncated
@@ -25,11 +26,11 @@ std::optional<KvDtype> kv_dtype_from_name(std::string_view name);
 enum class KvEncoding : uint8_t { Raw = 0 };  // room for compressed encodings
 
 struct KvStreamHeader {
-  std::string fingerprint;        // the model's, "xxh3-128:..."
+  std::string fingerprint;  // the model's, "xxh3-128:..."
   std::string prompt_id;
   uint64_t prompt_version = 0;
-  std::string chat_template;      // the template whose system part these tokens are
-  std::vector<int32_t> tokens;    // the cloud prompt's token ids (public)
+  std::string chat_template;    // the template whose system part these tokens are
+  std::vector<int32_t> tokens;  // the cloud prompt's token ids (public)
   KvDtype dtype = KvDtype::F16;
   KvEncoding encoding = KvEncoding::Raw;
   uint32_t n_layers = 0;
@@ -41,7 +42,8 @@ uint64_t hash_tokens(const std::vector<int32_t>& tokens);
 
 std::string encode_kv_header(const KvStreamHeader& h);
 // K and V of one layer, [n_tokens, n_kv_heads * head_dim] f32 each, stored as h.dtype.
-std::string encode_kv_layer(const KvStreamHeader& h, uint32_t layer, const float* k, const float* v);
+std::string encode_kv_layer(const KvStreamHeader& h, uint32_t layer, const float* k,
+                            const float* v);
 std::string encode_kv_end(const KvStreamHeader& h);
 
 // Incremental parser: feed bytes as they arrive. Throws ep::Error on any malformed, corrupt or

@@ -17,7 +17,8 @@ std::shared_ptr<PromptKv> PromptKv::from_bytes(const std::string& bytes) {
   auto kv = std::make_shared<PromptKv>(*parser.header());
   // Re-encoding what was parsed reproduces the frames exactly (same dtype, same bits).
   for (const auto& layer : parser.take_layers()) {
-    kv->add_layer(layer.index, encode_kv_layer(kv->header_, layer.index, layer.k.data(), layer.v.data()));
+    kv->add_layer(layer.index,
+                  encode_kv_layer(kv->header_, layer.index, layer.k.data(), layer.v.data()));
   }
   kv->finish();
   return kv;
@@ -48,7 +49,8 @@ void PromptKv::set_error(const std::string& message) {
   cv_.notify_all();
 }
 
-std::optional<std::string> PromptKv::wait_layer(uint32_t layer, std::chrono::milliseconds timeout) const {
+std::optional<std::string> PromptKv::wait_layer(uint32_t layer,
+                                                std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mutex_);
   cv_.wait_for(lock, timeout, [&] { return ready_.at(layer) || !error_.empty(); });
   if (!ready_.at(layer)) return std::nullopt;

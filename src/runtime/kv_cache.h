@@ -15,8 +15,12 @@ class KvCache {
   int64_t row_size() const { return row_; }  // floats per position (n_head_kv * head_dim)
   float* k(int64_t layer, int64_t pos) { return &k_[size_t(layer)][size_t(pos * row_)]; }
   float* v(int64_t layer, int64_t pos) { return &v_[size_t(layer)][size_t(pos * row_)]; }
-  const float* k(int64_t layer, int64_t pos) const { return &k_[size_t(layer)][size_t(pos * row_)]; }
-  const float* v(int64_t layer, int64_t pos) const { return &v_[size_t(layer)][size_t(pos * row_)]; }
+  const float* k(int64_t layer, int64_t pos) const {
+    return &k_[size_t(layer)][size_t(pos * row_)];
+  }
+  const float* v(int64_t layer, int64_t pos) const {
+    return &v_[size_t(layer)][size_t(pos * row_)];
+  }
 
  private:
   int64_t n_ctx_;

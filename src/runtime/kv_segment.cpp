@@ -28,7 +28,8 @@ void KvSegment::publish_layer(int64_t layer, const float* k, const float* v) {
 }
 
 void KvSegment::mark_ready(int64_t layer) {
-  if (layer < 0 || layer >= n_layers_) ep::fail("KV layer {} out of range ({} layers)", layer, n_layers_);
+  if (layer < 0 || layer >= n_layers_)
+    ep::fail("KV layer {} out of range ({} layers)", layer, n_layers_);
   {
     std::lock_guard lock(mutex_);
     if (!ready_[size_t(layer)]) {

@@ -19,7 +19,7 @@ class KvSegment {
   int64_t n_layers() const { return n_layers_; }
   int64_t n_tokens() const { return n_tokens_; }
   int64_t row_size() const { return row_; }  // floats per token per layer (n_head_kv * head_dim)
-  uint64_t bytes() const;                     // memory held by K and V
+  uint64_t bytes() const;                    // memory held by K and V
 
   // Producer side. `k` and `v` are [n_tokens, row_size] f32.
   void publish_layer(int64_t layer, const float* k, const float* v);

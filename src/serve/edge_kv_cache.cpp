@@ -21,7 +21,10 @@ std::string key_of(const std::string& id, uint64_t version) {
 
 EdgeKvCache::EdgeKvCache(std::filesystem::path dir, uint64_t max_bytes, const Model& model,
                          std::string fingerprint)
-    : dir_(std::move(dir)), max_bytes_(max_bytes), model_(model), fingerprint_(std::move(fingerprint)) {
+    : dir_(std::move(dir)),
+      max_bytes_(max_bytes),
+      model_(model),
+      fingerprint_(std::move(fingerprint)) {
   if (dir_.empty()) return;
   std::filesystem::create_directories(dir_);
   std::vector<std::filesystem::directory_entry> files;
@@ -30,9 +33,8 @@ EdgeKvCache::EdgeKvCache(std::filesystem::path dir, uint64_t max_bytes, const Mo
     if (e.path().extension() == ".epkv") files.push_back(e);
   }
   // Oldest first, so the most recently written end up most recently used.
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
-    return a.last_write_time() < b.last_write_time();
-  });
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.last_write_time() < b.last_write_time(); });
   for (const auto& f : files) {
     try {
       std::ifstream in(f.path(), std::ios::binary);

@@ -22,9 +22,9 @@ namespace ep::kernels {
 //          AVX-512 VNNI the activations are quantised to 8 bits per 32-element block, as
 //          llama.cpp does, and multiplied with integer dot products (relative error about 1e-2
 //          per output); for F16 weights on AVX-512 CPUs they are rounded to F16, as llama.cpp
-//          does (exact products; relative error about 2e-4 per output). Batches of three or more rows (prefill) use the same 8-bit activations
-//          and integer dot products in a GEMM for Q8_0/Q4_0 on those CPUs, and otherwise compute
-//          exactly as Exact.
+//          does (exact products; relative error about 2e-4 per output). Batches of three or more
+//          rows (prefill) use the same 8-bit activations and integer dot products in a GEMM for
+//          Q8_0/Q4_0 on those CPUs, and otherwise compute exactly as Exact.
 enum class Precision { Exact, Fast };
 
 // x: [n_rows, w.cols] f32, y: [n_rows, w.rows] f32. Runs the best kernels for active_isa() at
