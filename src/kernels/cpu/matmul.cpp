@@ -155,6 +155,19 @@ void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_
   });
 }
 
+// Prefill through a GEMM on converted activations (8-bit or bf16): the activation rows converted
+// over the pool, 16 per chunk, then the weight panels spread over it, each thread packing into its
+// own scratch buffer.
+template <class Convert, class Gemm>
+void packed_prefill(int64_t n_rows, int64_t n_panels, ThreadPool& pool, const Convert& convert,
+                    const Gemm& gemm) {
+  pool.parallel_for(n_rows, 16, convert);
+  pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
+    thread_local std::vector<uint8_t> scratch;
+    gemm(p0, p1, scratch);
+  });
+}
+
 }  // namespace
 
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
@@ -175,13 +188,12 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     xq.k = w.cols;
     xq.q.resize(size_t(n_rows * w.cols));
     xq.d.resize(size_t(n_rows * (w.cols / 32)));
-    pool.parallel_for(n_rows, 16,
-                      [&](int64_t t0, int64_t t1) { qg.quantize(x, w.cols, t0, t1, xq); });
-    const int64_t n_panels = (w.rows + qg.panel_rows - 1) / qg.panel_rows;
-    pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
-      thread_local std::vector<uint8_t> scratch;
-      qg.gemm(w, xq, y, p0, p1, scratch);
-    });
+    packed_prefill(
+        n_rows, (w.rows + qg.panel_rows - 1) / qg.panel_rows, pool,
+        [&](int64_t t0, int64_t t1) { qg.quantize(x, w.cols, t0, t1, xq); },
+        [&](int64_t p0, int64_t p1, std::vector<uint8_t>& scratch) {
+          qg.gemm(w, xq, y, p0, p1, scratch);
+        });
     return;
   }
   if (precision == Precision::Fast && n_rows >= kGemmMinRows &&
@@ -193,13 +205,12 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     xb.n_tok = n_rows;
     xb.k2 = (w.cols + 1) & ~int64_t(1);
     xb.x.resize(size_t(n_rows * xb.k2));
-    pool.parallel_for(n_rows, 16,
-                      [&](int64_t t0, int64_t t1) { bg.convert(x, w.cols, t0, t1, xb); });
-    const int64_t n_panels = (w.rows + bg.panel_rows - 1) / bg.panel_rows;
-    pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
-      thread_local std::vector<uint8_t> scratch;
-      bg.gemm(w, xb, y, p0, p1, scratch);
-    });
+    packed_prefill(
+        n_rows, (w.rows + bg.panel_rows - 1) / bg.panel_rows, pool,
+        [&](int64_t t0, int64_t t1) { bg.convert(x, w.cols, t0, t1, xb); },
+        [&](int64_t p0, int64_t p1, std::vector<uint8_t>& scratch) {
+          bg.gemm(w, xb, y, p0, p1, scratch);
+        });
     return;
   }
   const int64_t n_panels = (w.rows + k.panel_rows - 1) / k.panel_rows;
