@@ -103,7 +103,8 @@ Command add_bench(CLI::App& root) {
   app->add_option("--seed", o->seed, "Seed of the random prompt token ids");
   app->add_option("--precision", o->precision,
                   "Matrix arithmetic: fast (8-bit activations for q8_0/q4_0 like llama.cpp, bf16 "
-                  "for f16/bf16 prefill) or exact (f32 activations, what `logits` uses)")
+                  "for f16/bf16 prefill, f16 for f16 decode) or exact (f32 activations, what "
+                  "`logits` uses)")
       ->check(CLI::IsMember({"fast", "exact"}));
   app->add_flag("--json", o->json, "Print one JSON object with the results on the last line");
   app->add_option("--device", o->device, "cpu, or cuda (batched GPU prefill and decode)")

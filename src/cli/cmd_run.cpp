@@ -205,10 +205,10 @@ Command add_run(CLI::App& root) {
   app->add_option("--cloud-prompt", o->cloud_prompt,
                   "Run after this cloud prompt, its KV streamed from --cloud layer by layer");
   app->add_flag("--timeline", o->timeline, "Print the per-layer timeline of a cloud prompt run");
-  app->add_option(
-         "--precision", o->precision,
-         "Matrix arithmetic: exact (f32 activations, batch-invariant; default) or fast "
-         "(8-bit activations for q8_0/q4_0, bf16 for f16/bf16 prefill; docs/performance.md)")
+  app->add_option("--precision", o->precision,
+                  "Matrix arithmetic: exact (f32 activations, batch-invariant; default) or fast "
+                  "(8-bit activations for q8_0/q4_0, bf16 for f16/bf16 prefill, f16 for f16 "
+                  "decode; docs/performance.md)")
       ->check(CLI::IsMember({"fast", "exact"}));
   return {app, [o] { return run(*o); }};
 }

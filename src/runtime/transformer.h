@@ -36,7 +36,7 @@ class Transformer {
   void set_layer_observer(LayerObserver observer) { observer_ = std::move(observer); }
 
   // Arithmetic of the weight products: Exact (f32 activations, the default: what the fidelity and
-  // split bars are measured with) or Fast (8-bit / bf16 activations; docs/performance.md).
+  // split bars are measured with) or Fast (8-bit / bf16 / f16 activations; docs/performance.md).
   void set_precision(kernels::Precision precision) { precision_ = precision; }
 
   // Runs `tokens` at positions n_past() .. n_past() + n - 1 in one batched pass, appending their
