@@ -72,25 +72,26 @@ uint8_t* huge_buffer(size_t bytes) {
   return d;
 }
 
-// Two passes (each returning GB/s) run alternately 15 times: their medians, and how often the
-// first was faster.
+// Two passes (each returning GB/s) run alternately `reps` times: their medians (the upper one
+// for an even count), and how often each was faster.
 struct Alternation {
   double first, second;
-  int first_faster;
+  int first_faster, second_faster;
 };
 
 template <class First, class Second>
-Alternation alternate(First&& first, Second&& second) {
+Alternation alternate(int reps, First&& first, Second&& second) {
   std::vector<double> a, b;
-  int first_faster = 0;
-  for (int rep = 0; rep < 15; ++rep) {
+  int first_faster = 0, second_faster = 0;
+  for (int rep = 0; rep < reps; ++rep) {
     a.push_back(first());
     b.push_back(second());
     first_faster += a.back() > b.back();
+    second_faster += b.back() > a.back();
   }
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
-  return {a[7], b[7], first_faster};
+  return {a[size_t(reps / 2)], b[size_t(reps / 2)], first_faster, second_faster};
 }
 
 // One core, weights in L2: the VNNI kernels' compute rate.
@@ -185,20 +186,21 @@ void layer_rate() {
       off += size_t(sh.rows * rb);
     }
     const MatrixView one{t, int64_t(total) / dtype_row_bytes(t, 2048), 2048, d};
-    std::vector<double> seq, big;
-    for (int rep = 0; rep < 12; ++rep) {
-      auto t0 = std::chrono::steady_clock::now();
-      for (const MatrixView& m : ms)
-        kernels::matmul(m, x.data(), 1, y.data(), pool, kernels::Precision::Fast);
-      seq.push_back(double(total) / seconds_since(t0) / 1e9);
-      t0 = std::chrono::steady_clock::now();
-      kernels::matmul(one, x.data(), 1, y.data(), pool, kernels::Precision::Fast);
-      big.push_back(double(total) / seconds_since(t0) / 1e9);
-    }
-    std::sort(seq.begin(), seq.end());
-    std::sort(big.begin(), big.end());
+    const Alternation r = alternate(
+        12,
+        [&] {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (const MatrixView& m : ms)
+            kernels::matmul(m, x.data(), 1, y.data(), pool, kernels::Precision::Fast);
+          return double(total) / seconds_since(t0) / 1e9;
+        },
+        [&] {
+          const auto t0 = std::chrono::steady_clock::now();
+          kernels::matmul(one, x.data(), 1, y.data(), pool, kernels::Precision::Fast);
+          return double(total) / seconds_since(t0) / 1e9;
+        });
     std::printf("layers %-5s 2 threads: %.0f MB in 88 calls median %.1f GB/s; one call %.1f\n",
-                std::string(dtype_name(t)).c_str(), double(total) / 1e6, seq[6], big[6]);
+                std::string(dtype_name(t)).c_str(), double(total) / 1e6, r.first, r.second);
     std::free(d);
   }
 }
@@ -256,6 +258,7 @@ void half_activation_rate() {
   const auto& f32_kernel = kernels::detail::matmul_kernels_avx512();
   kernels::detail::HalfActivations xh;
   const Alternation r = alternate(
+      15,
       [&] {
         const auto t0 = std::chrono::steady_clock::now();
         for (const MatrixView& m : ms) {
@@ -269,7 +272,7 @@ void half_activation_rate() {
   std::printf(
       "half   f16   2 threads: f32 activations median %.1f GB/s, half activations %.1f "
       "(faster in %d of 15 alternations)\n",
-      r.first, r.second, 15 - r.first_faster);
+      r.first, r.second, r.second_faster);
   std::free(d);
 }
 
@@ -297,9 +300,9 @@ void file_rate(const char* path) {
   AlignedVector<float> x(xv.begin(), xv.end());
   std::vector<float> y(size_t(1) << 20);
   kernels::detail::HalfActivations xh;
-  const Alternation r =
-      alternate([&] { return half_pass(pool, mapped, total, x.data(), xh, y.data()); },
-                [&] { return half_pass(pool, anonymous, total, x.data(), xh, y.data()); });
+  const Alternation r = alternate(
+      15, [&] { return half_pass(pool, mapped, total, x.data(), xh, y.data()); },
+      [&] { return half_pass(pool, anonymous, total, x.data(), xh, y.data()); });
   std::printf(
       "file   f16   2 threads: page-cache mapping median %.1f GB/s, anonymous huge pages "
       "%.1f (mapping faster in %d of 15 alternations)\n",
