@@ -4,9 +4,10 @@
 // summation order.
 //
 // Why not f32 activations: a decode step is memory-bound, yet the f32 activation loads (twice the
-// weight bytes, from L1 or L2) slow the weight stream. Measured on the Zen 5 edge VM, two threads
-// through the pool over 88 TinyLlama-shaped F16 matrices: the 2048 x 5632 down projection streams
-// at 45-46 GB/s with half activations against 42 with f32 (the other shapes 0-5% faster).
+// weight bytes, from L1 or L2) slow the weight stream. bench/decode_stream.cpp ("half": the 88
+// TinyLlama F16 decode products through the pool, both kernels alternated) on the Zen 5 edge VM:
+// 1.5-10% more GB/s with half activations, depending on the minute's bandwidth
+// (docs/performance.md).
 // Compiled for the target below, not by global flags; matmul.cpp calls it only when the CPU has
 // AVX-512 F/BW/VL.
 #include "core/half.h"
