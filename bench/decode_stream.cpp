@@ -9,6 +9,9 @@
 //          times with one matrix of the same bytes (what the per-call cost of the thread pool is);
 //   half:   the same F16 sequence with f32 activations (the exact-product kernel) against
 //           activations rounded to F16 (the fast decode kernel), alternated 15 times;
+//   warm:   the same F16 sequence through kernels::matmul with and without each product's
+//           successor named (threads that finish early prefetch their start in it), back to back
+//           and with 10 us of other work after each product, alternated 15 times;
 //   file:   (only with a model file argument, at least 2 GB, e.g. the F16 TinyLlama GGUF) the
 //           same F16 sequence with the fast kernel over the bytes of that file, once in an
 //           edgeprompt mapping of the page cache and once copied to anonymous huge pages,
@@ -220,6 +223,22 @@ std::vector<MatrixView> f16_decode_sequence(const uint8_t* base, size_t& total) 
   return ms;
 }
 
+// The F16 decode sequence in a fresh huge-page buffer `d` (the caller frees it) with random
+// weights.
+std::vector<MatrixView> random_f16_decode_sequence(uint8_t*& d, size_t& total) {
+  f16_decode_sequence(nullptr, total);
+  d = huge_buffer(total);
+  std::vector<MatrixView> ms = f16_decode_sequence(d, total);
+  const std::vector<float> src = random_floats(size_t(64 * 5632), 1);
+  size_t off = 0;
+  for (const MatrixView& m : ms) {
+    for (int64_t r = 0; r < m.rows; ++r)
+      quantize_row(DType::F16, &src[size_t(r % 64 * m.cols)], d + off + r * m.row_bytes(), m.cols);
+    off += size_t(m.rows * m.row_bytes());
+  }
+  return ms;
+}
+
 // One pass of the fast F16 decode kernel over a sequence; returns GB/s.
 double half_pass(ThreadPool& pool, const std::vector<MatrixView>& ms, size_t total, const float* x,
                  kernels::detail::HalfActivations& xh, float* y) {
@@ -242,16 +261,8 @@ void half_activation_rate() {
   }
   ThreadPool pool(2);
   size_t total = 0;
-  f16_decode_sequence(nullptr, total);
-  uint8_t* d = huge_buffer(total);
-  const std::vector<MatrixView> ms = f16_decode_sequence(d, total);
-  const std::vector<float> src = random_floats(size_t(64 * 5632), 1);
-  size_t off = 0;
-  for (const MatrixView& m : ms) {
-    for (int64_t r = 0; r < m.rows; ++r)
-      quantize_row(DType::F16, &src[size_t(r % 64 * m.cols)], d + off + r * m.row_bytes(), m.cols);
-    off += size_t(m.rows * m.row_bytes());
-  }
+  uint8_t* d = nullptr;
+  const std::vector<MatrixView> ms = random_f16_decode_sequence(d, total);
   const std::vector<float> xv = random_floats(5632, 2);
   AlignedVector<float> x(xv.begin(), xv.end());
   std::vector<float> y(size_t(1) << 20);
@@ -273,6 +284,38 @@ void half_activation_rate() {
       "half   f16   2 threads: f32 activations median %.1f GB/s, half activations %.1f "
       "(faster in %d of 15 alternations)\n",
       r.first, r.second, r.second_faster);
+  std::free(d);
+}
+
+// Two threads, the TinyLlama F16 decode sequence through kernels::matmul (fast precision) with and
+// without naming each product's successor (kernels::NextWeights: threads with no rows left
+// prefetch their start in it), alternated; once back to back, once with `gap_us` of other work
+// on the calling thread after each product (a decode step's norms, RoPE and attention).
+void warmup_rate(int gap_us) {
+  ThreadPool pool(2);
+  size_t total = 0;
+  uint8_t* d = nullptr;
+  const std::vector<MatrixView> ms = random_f16_decode_sequence(d, total);
+  const std::vector<float> x = random_floats(5632, 2);
+  std::vector<float> y(size_t(1) << 20);
+  const auto pass = [&](bool hint) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < ms.size(); ++i) {
+      const MatrixView* const next[] = {&ms[(i + 1) % ms.size()]};
+      kernels::matmul(ms[i], x.data(), 1, y.data(), pool, kernels::Precision::Fast,
+                      hint ? kernels::NextWeights(next) : kernels::NextWeights());
+      const auto gap = std::chrono::steady_clock::now();
+      while (seconds_since(gap) < gap_us * 1e-6) {
+      }
+    }
+    return double(total) / seconds_since(t0) / 1e9;
+  };
+  const Alternation r = alternate(
+      15, [&] { return pass(false); }, [&] { return pass(true); });
+  std::printf(
+      "warm   f16   2 threads, %2d us between products: no successor named %.1f GB/s, named %.1f "
+      "(faster in %d of 15 alternations)\n",
+      gap_us, r.first, r.second, r.second_faster);
   std::free(d);
 }
 
@@ -321,6 +364,8 @@ int main(int argc, char** argv) {
   stream_rate();
   layer_rate();
   half_activation_rate();
+  warmup_rate(0);
+  warmup_rate(10);
   if (argc == 2) {
     try {
       file_rate(argv[1]);

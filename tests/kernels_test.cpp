@@ -345,7 +345,8 @@ TEST(Kernels, FastHalfMatvecMatchesReference) {
 }
 
 // matmul_multi (several matrices, one input) gives exactly what separate matmul calls give, in
-// both precisions, for decode and prefill row counts and mixed types.
+// both precisions, for decode and prefill row counts and mixed types, with or without the next
+// weights named.
 TEST(Kernels, MatmulMultiEqualsSeparateCalls) {
   std::mt19937 rng(43);
   ThreadPool pool(2);
@@ -376,10 +377,18 @@ TEST(Kernels, MatmulMultiEqualsSeparateCalls) {
           multi.emplace_back(size_t(n_rows * w.rows));
           single.emplace_back(size_t(n_rows * w.rows));
         }
-        for (size_t m = 0; m < ws.size(); ++m) outs.push_back({&ws[m], multi[m].data()});
-        kernels::matmul_multi(outs, x.data(), n_rows, pool, prec);
-        for (size_t m = 0; m < ws.size(); ++m)
-          kernels::matmul(ws[m], x.data(), n_rows, single[m].data(), pool, prec);
+        std::vector<const MatrixView*> all;
+        for (size_t m = 0; m < ws.size(); ++m) {
+          outs.push_back({&ws[m], multi[m].data()});
+          all.push_back(&ws[m]);
+        }
+        // Naming the weights that come next (a prefetch hint) changes no result.
+        kernels::matmul_multi(outs, x.data(), n_rows, pool, prec, all);
+        for (size_t m = 0; m < ws.size(); ++m) {
+          const MatrixView* const next[] = {&ws[(m + 1) % ws.size()]};
+          kernels::matmul(ws[m], x.data(), n_rows, single[m].data(), pool, prec,
+                          m % 2 ? kernels::NextWeights(next) : kernels::NextWeights());
+        }
         for (size_t m = 0; m < ws.size(); ++m)
           EXPECT_EQ(multi[m], single[m]) << m << " n_rows " << n_rows;
       }

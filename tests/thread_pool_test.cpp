@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -54,6 +56,57 @@ TEST(ThreadPool, CallerTakesItsOwnRunInAscendingOrder) {
       if (std::this_thread::get_id() == caller && b < 32) mine.push_back(b);
     });
     for (size_t i = 0; i < mine.size(); ++i) ASSERT_EQ(mine[i], int64_t(i)) << rep;
+  }
+}
+
+// run_begin says where each participant's run starts: the first chunk the worker of a two-thread
+// pool takes is the front of its run (the caller may take the run's back, never its front
+// first), also when the job has more chunks than a run word counts and the grain is coarsened.
+TEST(ThreadPool, RunBeginIsTheFrontOfEachRun) {
+  ThreadPool pool(2);
+  EXPECT_EQ(pool.run_begin(1000, 7, 0), 0);
+  for (const auto& [n, grain] : {std::pair<int64_t, int64_t>{1000, 7}, {64, 1}, {3000000, 1}}) {
+    const auto caller = std::this_thread::get_id();
+    for (int rep = 0; rep < 50; ++rep) {
+      std::atomic<int64_t> first_of_worker{-1};
+      pool.parallel_for(n, grain, [&](int64_t b, int64_t) {
+        int64_t none = -1;
+        if (std::this_thread::get_id() != caller) first_of_worker.compare_exchange_strong(none, b);
+      });
+      const int64_t first = first_of_worker.load();
+      if (first >= 0) {
+        ASSERT_EQ(first, pool.run_begin(n, grain, 1)) << n << " " << grain;
+      }
+    }
+  }
+  EXPECT_EQ(pool.run_begin(3000000, 1, 1), 1500000);  // 2^20 chunks at most: grain 3
+  EXPECT_EQ(ThreadPool(1).run_begin(100, 1, 0), 0);
+}
+
+// Warm-up ranges are hints: ranges that are unmapped, null or empty change no result, and the
+// workers keep warming between jobs without disturbing the next one.
+TEST(ThreadPool, WarmupRangesAreOnlyHints) {
+  const size_t bytes = size_t(4) << 20;
+  void* gone = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(gone, MAP_FAILED);
+  ASSERT_EQ(munmap(gone, bytes), 0);
+  std::vector<char> real(bytes, 1);
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    const ThreadPool::Warmup warm[] = {
+        {gone, int64_t(bytes)}, {real.data(), int64_t(bytes)}, {nullptr, int64_t(bytes)}};
+    for (int rep = 0; rep < 200; ++rep) {
+      std::vector<std::atomic<int>> hits(1000);
+      pool.parallel_for(
+          1000, 7,
+          [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+          },
+          std::span(warm).subspan(size_t(rep % 3)));
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+      if (rep % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      expect_each_index_once(pool, 257, 4);  // a job without a warm-up in between
+    }
   }
 }
 

@@ -15,6 +15,26 @@ namespace {
 
 constexpr uint64_t kGenMask = (uint64_t(1) << 24) - 1;
 constexpr uint64_t kChunkMask = (uint64_t(1) << 20) - 1;  // also the most chunks per job
+constexpr int64_t kWarmStepBytes = 4096;  // prefetched between two looks at the job state
+
+struct Chunking {
+  int64_t grain, n_chunks;
+};
+
+// The chunks of a job: `grain` items each, coarser when that would exceed kChunkMask chunks.
+Chunking chunking(int64_t n, int64_t grain) {
+  grain = std::max<int64_t>(1, grain);
+  int64_t n_chunks = (n + grain - 1) / grain;
+  if (n_chunks > int64_t(kChunkMask)) {
+    grain = (n + int64_t(kChunkMask) - 1) / int64_t(kChunkMask);
+    n_chunks = (n + grain - 1) / grain;
+  }
+  return {grain, n_chunks};
+}
+
+int64_t first_chunk(int64_t n_chunks, int participant, int n_threads) {
+  return n_chunks * participant / n_threads;
+}
 
 }  // namespace
 
@@ -75,12 +95,34 @@ void ThreadPool::work(uint64_t gen, int self) {
   }
 }
 
+int64_t ThreadPool::run_begin(int64_t n, int64_t grain, int participant) const {
+  const Chunking c = chunking(n, grain);
+  return std::min(n, first_chunk(c.n_chunks, participant, n_threads_) * c.grain);
+}
+
+bool ThreadPool::warm_step(int self) {
+  Run& run = runs_[size_t(self)];
+  const char* data = run.warm_data.load(std::memory_order_relaxed);
+  if (data != run.warming) {
+    run.warming = data;
+    run.warmed = 0;
+  }
+  const int64_t end =
+      std::min(run.warm_bytes.load(std::memory_order_relaxed), run.warmed + kWarmStepBytes);
+  if (data == nullptr || run.warmed >= end) return false;
+  for (int64_t off = run.warmed; off < end; off += 64) __builtin_prefetch(data + off, 0, 1);
+  run.warmed = end;
+  return true;
+}
+
 void ThreadPool::worker_loop(int self) {
   uint32_t seen = 0;  // wake_ at construction: jobs may start before this thread runs
   for (;;) {
-    // Spin for a while (calls come back to back during a forward pass), then sleep.
+    // Warm up for the next job, spin for a while (calls come back to back during a forward
+    // pass), then sleep.
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; wake_.load(std::memory_order_acquire) == seen; ++i) {
+      if (warm_step(self)) continue;
       EP_CPU_RELAX();
       if ((i & 255) == 255 &&
           std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(300)) {
@@ -96,7 +138,8 @@ void ThreadPool::worker_loop(int self) {
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t)>& fn) {
+                              const std::function<void(int64_t, int64_t)>& fn,
+                              std::span<const Warmup> warmup) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   if (workers_.empty() || n <= grain) {
@@ -104,30 +147,33 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     return;
   }
   std::lock_guard job(job_mutex_);
-  int64_t n_chunks = (n + grain - 1) / grain;
-  if (n_chunks > int64_t(kChunkMask)) {
-    grain = (n + int64_t(kChunkMask) - 1) / int64_t(kChunkMask);
-    n_chunks = (n + grain - 1) / grain;
-  }
+  const Chunking c = chunking(n, grain);
+  const int64_t n_chunks = c.n_chunks;
   fn_ = &fn;
   n_ = n;
-  grain_ = grain;
+  grain_ = c.grain;
+  for (int i = 0; i < n_threads_ && !warmup.empty(); ++i) {
+    const Warmup w = size_t(i) < warmup.size() ? warmup[size_t(i)] : Warmup{};
+    runs_[size_t(i)].warm_data.store(static_cast<const char*>(w.data), std::memory_order_relaxed);
+    runs_[size_t(i)].warm_bytes.store(w.bytes, std::memory_order_relaxed);
+  }
   error_ = nullptr;
   failed_.store(false, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   // Only callers (serialised by job_mutex_) write job_gen_.
   const uint64_t gen = (job_gen_.load(std::memory_order_relaxed) + 1) & kGenMask;
   for (int i = 0; i < n_threads_; ++i) {
-    const uint64_t begin = uint64_t(n_chunks * i / n_threads_);
-    const uint64_t end = uint64_t(n_chunks * (i + 1) / n_threads_);
+    const auto begin = uint64_t(first_chunk(n_chunks, i, n_threads_));
+    const auto end = uint64_t(first_chunk(n_chunks, i + 1, n_threads_));
     runs_[size_t(i)].word.store((gen << 40) | (begin << 20) | end, std::memory_order_release);
   }
   job_gen_.store(gen, std::memory_order_release);
   wake_.fetch_add(1);  // seq_cst: ordered before the sleeper check below
   if (sleepers_.load() > 0) wake_.notify_all();
   work(gen, 0);
-  for (int spins = 0; done_.load(std::memory_order_acquire) < n_chunks; ++spins) {
-    if (spins < 2048)
+  for (int spins = 0; done_.load(std::memory_order_acquire) < n_chunks;) {
+    if (warm_step(0)) continue;
+    if (spins++ < 2048)
       EP_CPU_RELAX();
     else
       std::this_thread::yield();  // a worker holding a chunk was descheduled

@@ -12,6 +12,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -27,10 +28,26 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
+  // Memory one participant pulls into its caches once it has no chunk of a job left to run:
+  // what it will read first in the next job (a memory-bound decode reads the next weight matrix
+  // there instead of idling at the end of this one). Only a hint: the range may be stale or
+  // unmapped (prefetches never fault).
+  struct Warmup {
+    const void* data = nullptr;
+    int64_t bytes = 0;
+  };
+
   // Calls fn(begin, end) over [0, n) in chunks of `grain` items, spread over all threads (the
   // caller included), and returns when every chunk is done. The first exception thrown by fn is
-  // rethrown here. Concurrent callers are served one after the other.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+  // rethrown here. Concurrent callers are served one after the other. warmup[i] is what
+  // participant i prefetches when it has no chunk left: the caller while it waits for the others,
+  // a worker until a later job needs it, then on after that job. A job without a warm-up leaves
+  // the last one in place (the small jobs between two products do not cancel it).
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
+                    std::span<const Warmup> warmup = {});
+
+  // The first item of participant i's run in parallel_for(n, grain, ...): where it starts.
+  int64_t run_begin(int64_t n, int64_t grain, int participant) const;
 
   static int default_threads();  // hardware concurrency, at least 1
 
@@ -43,11 +60,21 @@ class ThreadPool {
   // so a late worker can never take a chunk of another job.
   struct alignas(64) Run {
     std::atomic<uint64_t> word{0};
+    // The participant's latest Warmup (atomics: a worker may read them while the next caller
+    // writes them; a mixed pair only warms the wrong lines).
+    std::atomic<const char*> warm_data{nullptr};
+    std::atomic<int64_t> warm_bytes{0};
+    // How far the participant got through it: touched by that participant only (participant 0
+    // by callers, which job_mutex_ serialises).
+    const char* warming = nullptr;
+    int64_t warmed = 0;
   };
 
   void work(uint64_t gen, int self);
   bool run_chunk_from(Run& run, uint64_t gen, bool front);
   void worker_loop(int self);
+  // Prefetches the next few KiB of participant self's warm-up range; false if none is left.
+  bool warm_step(int self);
 
   int n_threads_;
   std::vector<Run> runs_;

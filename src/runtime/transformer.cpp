@@ -70,7 +70,7 @@ void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& l
     const auto start = std::chrono::steady_clock::now();
     const LayerWeights& w = model_.layers[size_t(l)];
     attention_block(w, l, n);
-    ffn_block(w, n);
+    ffn_block(w, l, n);
     timings_[size_t(l)].compute_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() -
         timings_[size_t(l)].wait_s;
@@ -82,8 +82,14 @@ void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& l
   kernels::rmsnorm(&x_[size_t(first * d)], model_.output_norm.data(), xn_.data(), rows, d,
                    hp_.rms_norm_eps);
   logits.resize(size_t(rows * hp_.n_vocab));
-  kernels::matmul(model_.output, xn_.data(), rows, logits.data(), pool_, precision_);
+  kernels::matmul(model_.output, xn_.data(), rows, logits.data(), pool_, precision_,
+                  qkv_weights(0));
   n_past_ += n;
+}
+
+std::array<const MatrixView*, 3> Transformer::qkv_weights(int64_t layer) const {
+  const LayerWeights& w = model_.layers[size_t(layer % hp_.n_layer)];
+  return {&w.wq, &w.wk, &w.wv};
 }
 
 void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t n) {
@@ -97,7 +103,8 @@ void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t 
 
   kernels::rmsnorm(x_.data(), w.attn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps, pool_);
   const kernels::MatmulOut qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
-  kernels::matmul_multi(qkv, xn_.data(), n, pool_, precision_);
+  const MatrixView* const wo[] = {&w.wo};
+  kernels::matmul_multi(qkv, xn_.data(), n, pool_, precision_, wo);
   add_bias(q_.data(), w.bq, n);
   add_bias(k_.data(), w.bk, n);
   add_bias(v_.data(), w.bv, n);
@@ -147,20 +154,26 @@ void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t 
   }
 
   // Output projection, added to the residual stream.
-  kernels::matmul(w.wo, attn_.data(), n, xn_.data(), pool_, precision_);
+  const MatrixView* const gate_up_weights[] = {&w.w_gate, &w.w_up};
+  kernels::matmul(w.wo, attn_.data(), n, xn_.data(), pool_, precision_, gate_up_weights);
   add_bias(xn_.data(), w.bo, n);
   kernels::add_inplace(x_.data(), xn_.data(), n * d);
 }
 
-void Transformer::ffn_block(const LayerWeights& w, int64_t n) {
+void Transformer::ffn_block(const LayerWeights& w, int64_t layer, int64_t n) {
   const int64_t d = hp_.n_embd, ff = hp_.n_ff;
   gate_.resize(size_t(n * ff));
   up_.resize(size_t(n * ff));
   kernels::rmsnorm(x_.data(), w.ffn_norm.data(), xn_.data(), n, d, hp_.rms_norm_eps, pool_);
   const kernels::MatmulOut gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
-  kernels::matmul_multi(gate_up, xn_.data(), n, pool_, precision_);
+  const MatrixView* const down[] = {&w.w_down};
+  kernels::matmul_multi(gate_up, xn_.data(), n, pool_, precision_, down);
   kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * ff, pool_);
-  kernels::matmul(w.w_down, gate_.data(), n, xn_.data(), pool_, precision_);
+  // The last layer's down projection is followed by the output head.
+  const MatrixView* const output[] = {&model_.output};
+  kernels::matmul(w.w_down, gate_.data(), n, xn_.data(), pool_, precision_,
+                  layer + 1 < hp_.n_layer ? kernels::NextWeights(qkv_weights(layer + 1))
+                                          : kernels::NextWeights(output));
   kernels::add_inplace(x_.data(), xn_.data(), n * d);
 }
 

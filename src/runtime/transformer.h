@@ -7,6 +7,7 @@
 #include "runtime/kv_cache.h"
 #include "runtime/kv_segment.h"
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -54,7 +55,10 @@ class Transformer {
 
  private:
   void attention_block(const LayerWeights& w, int64_t layer, int64_t n);
-  void ffn_block(const LayerWeights& w, int64_t n);
+  void ffn_block(const LayerWeights& w, int64_t layer, int64_t n);
+  // The Q, K, V weights of a layer: the first product of the layer, and what the product before
+  // it warms up for (layer n_layer is the next token's layer 0).
+  std::array<const MatrixView*, 3> qkv_weights(int64_t layer) const;
 
   const Model& model_;
   const HParams& hp_;

@@ -104,13 +104,48 @@ DecodePath decode_path(DType t, Isa isa) {
   return DecodePath::F32;
 }
 
+// Rows per chunk of a decode pass over `total` weight rows: enough to keep the prefetchers busy,
+// enough chunks to balance the threads.
+int64_t decode_grain(int64_t total, const ThreadPool& pool) {
+  return std::max<int64_t>(8, total / (int64_t(pool.size()) * 16));
+}
+
+// How far ahead of its start in the next product a thread prefetches while it waits: about the
+// streaming time of the pool's wait at the end of a product and of the small steps between two
+// products (norms, attention at short contexts), and within the core's L2.
+constexpr int64_t kWarmupBytes = int64_t(512) << 10;
+
+// Where each participant of the pool starts reading in the next decode product (its rows are one
+// range, matrices in order, split as decode_products splits them) and how much to prefetch there.
+void decode_warmups(NextWeights next, const ThreadPool& pool,
+                    std::vector<ThreadPool::Warmup>& warm) {
+  warm.clear();
+  int64_t total = 0;
+  for (const MatrixView* w : next) total += w->rows;
+  if (total == 0) return;
+  const int64_t grain = decode_grain(total, pool);
+  for (int i = 0; i < pool.size(); ++i) {
+    int64_t row = pool.run_begin(total, grain, i);
+    ThreadPool::Warmup w;
+    for (const MatrixView* m : next) {
+      if (row < m->rows) {
+        w.data = m->row(row);
+        w.bytes = std::min(kWarmupBytes, (m->rows - row) * m->row_bytes());
+        break;
+      }
+      row -= m->rows;
+    }
+    warm.push_back(w);
+  }
+}
+
 // Fast decode (n_rows < kGemmMinRows) of products that share x and a decode path: the
 // activations are converted once, and the rows of all matrices run as one range over the pool
 // (a chunk may cover the end of one matrix and the start of the next), each row by the same
 // kernel as a single product would use. Work unit: a run of weight rows, enough of them per
 // chunk to keep the prefetchers busy, enough chunks to balance the threads.
 void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_rows,
-                     ThreadPool& pool, Isa isa) {
+                     ThreadPool& pool, Isa isa, NextWeights next) {
   const DecodePath path = decode_path(outs[0].w->type, isa);
   const int64_t cols = outs[0].w->cols;
   int64_t total = 0;
@@ -130,29 +165,34 @@ void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_
     for (int64_t t = 0; t < n_rows; ++t)
       detail::half_kernels_avx512().convert(x + t * cols, cols, xh[size_t(t)]);
   }
+  thread_local std::vector<ThreadPool::Warmup> warm_buffer;
+  std::vector<ThreadPool::Warmup>& warm = warm_buffer;
+  decode_warmups(next, pool, warm);
   const detail::MatmulKernels& k = kernels_for(isa);
-  const int64_t grain = std::max<int64_t>(8, total / (int64_t(pool.size()) * 16));
-  pool.parallel_for(total, grain, [&](int64_t r0, int64_t r1) {
-    int64_t base = 0;
-    for (const MatmulOut& o : outs) {
-      const int64_t a = std::max(r0, base) - base, b = std::min(r1, base + o.w->rows) - base;
-      for (int64_t t = 0; a < b && t < n_rows; ++t) {
-        float* y = o.y + t * o.w->rows;
-        switch (path) {
-          case DecodePath::Int8:
-            detail::quantized_kernels_vnni().matvec(*o.w, xq[size_t(t)], y, a, b);
-            break;
-          case DecodePath::Half:
-            detail::half_kernels_avx512().matvec(*o.w, xh[size_t(t)], y, a, b);
-            break;
-          case DecodePath::F32:
-            k.matvec(*o.w, x + t * cols, y, a, b);
-            break;
+  pool.parallel_for(
+      total, decode_grain(total, pool),
+      [&](int64_t r0, int64_t r1) {
+        int64_t base = 0;
+        for (const MatmulOut& o : outs) {
+          const int64_t a = std::max(r0, base) - base, b = std::min(r1, base + o.w->rows) - base;
+          for (int64_t t = 0; a < b && t < n_rows; ++t) {
+            float* y = o.y + t * o.w->rows;
+            switch (path) {
+              case DecodePath::Int8:
+                detail::quantized_kernels_vnni().matvec(*o.w, xq[size_t(t)], y, a, b);
+                break;
+              case DecodePath::Half:
+                detail::half_kernels_avx512().matvec(*o.w, xh[size_t(t)], y, a, b);
+                break;
+              case DecodePath::F32:
+                k.matvec(*o.w, x + t * cols, y, a, b);
+                break;
+            }
+          }
+          base += o.w->rows;
         }
-      }
-      base += o.w->rows;
-    }
-  });
+      },
+      warm);
 }
 
 // Prefill through a GEMM on converted activations (8-bit or bf16): the activation rows converted
@@ -171,11 +211,11 @@ void packed_prefill(int64_t n_rows, int64_t n_panels, ThreadPool& pool, const Co
 }  // namespace
 
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
-            Isa isa, Precision precision) {
+            Isa isa, Precision precision, NextWeights next) {
   const detail::MatmulKernels& k = kernels_for(isa);
   if (precision == Precision::Fast && n_rows < kGemmMinRows) {
     const MatmulOut out{&w, y};
-    decode_products({&out, 1}, x, n_rows, pool, isa);
+    decode_products({&out, 1}, x, n_rows, pool, isa, next);
     return;
   }
   if (precision == Precision::Fast && (w.type == DType::Q8_0 || w.type == DType::Q4_0) &&
@@ -222,12 +262,12 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
 }
 
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
-            Precision precision) {
-  matmul(w, x, n_rows, y, pool, active_isa(), precision);
+            Precision precision, NextWeights next) {
+  matmul(w, x, n_rows, y, pool, active_isa(), precision, next);
 }
 
 void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows, ThreadPool& pool,
-                  Precision precision) {
+                  Precision precision, NextWeights next) {
   const Isa isa = active_isa();
   bool one_pass = precision == Precision::Fast && n_rows < kGemmMinRows && !outs.empty();
   for (const MatmulOut& o : outs) {
@@ -235,10 +275,14 @@ void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_row
                decode_path(o.w->type, isa) == decode_path(outs[0].w->type, isa);
   }
   if (!one_pass) {
-    for (const MatmulOut& o : outs) matmul(*o.w, x, n_rows, o.y, pool, precision);
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const MatrixView* const following[] = {i + 1 < outs.size() ? outs[i + 1].w : nullptr};
+      matmul(*outs[i].w, x, n_rows, outs[i].y, pool, precision,
+             i + 1 < outs.size() ? NextWeights(following) : next);
+    }
     return;
   }
-  decode_products(outs, x, n_rows, pool, isa);
+  decode_products(outs, x, n_rows, pool, isa, next);
 }
 
 }  // namespace ep::kernels

@@ -27,15 +27,21 @@ namespace ep::kernels {
 //          Q8_0/Q4_0 on those CPUs, and otherwise compute exactly as Exact.
 enum class Precision { Exact, Fast };
 
+// The weight matrices of the product a caller runs next (one matmul's, or a matmul_multi's in
+// order). A decode step's threads prefetch the bytes each of them will read first there once they
+// have no rows of this product left, instead of idling at its end (ThreadPool::Warmup). Only a
+// hint: results never depend on it.
+using NextWeights = std::span<const MatrixView* const>;
+
 // x: [n_rows, w.cols] f32, y: [n_rows, w.rows] f32. Runs the best kernels for active_isa() at
 // the given precision (the caller's choice, e.g. a Transformer's; never a process-wide setting).
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
-            Precision precision = Precision::Exact);
+            Precision precision = Precision::Exact, NextWeights next = {});
 
 // The same with the kernels of a given instruction-set level (lowered to what the CPU has) and
 // precision: for tests and benchmarks of each path.
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
-            Isa isa, Precision precision = Precision::Exact);
+            Isa isa, Precision precision = Precision::Exact, NextWeights next = {});
 
 // One product of a matmul_multi call: y = x · wᵀ.
 struct MatmulOut {
@@ -48,7 +54,7 @@ struct MatmulOut {
 // pass over the thread pool (one activation quantisation, one wait at the end instead of one per
 // matrix).
 void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_rows, ThreadPool& pool,
-                  Precision precision = Precision::Exact);
+                  Precision precision = Precision::Exact, NextWeights next = {});
 
 // Dot product of two f32 vectors with several independent partial sums (vectorisable).
 float dot_f32(const float* a, const float* b, int64_t n);
