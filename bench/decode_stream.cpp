@@ -1,4 +1,4 @@
-// The decode (matrix-vector) kernels of the fast precision, two ways (not part of the CMake build):
+// The decode (matrix-vector) kernels of the fast precision (not part of the CMake build):
 //   cache: one thread, a 64-row matrix that stays in L2, the kernel called directly (its compute
 //          rate, in G blocks of 32 weights per second);
 //   stream: two threads through kernels::matmul over a ~1 GiB matrix in anonymous huge pages (how
@@ -7,13 +7,16 @@
 //   layers: two threads through kernels::matmul over the TinyLlama-1.1B decode matrices in engine
 //          order (q|k|v, o, gate|up, down) x 22 layers, contiguous in huge pages, alternated 12
 //          times with one matrix of the same bytes (what the per-call cost of the thread pool is);
-//   half:   the same F16 sequence with f32 activations (the exact-product kernel) against
+//   half:   the F16 sequence of "layers" with f32 activations (the exact-product kernel) against
 //           activations rounded to F16 (the fast decode kernel), alternated 15 times;
-//   warm:   the same F16 sequence through kernels::matmul with and without each product's
+//   rows:   two threads, the fast F16 kernel over ~1 GiB matrices with rows of 2048 to 8192
+//           columns (the same bytes; only the length of the activation vector differs), rounds
+//           alternated 7 times;
+//   warm:   that F16 sequence through kernels::matmul with and without each product's
 //           successor named (threads that finish early prefetch their start in it), back to back
 //           and with 10 us of other work after each product, alternated 15 times;
 //   file:   (only with a model file argument, at least 2 GB, e.g. the F16 TinyLlama GGUF) the
-//           same F16 sequence with the fast kernel over the bytes of that file, once in an
+//           F16 sequence with the fast kernel over the bytes of that file, once in an
 //           edgeprompt mapping of the page cache and once copied to anonymous huge pages,
 //           alternated 15 times (what the page cache's folio sizes cost; bench/page_folios.cpp
 //           tells them).
@@ -287,6 +290,42 @@ void half_activation_rate() {
   std::free(d);
 }
 
+// Two threads, the fast F16 decode kernel through kernels::matmul over ~1 GiB matrices whose rows
+// are 2048, 4096, 5632 and 8192 columns long, rounds over the four alternated 7 times: the same
+// bytes streamed in the same order, only the activation vector each row reads differs in length
+// (4 to 16 KiB as f16).
+void row_length_rate() {
+  if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) {
+    std::printf("rows: no AVX-512 on this CPU, skipped\n");
+    return;
+  }
+  ThreadPool pool(2);
+  const int64_t cols[] = {2048, 4096, 5632, 8192};
+  const size_t bytes = size_t(1) << 30;
+  uint8_t* d = huge_buffer(bytes);
+  const std::vector<float> src = random_floats(size_t(64 * 8192), 1);
+  for (size_t off = 0; off + 8192 * 2 <= bytes; off += 8192 * 2)
+    quantize_row(DType::F16, &src[off / (8192 * 2) % 64 * 8192], d + off, 8192);
+  const std::vector<float> x = random_floats(8192, 2);
+  std::vector<float> y(bytes / (2048 * 2));
+  std::vector<std::vector<double>> gbps(std::size(cols));
+  for (int rep = 0; rep < 7; ++rep) {
+    for (size_t i = 0; i < std::size(cols); ++i) {
+      const MatrixView m{DType::F16, int64_t(bytes) / (cols[i] * 2), cols[i], d};
+      const auto t0 = std::chrono::steady_clock::now();
+      kernels::matmul(m, x.data(), 1, y.data(), pool, kernels::Precision::Fast);
+      gbps[i].push_back(double(bytes) / seconds_since(t0) / 1e9);
+    }
+  }
+  std::printf("rows   f16   2 threads, median GB/s by row length:");
+  for (size_t i = 0; i < std::size(cols); ++i) {
+    std::sort(gbps[i].begin(), gbps[i].end());
+    std::printf(" %ld cols %.1f%s", long(cols[i]), gbps[i][3],
+                i + 1 < std::size(cols) ? "," : "\n");
+  }
+  std::free(d);
+}
+
 // Two threads, the TinyLlama F16 decode sequence through kernels::matmul (fast precision) with and
 // without naming each product's successor (kernels::NextWeights: threads with no rows left
 // prefetch their start in it), alternated; once back to back, once with `gap_us` of other work
@@ -364,6 +403,7 @@ int main(int argc, char** argv) {
   stream_rate();
   layer_rate();
   half_activation_rate();
+  row_length_rate();
   warmup_rate(0);
   warmup_rate(10);
   if (argc == 2) {
