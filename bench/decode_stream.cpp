@@ -331,6 +331,10 @@ void row_length_rate() {
 // prefetch their start in it), alternated; once back to back, once with `gap_us` of other work
 // on the calling thread after each product (a decode step's norms, RoPE and attention).
 void warmup_rate(int gap_us) {
+  if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) {
+    std::printf("warm: no AVX-512 on this CPU, skipped\n");
+    return;
+  }
   ThreadPool pool(2);
   size_t total = 0;
   uint8_t* d = nullptr;
@@ -340,9 +344,11 @@ void warmup_rate(int gap_us) {
   const auto pass = [&](bool hint) {
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t i = 0; i < ms.size(); ++i) {
-      const MatrixView* const next[] = {&ms[(i + 1) % ms.size()]};
-      kernels::matmul(ms[i], x.data(), 1, y.data(), pool, kernels::Precision::Fast,
-                      hint ? kernels::NextWeights(next) : kernels::NextWeights());
+      // The last product names none: the pass that follows starts cold either way.
+      const MatrixView* const next[] = {&ms[std::min(i + 1, ms.size() - 1)]};
+      kernels::matmul(
+          ms[i], x.data(), 1, y.data(), pool, kernels::Precision::Fast,
+          hint && i + 1 < ms.size() ? kernels::NextWeights(next) : kernels::NextWeights());
       const auto gap = std::chrono::steady_clock::now();
       while (seconds_since(gap) < gap_us * 1e-6) {
       }

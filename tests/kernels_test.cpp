@@ -7,6 +7,7 @@
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_kernels.h"
 #include "kernels/cpu/rope.h"
 
 #include <gtest/gtest.h>
@@ -340,6 +341,52 @@ TEST(Kernels, FastHalfMatvecMatchesReference) {
       SCOPED_TRACE(::testing::Message() << rows << "x" << cols << " n_rows " << n_rows);
       EXPECT_LT(rel_error(y, ref), 2e-6);
       EXPECT_LT(rel_error(y, exact), 2e-3);  // the cost of F16 activations, for scale
+    }
+  }
+}
+
+// The warm-up a decode product hands the pool for the next one: each participant's range starts
+// where its run of the next pass starts (the pass over the matrices matmul_multi would run
+// together) and stays within that run, within one matrix and within 512 KiB.
+TEST(Kernels, DecodeWarmupsStartEachRunWithinItsMatrix) {
+  const int64_t cols = 2048;
+  std::vector<uint8_t> store(size_t(3) << 20);
+  const int64_t rb = dtype_row_bytes(DType::F16, cols);
+  const MatrixView a{DType::F16, 45, cols, store.data()};
+  const MatrixView b{DType::F16, 300, cols, store.data() + 45 * rb};
+  const MatrixView c{DType::F16, 17, cols, store.data() + 345 * rb};
+  const MatrixView narrow{DType::F16, 64, cols / 2, store.data()};
+  const kernels::Isa isa = kernels::active_isa();
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    std::vector<ThreadPool::Warmup> warm;
+    kernels::detail::decode_warmups({}, pool, isa, warm);
+    EXPECT_TRUE(warm.empty());
+    const MatrixView* const next[] = {&a, &b, &c};
+    kernels::detail::decode_warmups(next, pool, isa, warm);
+    ASSERT_EQ(warm.size(), size_t(threads));
+    const int64_t total = 45 + 300 + 17, grain = std::max<int64_t>(8, total / (threads * 16));
+    for (int i = 0; i < threads; ++i) {
+      SCOPED_TRACE(::testing::Message() << threads << " threads, participant " << i);
+      const int64_t row = pool.run_begin(total, grain, i),
+                    end = pool.run_begin(total, grain, i + 1);
+      const auto* p = static_cast<const uint8_t*>(warm[size_t(i)].data);
+      if (row == end) {
+        EXPECT_EQ(warm[size_t(i)].bytes, 0);
+        continue;
+      }
+      ASSERT_EQ(p, store.data() + row * rb);  // the matrices are back to back in `store`
+      const int64_t matrix_end = row < 45 ? 45 : row < 345 ? 345 : total;
+      EXPECT_EQ(warm[size_t(i)].bytes,
+                std::min<int64_t>(512 << 10, (std::min(end, matrix_end) - row) * rb));
+    }
+    // A matrix of another width (or decode path) ends the pass: only `a` is warmed for.
+    const MatrixView* const mixed[] = {&a, &narrow};
+    kernels::detail::decode_warmups(mixed, pool, isa, warm);
+    const int64_t grain_a = std::max<int64_t>(8, 45 / (threads * 16));
+    for (int i = 0; i < threads; ++i) {
+      const int64_t row = pool.run_begin(45, grain_a, i), end = pool.run_begin(45, grain_a, i + 1);
+      EXPECT_EQ(warm[size_t(i)].bytes, (end - row) * rb) << threads << " " << i;
     }
   }
 }

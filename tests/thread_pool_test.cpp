@@ -65,7 +65,7 @@ TEST(ThreadPool, CallerTakesItsOwnRunInAscendingOrder) {
 TEST(ThreadPool, RunBeginIsTheFrontOfEachRun) {
   ThreadPool pool(2);
   EXPECT_EQ(pool.run_begin(1000, 7, 0), 0);
-  for (const auto& [n, grain] : {std::pair<int64_t, int64_t>{1000, 7}, {64, 1}, {3000000, 1}}) {
+  for (const auto& [n, grain] : {std::pair<int64_t, int64_t>{1000, 7}, {64, 1}, {3000003, 1}}) {
     const auto caller = std::this_thread::get_id();
     for (int rep = 0; rep < (n > 100000 ? 3 : 50); ++rep) {
       std::atomic<int64_t> first_of_worker{-1};
@@ -79,22 +79,29 @@ TEST(ThreadPool, RunBeginIsTheFrontOfEachRun) {
       }
     }
   }
-  EXPECT_EQ(pool.run_begin(3000000, 1, 1), 1500000);  // 2^20 chunks at most: grain 3
+  // At most 2^20 - 1 chunks: grain 3, 1000001 chunks, the second run from chunk 500000.
+  EXPECT_EQ(pool.run_begin(3000003, 1, 1), 1500000);
+  EXPECT_EQ(pool.run_begin(3000003, 1, 2), 3000003);
   EXPECT_EQ(ThreadPool(1).run_begin(100, 1, 0), 0);
 }
 
-// Warm-up ranges are hints: ranges that are unmapped, null or empty change no result, and the
-// workers keep warming between jobs without disturbing the next one.
+// Warm-up ranges are hints: ranges that are unmapped, inaccessible, null or the same as the last
+// job's change no result, and the workers keep warming between jobs without disturbing the next.
 TEST(ThreadPool, WarmupRangesAreOnlyHints) {
   const size_t bytes = size_t(4) << 20;
+  std::vector<char> real(bytes, 1);  // before `gone`, so that it cannot land there
   void* gone = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(gone, MAP_FAILED);
   ASSERT_EQ(munmap(gone, bytes), 0);
-  std::vector<char> real(bytes, 1);
+  void* locked = mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(locked, MAP_FAILED);
   for (int threads : {2, 3}) {
     ThreadPool pool(threads);
-    const ThreadPool::Warmup warm[] = {
-        {gone, int64_t(bytes)}, {real.data(), int64_t(bytes)}, {nullptr, int64_t(bytes)}};
+    const ThreadPool::Warmup warm[] = {{gone, int64_t(bytes)},
+                                       {real.data(), int64_t(bytes)},
+                                       {locked, int64_t(bytes)},
+                                       {nullptr, int64_t(bytes)},
+                                       {real.data(), int64_t(bytes)}};
     for (int rep = 0; rep < 200; ++rep) {
       std::vector<std::atomic<int>> hits(1000);
       pool.parallel_for(
@@ -102,12 +109,13 @@ TEST(ThreadPool, WarmupRangesAreOnlyHints) {
           [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
           },
-          std::span(warm).subspan(size_t(rep % 3)));
+          std::span(warm).subspan(size_t(rep % 4)));
       for (auto& h : hits) ASSERT_EQ(h.load(), 1);
       if (rep % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       expect_each_index_once(pool, 257, 4);  // a job without a warm-up in between
     }
   }
+  munmap(locked, bytes);
 }
 
 // A participant held up in a chunk (a descheduled worker) does not hold up the job: the others

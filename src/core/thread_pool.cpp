@@ -15,7 +15,7 @@ namespace {
 
 constexpr uint64_t kGenMask = (uint64_t(1) << 24) - 1;
 constexpr uint64_t kChunkMask = (uint64_t(1) << 20) - 1;  // also the most chunks per job
-constexpr int64_t kWarmStepBytes = 4096;  // prefetched between two looks at the job state
+constexpr int64_t kWarmStepBytes = 1024;  // prefetched between two looks at the job state
 
 struct Chunking {
   int64_t grain, n_chunks;
@@ -102,11 +102,12 @@ int64_t ThreadPool::run_begin(int64_t n, int64_t grain, int participant) const {
 
 bool ThreadPool::warm_step(int self) {
   Run& run = runs_[size_t(self)];
-  const char* data = run.warm_data.load(std::memory_order_relaxed);
-  if (data != run.warming) {
-    run.warming = data;
+  const uint64_t seq = run.warm_seq.load(std::memory_order_acquire);
+  if (seq != run.warm_seen) {  // a new warm-up, possibly of the same range again
+    run.warm_seen = seq;
     run.warmed = 0;
   }
+  const char* data = run.warm_data.load(std::memory_order_relaxed);
   const int64_t end =
       std::min(run.warm_bytes.load(std::memory_order_relaxed), run.warmed + kWarmStepBytes);
   if (data == nullptr || run.warmed >= end) return false;
@@ -154,8 +155,10 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   grain_ = c.grain;
   for (int i = 0; i < n_threads_ && !warmup.empty(); ++i) {
     const Warmup w = size_t(i) < warmup.size() ? warmup[size_t(i)] : Warmup{};
-    runs_[size_t(i)].warm_data.store(static_cast<const char*>(w.data), std::memory_order_relaxed);
-    runs_[size_t(i)].warm_bytes.store(w.bytes, std::memory_order_relaxed);
+    Run& run = runs_[size_t(i)];
+    run.warm_data.store(static_cast<const char*>(w.data), std::memory_order_relaxed);
+    run.warm_bytes.store(w.bytes, std::memory_order_relaxed);
+    run.warm_seq.fetch_add(1, std::memory_order_release);
   }
   error_ = nullptr;
   failed_.store(false, std::memory_order_relaxed);

@@ -3,8 +3,9 @@
 //
 // A mutex and condition variable per call would cost tens of microseconds; here workers spin
 // briefly on an atomic counter between jobs (sleeping on a futex after ~0.3 ms idle), so
-// back-to-back calls start in well under a microsecond. Each pool owns its threads: there is no
-// process-wide team.
+// back-to-back calls start in about a microsecond (a worker that is prefetching a warm-up range
+// looks for a new job after every 1 KiB). Each pool owns its threads: there is no process-wide
+// team.
 #pragma once
 
 #include <atomic>
@@ -30,8 +31,8 @@ class ThreadPool {
 
   // Memory one participant pulls into its caches once it has no chunk of a job left to run:
   // what it will read first in the next job (a memory-bound decode reads the next weight matrix
-  // there instead of idling at the end of this one). Only a hint: the range may be stale or
-  // unmapped (prefetches never fault).
+  // there instead of idling at the end of this one). Only a hint: the range may be stale,
+  // inaccessible or unmapped (prefetches never fault).
   struct Warmup {
     const void* data = nullptr;
     int64_t bytes = 0;
@@ -40,13 +41,15 @@ class ThreadPool {
   // Calls fn(begin, end) over [0, n) in chunks of `grain` items, spread over all threads (the
   // caller included), and returns when every chunk is done. The first exception thrown by fn is
   // rethrown here. Concurrent callers are served one after the other. warmup[i] is what
-  // participant i prefetches when it has no chunk left: the caller while it waits for the others,
-  // a worker until a later job needs it, then on after that job. A job without a warm-up leaves
-  // the last one in place (the small jobs between two products do not cancel it).
+  // participant i prefetches when it has no chunk left: the caller while it waits for the others
+  // to finish, a worker while it waits for the next job (and, if that job has no warm-up of its
+  // own, on after it: the small jobs between two products do not cancel it). Jobs run inline
+  // (one thread, or n <= grain) ignore warmup.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
                     std::span<const Warmup> warmup = {});
 
-  // The first item of participant i's run in parallel_for(n, grain, ...): where it starts.
+  // The first item of participant i's run in parallel_for(n, grain, ...): where it starts (for
+  // a participant with an empty run, where the next one starts; n for i = size()).
   int64_t run_begin(int64_t n, int64_t grain, int participant) const;
 
   static int default_threads();  // hardware concurrency, at least 1
@@ -60,13 +63,14 @@ class ThreadPool {
   // so a late worker can never take a chunk of another job.
   struct alignas(64) Run {
     std::atomic<uint64_t> word{0};
-    // The participant's latest Warmup (atomics: a worker may read them while the next caller
-    // writes them; a mixed pair only warms the wrong lines).
+    // The participant's latest Warmup, numbered by warm_seq (atomics: a worker may read them
+    // while the next caller writes them; a mixed set only warms the wrong lines).
     std::atomic<const char*> warm_data{nullptr};
     std::atomic<int64_t> warm_bytes{0};
-    // How far the participant got through it: touched by that participant only (participant 0
-    // by callers, which job_mutex_ serialises).
-    const char* warming = nullptr;
+    std::atomic<uint64_t> warm_seq{0};
+    // Which warm-up the participant is on and how far it got: touched by that participant only
+    // (participant 0 by callers, which job_mutex_ serialises).
+    uint64_t warm_seen = 0;
     int64_t warmed = 0;
   };
 

@@ -28,6 +28,9 @@ Transformer::Transformer(const Model& model, int64_t n_ctx, ThreadPool& pool,
       pool_(pool),
       cache_(model.hp.n_layer, n_ctx, model.hp.n_head_kv, model.hp.head_dim),
       prefix_(std::move(prefix)) {
+  if (model.layers.empty() || int64_t(model.layers.size()) != hp_.n_layer)
+    fail("model has {} layers of weights for a layer count of {}", model.layers.size(),
+         hp_.n_layer);
   if (prefix_) {
     if (prefix_->n_layers() != hp_.n_layer || prefix_->row_size() != hp_.n_head_kv * hp_.head_dim) {
       fail("prefix KV has {} layers x {} values per token; the model needs {} x {}",
@@ -88,7 +91,7 @@ void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& l
 }
 
 std::array<const MatrixView*, 3> Transformer::qkv_weights(int64_t layer) const {
-  const LayerWeights& w = model_.layers[size_t(layer % hp_.n_layer)];
+  const LayerWeights& w = model_.layers[size_t(layer)];
   return {&w.wq, &w.wk, &w.wv};
 }
 

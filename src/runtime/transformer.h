@@ -56,8 +56,8 @@ class Transformer {
  private:
   void attention_block(const LayerWeights& w, int64_t layer, int64_t n);
   void ffn_block(const LayerWeights& w, int64_t layer, int64_t n);
-  // The Q, K, V weights of a layer: the first product of the layer, and what the product before
-  // it warms up for (layer n_layer is the next token's layer 0).
+  // The Q, K, V weights of a layer: its first product, which the product before it names as the
+  // next (the output head names layer 0's, for the next token).
   std::array<const MatrixView*, 3> qkv_weights(int64_t layer) const;
 
   const Model& model_;

@@ -112,32 +112,43 @@ int64_t decode_grain(int64_t total, const ThreadPool& pool) {
 
 // How far ahead of its start in the next product a thread prefetches while it waits: about the
 // streaming time of the pool's wait at the end of a product and of the small steps between two
-// products (norms, attention at short contexts), and within the core's L2.
+// products (norms, attention at short contexts), and half of a Zen 4/5 core's 1 MiB L2.
 constexpr int64_t kWarmupBytes = int64_t(512) << 10;
 
-// Where each participant of the pool starts reading in the next decode product (its rows are one
-// range, matrices in order, split as decode_products splits them) and how much to prefetch there.
-void decode_warmups(NextWeights next, const ThreadPool& pool,
-                    std::vector<ThreadPool::Warmup>& warm) {
+}  // namespace
+
+void detail::decode_warmups(NextWeights next, const ThreadPool& pool, Isa isa,
+                            std::vector<ThreadPool::Warmup>& warm) {
   warm.clear();
+  // matmul_multi runs the matrices as one pass while they share the first one's width and decode
+  // path; the first of the others starts a pass of its own, later.
+  size_t in_pass = 0;
+  while (in_pass < next.size() && next[in_pass]->cols == next[0]->cols &&
+         decode_path(next[in_pass]->type, isa) == decode_path(next[0]->type, isa))
+    ++in_pass;
+  next = next.first(in_pass);
   int64_t total = 0;
   for (const MatrixView* w : next) total += w->rows;
   if (total == 0) return;
   const int64_t grain = decode_grain(total, pool);
   for (int i = 0; i < pool.size(); ++i) {
-    int64_t row = pool.run_begin(total, grain, i);
+    // Rows [row, end) of the pass are participant i's run; warm its start within one matrix.
+    int64_t row = pool.run_begin(total, grain, i), end = pool.run_begin(total, grain, i + 1);
     ThreadPool::Warmup w;
     for (const MatrixView* m : next) {
       if (row < m->rows) {
         w.data = m->row(row);
-        w.bytes = std::min(kWarmupBytes, (m->rows - row) * m->row_bytes());
+        w.bytes = std::min(kWarmupBytes, (std::min(m->rows, end) - row) * m->row_bytes());
         break;
       }
       row -= m->rows;
+      end -= m->rows;
     }
     warm.push_back(w);
   }
 }
+
+namespace {
 
 // Fast decode (n_rows < kGemmMinRows) of products that share x and a decode path: the
 // activations are converted once, and the rows of all matrices run as one range over the pool
@@ -167,7 +178,7 @@ void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_
   }
   thread_local std::vector<ThreadPool::Warmup> warm_buffer;
   std::vector<ThreadPool::Warmup>& warm = warm_buffer;
-  decode_warmups(next, pool, warm);
+  detail::decode_warmups(next, pool, isa, warm);
   const detail::MatmulKernels& k = kernels_for(isa);
   pool.parallel_for(
       total, decode_grain(total, pool),

@@ -28,9 +28,9 @@ namespace ep::kernels {
 enum class Precision { Exact, Fast };
 
 // The weight matrices of the product a caller runs next (one matmul's, or a matmul_multi's in
-// order). A decode step's threads prefetch the bytes each of them will read first there once they
-// have no rows of this product left, instead of idling at its end (ThreadPool::Warmup). Only a
-// hint: results never depend on it.
+// order; no null entries). A decode step's threads prefetch the bytes each of them will read first
+// there once they have no rows of this product left, instead of idling at its end
+// (ThreadPool::Warmup). Only a hint: results never depend on it.
 using NextWeights = std::span<const MatrixView* const>;
 
 // x: [n_rows, w.cols] f32, y: [n_rows, w.rows] f32. Runs the best kernels for active_isa() at

@@ -3,8 +3,11 @@
 
 #include "core/aligned_vector.h"
 #include "core/matrix_view.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/cpu_features.h"
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace ep::kernels::detail {
@@ -101,6 +104,12 @@ struct Bf16Gemm {
 };
 
 const Bf16Gemm& bf16_gemm_avx512();  // only with AVX-512 F/BW/VL/DQ + BF16
+
+// The warm-up ranges a fast decode product hands the pool for the product named next
+// (kernels::NextWeights, no null entries): for each participant the start of its run there, at
+// most 512 KiB, within its run and one matrix. Empty if nothing is named.
+void decode_warmups(std::span<const MatrixView* const> next, const ThreadPool& pool, Isa isa,
+                    std::vector<ThreadPool::Warmup>& warm);
 
 const MatmulKernels& matmul_kernels_scalar();
 const MatmulKernels& matmul_kernels_avx2();    // only on CPUs with AVX2 + FMA + F16C
