@@ -100,6 +100,13 @@ Alternation alternate(int reps, First&& first, Second&& second) {
   return {a[size_t(reps / 2)], b[size_t(reps / 2)], first_faster, second_faster};
 }
 
+// Whether the CPU has AVX-512 (the F16 decode kernel); if not, says that `mode` is skipped.
+bool avx512_or_skip(const char* mode) {
+  if (kernels::clamp_isa(kernels::Isa::Avx512) == kernels::Isa::Avx512) return true;
+  std::printf("%s: no AVX-512 on this CPU, skipped\n", mode);
+  return false;
+}
+
 // One core, weights in L2: the VNNI kernels' compute rate.
 void cache_rate() {
   if (!kernels::cpu_features().avx512vnni) {
@@ -258,10 +265,7 @@ double half_pass(ThreadPool& pool, const std::vector<MatrixView>& ms, size_t tot
 // Two threads, the TinyLlama F16 decode sequence as in layer_rate, each product through the pool
 // with the f32-activation kernel and with the half-activation kernel, alternated.
 void half_activation_rate() {
-  if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) {
-    std::printf("half: no AVX-512 on this CPU, skipped\n");
-    return;
-  }
+  if (!avx512_or_skip("half")) return;
   ThreadPool pool(2);
   size_t total = 0;
   uint8_t* d = nullptr;
@@ -295,10 +299,7 @@ void half_activation_rate() {
 // bytes streamed in the same order, only the activation vector each row reads differs in length
 // (4 to 16 KiB as f16).
 void row_length_rate() {
-  if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) {
-    std::printf("rows: no AVX-512 on this CPU, skipped\n");
-    return;
-  }
+  if (!avx512_or_skip("rows")) return;
   ThreadPool pool(2);
   const int64_t cols[] = {2048, 4096, 5632, 8192};
   const size_t bytes = size_t(1) << 30;
@@ -331,10 +332,7 @@ void row_length_rate() {
 // prefetch their start in it), alternated; once back to back, once with `gap_us` of other work
 // on the calling thread after each product (a decode step's norms, RoPE and attention).
 void warmup_rate(int gap_us) {
-  if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) {
-    std::printf("warm: no AVX-512 on this CPU, skipped\n");
-    return;
-  }
+  if (!avx512_or_skip("warm")) return;
   ThreadPool pool(2);
   size_t total = 0;
   uint8_t* d = nullptr;
@@ -345,10 +343,10 @@ void warmup_rate(int gap_us) {
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t i = 0; i < ms.size(); ++i) {
       // The last product names none: the pass that follows starts cold either way.
-      const MatrixView* const next[] = {&ms[std::min(i + 1, ms.size() - 1)]};
-      kernels::matmul(
-          ms[i], x.data(), 1, y.data(), pool, kernels::Precision::Fast,
-          hint && i + 1 < ms.size() ? kernels::NextWeights(next) : kernels::NextWeights());
+      const bool name = hint && i + 1 < ms.size();
+      const MatrixView* const next[] = {&ms[name ? i + 1 : i]};
+      kernels::matmul(ms[i], x.data(), 1, y.data(), pool, kernels::Precision::Fast,
+                      kernels::NextWeights(next).first(name ? 1 : 0));
       const auto gap = std::chrono::steady_clock::now();
       while (seconds_since(gap) < gap_us * 1e-6) {
       }
@@ -367,10 +365,7 @@ void warmup_rate(int gap_us) {
 // Two threads, the fast F16 kernel over the first bytes of a model file (its page cache, through
 // an edgeprompt mapping) and over a copy of them in anonymous huge pages, alternated.
 void file_rate(const char* path) {
-  if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) {
-    std::printf("file: no AVX-512 on this CPU, skipped\n");
-    return;
-  }
+  if (!avx512_or_skip("file")) return;
   const MappedFile file(path);
   size_t total = 0;
   f16_decode_sequence(nullptr, total);

@@ -365,7 +365,7 @@ TEST(Kernels, DecodeWarmupsStartEachRunWithinItsMatrix) {
     const MatrixView* const next[] = {&a, &b, &c};
     kernels::detail::decode_warmups(next, pool, isa, warm);
     ASSERT_EQ(warm.size(), size_t(threads));
-    const int64_t total = 45 + 300 + 17, grain = std::max<int64_t>(8, total / (threads * 16));
+    const int64_t total = 45 + 300 + 17, grain = kernels::detail::decode_grain(total, pool);
     for (int i = 0; i < threads; ++i) {
       SCOPED_TRACE(::testing::Message() << threads << " threads, participant " << i);
       const int64_t row = pool.run_begin(total, grain, i),
@@ -383,7 +383,7 @@ TEST(Kernels, DecodeWarmupsStartEachRunWithinItsMatrix) {
     // A matrix of another width (or decode path) ends the pass: only `a` is warmed for.
     const MatrixView* const mixed[] = {&a, &narrow};
     kernels::detail::decode_warmups(mixed, pool, isa, warm);
-    const int64_t grain_a = std::max<int64_t>(8, 45 / (threads * 16));
+    const int64_t grain_a = kernels::detail::decode_grain(45, pool);
     for (int i = 0; i < threads; ++i) {
       const int64_t row = pool.run_begin(45, grain_a, i), end = pool.run_begin(45, grain_a, i + 1);
       EXPECT_EQ(warm[size_t(i)].bytes, (end - row) * rb) << threads << " " << i;

@@ -104,10 +104,10 @@ DecodePath decode_path(DType t, Isa isa) {
   return DecodePath::F32;
 }
 
-// Rows per chunk of a decode pass over `total` weight rows: enough to keep the prefetchers busy,
-// enough chunks to balance the threads.
-int64_t decode_grain(int64_t total, const ThreadPool& pool) {
-  return std::max<int64_t>(8, total / (int64_t(pool.size()) * 16));
+// Whether w runs in the same fast decode pass as `first` (matmul_multi's matrices share one
+// while they share the first one's width and decode path).
+bool shares_pass(const MatrixView& w, const MatrixView& first, Isa isa) {
+  return w.cols == first.cols && decode_path(w.type, isa) == decode_path(first.type, isa);
 }
 
 // How far ahead of its start in the next product a thread prefetches while it waits: about the
@@ -117,20 +117,21 @@ constexpr int64_t kWarmupBytes = int64_t(512) << 10;
 
 }  // namespace
 
+int64_t detail::decode_grain(int64_t total, const ThreadPool& pool) {
+  return std::max<int64_t>(8, total / (int64_t(pool.size()) * 16));
+}
+
 void detail::decode_warmups(NextWeights next, const ThreadPool& pool, Isa isa,
                             std::vector<ThreadPool::Warmup>& warm) {
   warm.clear();
-  // matmul_multi runs the matrices as one pass while they share the first one's width and decode
-  // path; the first of the others starts a pass of its own, later.
+  // Only the matrices of the next pass: a matrix that does not share it starts a later one.
   size_t in_pass = 0;
-  while (in_pass < next.size() && next[in_pass]->cols == next[0]->cols &&
-         decode_path(next[in_pass]->type, isa) == decode_path(next[0]->type, isa))
-    ++in_pass;
+  while (in_pass < next.size() && shares_pass(*next[in_pass], *next[0], isa)) ++in_pass;
   next = next.first(in_pass);
   int64_t total = 0;
   for (const MatrixView* w : next) total += w->rows;
   if (total == 0) return;
-  const int64_t grain = decode_grain(total, pool);
+  const int64_t grain = detail::decode_grain(total, pool);
   for (int i = 0; i < pool.size(); ++i) {
     // Rows [row, end) of the pass are participant i's run; warm its start within one matrix.
     int64_t row = pool.run_begin(total, grain, i), end = pool.run_begin(total, grain, i + 1);
@@ -153,8 +154,8 @@ namespace {
 // Fast decode (n_rows < kGemmMinRows) of products that share x and a decode path: the
 // activations are converted once, and the rows of all matrices run as one range over the pool
 // (a chunk may cover the end of one matrix and the start of the next), each row by the same
-// kernel as a single product would use. Work unit: a run of weight rows, enough of them per
-// chunk to keep the prefetchers busy, enough chunks to balance the threads.
+// kernel as a single product would use, decode_grain rows per chunk; threads that finish early
+// warm up for `next`.
 void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_rows,
                      ThreadPool& pool, Isa isa, NextWeights next) {
   const DecodePath path = decode_path(outs[0].w->type, isa);
@@ -181,7 +182,7 @@ void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_
   detail::decode_warmups(next, pool, isa, warm);
   const detail::MatmulKernels& k = kernels_for(isa);
   pool.parallel_for(
-      total, decode_grain(total, pool),
+      total, detail::decode_grain(total, pool),
       [&](int64_t r0, int64_t r1) {
         int64_t base = 0;
         for (const MatmulOut& o : outs) {
@@ -281,10 +282,7 @@ void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t n_row
                   Precision precision, NextWeights next) {
   const Isa isa = active_isa();
   bool one_pass = precision == Precision::Fast && n_rows < kGemmMinRows && !outs.empty();
-  for (const MatmulOut& o : outs) {
-    one_pass = one_pass && o.w->cols == outs[0].w->cols &&
-               decode_path(o.w->type, isa) == decode_path(outs[0].w->type, isa);
-  }
+  for (const MatmulOut& o : outs) one_pass = one_pass && shares_pass(*o.w, *outs[0].w, isa);
   if (!one_pass) {
     for (size_t i = 0; i < outs.size(); ++i) {
       const MatrixView* const following[] = {i + 1 < outs.size() ? outs[i + 1].w : nullptr};

@@ -105,6 +105,10 @@ struct Bf16Gemm {
 
 const Bf16Gemm& bf16_gemm_avx512();  // only with AVX-512 F/BW/VL/DQ + BF16
 
+// Rows per chunk of a fast decode pass over `total` weight rows: enough to keep the prefetchers
+// busy, enough chunks to balance the threads.
+int64_t decode_grain(int64_t total, const ThreadPool& pool);
+
 // The warm-up ranges a fast decode product hands the pool for the product named next
 // (kernels::NextWeights, no null entries): for each participant the start of its run there, at
 // most 512 KiB, within its run and one matrix. Empty if nothing is named.
