@@ -1,9 +1,9 @@
 // The decode (matrix-vector) kernels of the fast precision (not part of the CMake build):
-//   cache: one thread, a 64-row matrix that stays in L2, the kernel called directly (its compute
-//          rate, in G blocks of 32 weights per second);
+//   cache: one thread, a 64-row matrix that stays in L2, the 8-bit kernels (VNNI, AVX2) called
+//          directly (their compute rate, in G blocks of 32 weights per second);
 //   stream: two threads through kernels::matmul over a ~1 GiB matrix in anonymous huge pages (how
 //          fast the kernel streams from memory, without the rest of a decode step), alternating the
-//          types 7 times;
+//          types 7 times (EP_ISA=avx2: the AVX2 kernels);
 //   layers: two threads through kernels::matmul over the TinyLlama-1.1B decode matrices in engine
 //          order (q|k|v, o, gate|up, down) x 22 layers, contiguous in huge pages, alternated 12
 //          times with one matrix of the same bytes (what the per-call cost of the thread pool is);
@@ -107,33 +107,40 @@ bool avx512_or_skip(const char* mode) {
   return false;
 }
 
-// One core, weights in L2: the VNNI kernels' compute rate.
+// One core, weights in L2: the 8-bit kernels' compute rate (VNNI and AVX2, those the CPU has).
 void cache_rate() {
-  if (!kernels::cpu_features().avx512vnni) {
-    std::printf("cache: no AVX-512 VNNI on this CPU, skipped\n");
-    return;
-  }
-  const auto& k = kernels::detail::quantized_kernels_vnni();
+  struct Path {
+    const char* name;
+    const kernels::detail::QuantizedKernels* k;
+  };
+  std::vector<Path> paths;
+  if (kernels::cpu_features().avx512vnni)
+    paths.push_back({"vnni", &kernels::detail::quantized_kernels_vnni()});
+  if (kernels::clamp_isa(kernels::Isa::Avx2) == kernels::Isa::Avx2)
+    paths.push_back({"avx2", &kernels::detail::quantized_kernels_avx2()});
+  if (paths.empty()) std::printf("cache: no AVX2 on this CPU, skipped\n");
   const std::vector<float> x = random_floats(kCols, 2);
-  kernels::detail::QuantizedActivations a;
-  k.quantize(x.data(), kCols, a);
-  for (DType t : {DType::Q8_0, DType::Q4_0}) {
-    const int64_t rows = 64, rb = dtype_row_bytes(t, kCols);
-    const std::vector<float> src = random_floats(size_t(rows * kCols), 1);
-    std::vector<uint8_t> w(size_t(rows * rb));
-    for (int64_t r = 0; r < rows; ++r)
-      quantize_row(t, &src[size_t(r * kCols)], &w[size_t(r * rb)], kCols);
-    const MatrixView m{t, rows, kCols, w.data()};
-    std::vector<float> y(static_cast<size_t>(rows));
-    const int iters = 300000;
-    double best = 0;
-    for (int rep = 0; rep < 3; ++rep) {
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < iters; ++i) k.matvec(m, a, y.data(), 0, rows);
-      best = std::max(best, double(iters) * rows * (kCols / 32) / seconds_since(t0) / 1e9);
+  for (const Path& p : paths) {
+    kernels::detail::QuantizedActivations a;
+    p.k->quantize(x.data(), kCols, a);
+    for (DType t : {DType::Q8_0, DType::Q4_0}) {
+      const int64_t rows = 64, rb = dtype_row_bytes(t, kCols);
+      const std::vector<float> src = random_floats(size_t(rows * kCols), 1);
+      std::vector<uint8_t> w(size_t(rows * rb));
+      for (int64_t r = 0; r < rows; ++r)
+        quantize_row(t, &src[size_t(r * kCols)], &w[size_t(r * rb)], kCols);
+      const MatrixView m{t, rows, kCols, w.data()};
+      std::vector<float> y(static_cast<size_t>(rows));
+      const int iters = 300000;
+      double best = 0;
+      for (int rep = 0; rep < 3; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < iters; ++i) p.k->matvec(m, a, y.data(), 0, rows);
+        best = std::max(best, double(iters) * rows * (kCols / 32) / seconds_since(t0) / 1e9);
+      }
+      std::printf("cache  %-5s %s 1 thread: %.2f G blocks/s\n", std::string(dtype_name(t)).c_str(),
+                  p.name, best);
     }
-    std::printf("cache  %-5s 1 thread: %.2f G blocks/s\n", std::string(dtype_name(t)).c_str(),
-                best);
   }
 }
 

@@ -160,6 +160,13 @@ TEST(Kernels, MatmulMatchesReferenceForEveryType) {
   }
 }
 
+// Whether the fast precision computes Q8_0/Q4_0 weights against 8-bit activations: decode (1-2
+// rows) on AVX2 and AVX-512, prefill only with AVX-512 VNNI.
+bool fast_int8(Isa isa, int64_t n_rows) {
+  if (isa == Isa::Scalar) return false;
+  return n_rows < 3 || (isa == Isa::Avx512 && kernels::cpu_features().avx512vnni);
+}
+
 // Every instruction-set path (scalar, AVX2, AVX-512 where the CPU has them) against a double
 // reference on the dequantised weights, over odd shapes: rows not a multiple of any panel, column
 // counts with tails for the float types, K spanning several cache blocks, and token counts that
@@ -194,7 +201,7 @@ TEST(Kernels, MatmulEveryIsaMatchesReference) {
                 (t == DType::F16 || t == DType::BF16) && kernels::cpu_features().avx512bf16) {
               continue;  // bf16 GEMM: below
             }
-            if (prec == kernels::Precision::Fast && quant && isa == Isa::Avx512)
+            if (prec == kernels::Precision::Fast && quant && fast_int8(isa, n_rows))
               continue;  // 8-bit: below
             if (prec == kernels::Precision::Fast && t == DType::F16 && isa == Isa::Avx512 &&
                 n_rows < 3) {
@@ -223,51 +230,52 @@ TEST(Kernels, MatmulEveryIsaMatchesReference) {
   }
 }
 
-// The fast paths (8-bit activations, VNNI: the decode matvec for 1-2 rows, the prefill GEMM for
-// more) against a double reference that quantises the activations the same way (d = max|x| / 127
-// per 32-block, q = x · (127 / max|x|) rounded to nearest even): the integer dot products must be
-// exact, so only f32 scaling rounding remains. Row counts exercise partial 32-row panels and
-// token counts partial register tiles.
+// The fast paths (8-bit activations: the decode matvec for 1-2 rows on AVX2 and with VNNI, the
+// VNNI prefill GEMM for more) against a double reference that quantises the activations the same
+// way (d = max|x| / 127 per 32-block, q = x · (127 / max|x|) rounded to nearest even): the integer
+// dot products must be exact, so only f32 scaling rounding remains. Row counts exercise partial
+// 32-row panels and token counts partial register tiles.
 TEST(Kernels, FastQuantisedMatmulMatchesReference) {
-  if (!(kernels::clamp_isa(Isa::Avx512) == Isa::Avx512 && kernels::cpu_features().avx512vnni)) {
-    GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  }
   std::mt19937 rng(41);
   ThreadPool pool(2);
-  for (DType t : {DType::Q8_0, DType::Q4_0}) {
-    for (int64_t cols : {32, 64, 96, 2048, 5632 + 32}) {  // odd and even block counts
-      const int64_t rows = cols == 96 ? 7 : cols == 64 ? 64 : 45, rb = dtype_row_bytes(t, cols);
-      const auto wf = random_vector(size_t(rows * cols), rng);
-      std::vector<uint8_t> wq(size_t(rows * rb));
-      for (int64_t r = 0; r < rows; ++r)
-        quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
-      // A file may hold -128, which the quantiser never writes.
-      if (t == DType::Q8_0) reinterpret_cast<BlockQ8_0*>(wq.data())->qs[3] = -128;
-      std::vector<float> wd(wf.size());
-      for (int64_t r = 0; r < rows; ++r)
-        dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
-      for (int64_t n_rows : {1, 2, 3, 7, 13}) {
-        auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
-        for (int64_t c = 32; c < std::min<int64_t>(64, cols); ++c)
-          x.at(size_t(c)) = 0.0f;          // an all-zero block
-        std::vector<double> xq(x.size());  // each 32-block quantised as the kernels do
-        for (size_t b = 0; b < x.size() / 32; ++b) {
-          const float* xb = &x[b * 32];
-          float m = 0;
-          for (int j = 0; j < 32; ++j) m = std::max(m, std::fabs(xb[j]));
-          const float d = m / 127.0f, id = m != 0 ? 127.0f / m : 0.0f;
-          for (int j = 0; j < 32; ++j)
-            xq[b * 32 + size_t(j)] = double(d) * std::nearbyint(xb[j] * id);
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (kernels::clamp_isa(isa) != isa) continue;  // not on this CPU
+    for (DType t : {DType::Q8_0, DType::Q4_0}) {
+      for (int64_t cols : {32, 64, 96, 2048, 5632 + 32}) {  // odd and even block counts
+        const int64_t rows = cols == 96 ? 7 : cols == 64 ? 64 : 45, rb = dtype_row_bytes(t, cols);
+        const auto wf = random_vector(size_t(rows * cols), rng);
+        std::vector<uint8_t> wq(size_t(rows * rb));
+        for (int64_t r = 0; r < rows; ++r)
+          quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
+        // A file may hold -128, which the quantiser never writes.
+        if (t == DType::Q8_0) reinterpret_cast<BlockQ8_0*>(wq.data())->qs[3] = -128;
+        std::vector<float> wd(wf.size());
+        for (int64_t r = 0; r < rows; ++r)
+          dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
+        for (int64_t n_rows : {1, 2, 3, 7, 13}) {
+          if (!fast_int8(isa, n_rows)) continue;  // the f32 GEMM: MatmulEveryIsaMatchesReference
+          auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
+          for (int64_t c = 32; c < std::min<int64_t>(64, cols); ++c)
+            x.at(size_t(c)) = 0.0f;          // an all-zero block
+          std::vector<double> xq(x.size());  // each 32-block quantised as the kernels do
+          for (size_t b = 0; b < x.size() / 32; ++b) {
+            const float* xb = &x[b * 32];
+            float m = 0;
+            for (int j = 0; j < 32; ++j) m = std::max(m, std::fabs(xb[j]));
+            const float d = m / 127.0f, id = m != 0 ? 127.0f / m : 0.0f;
+            for (int j = 0; j < 32; ++j)
+              xq[b * 32 + size_t(j)] = double(d) * std::nearbyint(xb[j] * id);
+          }
+          const std::vector<double> ref = reference_matmul(wd, xq, rows, cols);
+          const std::vector<double> exact = reference_matmul(wd, x, rows, cols);
+          std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
+          kernels::matmul(MatrixView{t, rows, cols, wq.data()}, x.data(), n_rows, y.data(), pool,
+                          isa, kernels::Precision::Fast);
+          SCOPED_TRACE(::testing::Message() << kernels::cpu_isa_name(isa) << " " << dtype_name(t)
+                                            << " cols " << cols << " n_rows " << n_rows);
+          EXPECT_LT(rel_error(y, ref), 2e-6);
+          EXPECT_LT(rel_error(y, exact), 2e-2);  // the cost of 8-bit activations, for scale
         }
-        const std::vector<double> ref = reference_matmul(wd, xq, rows, cols);
-        const std::vector<double> exact = reference_matmul(wd, x, rows, cols);
-        std::vector<float> y(ref.size(), std::numeric_limits<float>::quiet_NaN());
-        kernels::matmul(MatrixView{t, rows, cols, wq.data()}, x.data(), n_rows, y.data(), pool,
-                        Isa::Avx512, kernels::Precision::Fast);
-        SCOPED_TRACE(::testing::Message()
-                     << dtype_name(t) << " cols " << cols << " n_rows " << n_rows);
-        EXPECT_LT(rel_error(y, ref), 2e-6);
-        EXPECT_LT(rel_error(y, exact), 2e-2);  // the cost of 8-bit activations, for scale
       }
     }
   }

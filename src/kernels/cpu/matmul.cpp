@@ -89,17 +89,23 @@ bool vnni_available(Isa isa) {
   return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512vnni;
 }
 
+// The 8-bit decode kernels (DecodePath::Int8): VNNI where the CPU has it, else AVX2.
+const detail::QuantizedKernels& quantized_kernels(Isa isa) {
+  return vnni_available(isa) ? detail::quantized_kernels_vnni() : detail::quantized_kernels_avx2();
+}
+
 bool bf16_available(Isa isa) {
   return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512bf16;
 }
 
 // The form in which a fast decode step hands its activations to the matrix-vector kernel of a
-// weight type: f32 as they are, 8 bits per block (Q8_0/Q4_0 with VNNI), or F16 (F16 weights
-// with AVX-512).
+// weight type: f32 as they are, 8 bits per block (Q8_0/Q4_0 with AVX2 or AVX-512 VNNI), or F16
+// (F16 weights with AVX-512).
 enum class DecodePath { F32, Int8, Half };
 
 DecodePath decode_path(DType t, Isa isa) {
-  if ((t == DType::Q8_0 || t == DType::Q4_0) && vnni_available(isa)) return DecodePath::Int8;
+  if ((t == DType::Q8_0 || t == DType::Q4_0) && clamp_isa(isa) != Isa::Scalar)
+    return DecodePath::Int8;
   if (t == DType::F16 && clamp_isa(isa) == Isa::Avx512) return DecodePath::Half;
   return DecodePath::F32;
 }
@@ -168,10 +174,10 @@ void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_
   thread_local std::vector<detail::HalfActivations> half_buffer;
   std::vector<detail::QuantizedActivations>& xq = int8_buffer;
   std::vector<detail::HalfActivations>& xh = half_buffer;
+  const detail::QuantizedKernels& qk = quantized_kernels(isa);
   if (path == DecodePath::Int8) {
     xq.resize(size_t(n_rows));
-    for (int64_t t = 0; t < n_rows; ++t)
-      detail::quantized_kernels_vnni().quantize(x + t * cols, cols, xq[size_t(t)]);
+    for (int64_t t = 0; t < n_rows; ++t) qk.quantize(x + t * cols, cols, xq[size_t(t)]);
   } else if (path == DecodePath::Half) {
     xh.resize(size_t(n_rows));
     for (int64_t t = 0; t < n_rows; ++t)
@@ -191,7 +197,7 @@ void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_
             float* y = o.y + t * o.w->rows;
             switch (path) {
               case DecodePath::Int8:
-                detail::quantized_kernels_vnni().matvec(*o.w, xq[size_t(t)], y, a, b);
+                qk.matvec(*o.w, xq[size_t(t)], y, a, b);
                 break;
               case DecodePath::Half:
                 detail::half_kernels_avx512().matvec(*o.w, xh[size_t(t)], y, a, b);

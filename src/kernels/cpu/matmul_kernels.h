@@ -41,6 +41,9 @@ struct QuantizedActivations {
   AlignedVector<int32_t> corr4;
 };
 
+// Fills q4, scale4 and corr4 of `a` from its q, scale and corr.
+void order_q4_groups(QuantizedActivations& a);
+
 struct QuantizedKernels {
   // Quantises n (a multiple of 32) activations.
   void (*quantize)(const float* x, int64_t n, QuantizedActivations& out);
@@ -50,6 +53,8 @@ struct QuantizedKernels {
 };
 
 const QuantizedKernels& quantized_kernels_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
+// Leaves corr8 empty (its Q8_0 kernel needs no correction).
+const QuantizedKernels& quantized_kernels_avx2();  // only with AVX2 + FMA + F16C
 
 // Activations rounded to F16 (nearest even) for the F16-weight decode kernel: h [n], padded and
 // 64-byte aligned.

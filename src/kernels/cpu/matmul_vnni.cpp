@@ -52,22 +52,7 @@ void quantize(const float* x, int64_t n, QuantizedActivations& out) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(&out.corr8[size_t(b * 8)]),
                         _mm256_setr_epi32(-128 * sum, 0, 0, 0, 0, 0, 0, 0));
   }
-  // Nibble-ordered groups of four blocks for Q4_0.
-  const int64_t ng = nb / 4;
-  out.q4.resize(size_t(ng * 128));
-  out.scale4.resize(size_t(ng * 16));
-  out.corr4.resize(size_t(ng * 16));
-  for (int64_t g = 0; g < ng; ++g) {
-    for (int k = 0; k < 4; ++k) {
-      const int64_t b = g * 4 + k;
-      std::copy_n(&out.q[size_t(b * 32)], 16, &out.q4[size_t(g * 128 + k * 16)]);
-      std::copy_n(&out.q[size_t(b * 32 + 16)], 16, &out.q4[size_t(g * 128 + 64 + k * 16)]);
-      for (int l = 0; l < 4; ++l) {
-        out.scale4[size_t(g * 16 + k * 4 + l)] = out.scale[size_t(b * 8)];
-        out.corr4[size_t(g * 16 + k * 4 + l)] = l == 0 ? out.corr[size_t(b * 8)] : 0;
-      }
-    }
-  }
+  order_q4_groups(out);
 }
 
 inline int32_t dot_block_q4(const BlockQ4_0& w, const int8_t* xq) {
