@@ -160,13 +160,6 @@ TEST(Kernels, MatmulMatchesReferenceForEveryType) {
   }
 }
 
-// Whether the fast precision computes Q8_0/Q4_0 weights against 8-bit activations: decode (1-2
-// rows) on AVX2 and AVX-512, prefill only with AVX-512 VNNI.
-bool fast_int8(Isa isa, int64_t n_rows) {
-  if (isa == Isa::Scalar) return false;
-  return n_rows < 3 || (isa == Isa::Avx512 && kernels::cpu_features().avx512vnni);
-}
-
 // Every instruction-set path (scalar, AVX2, AVX-512 where the CPU has them) against a double
 // reference on the dequantised weights, over odd shapes: rows not a multiple of any panel, column
 // counts with tails for the float types, K spanning several cache blocks, and token counts that
@@ -201,7 +194,7 @@ TEST(Kernels, MatmulEveryIsaMatchesReference) {
                 (t == DType::F16 || t == DType::BF16) && kernels::cpu_features().avx512bf16) {
               continue;  // bf16 GEMM: below
             }
-            if (prec == kernels::Precision::Fast && quant && fast_int8(isa, n_rows))
+            if (prec == kernels::Precision::Fast && quant && isa != Isa::Scalar)
               continue;  // 8-bit: below
             if (prec == kernels::Precision::Fast && t == DType::F16 && isa == Isa::Avx512 &&
                 n_rows < 3) {
@@ -230,11 +223,11 @@ TEST(Kernels, MatmulEveryIsaMatchesReference) {
   }
 }
 
-// The fast paths (8-bit activations: the decode matvec for 1-2 rows on AVX2 and with VNNI, the
-// VNNI prefill GEMM for more) against a double reference that quantises the activations the same
-// way (d = max|x| / 127 per 32-block, q = x · (127 / max|x|) rounded to nearest even): the integer
-// dot products must be exact, so only f32 scaling rounding remains. Row counts exercise partial
-// 32-row panels and token counts partial register tiles.
+// The fast paths (8-bit activations, AVX2 and AVX-512 VNNI: the decode matvec for 1-2 rows, the
+// prefill GEMM for more) against a double reference that quantises the activations the same way
+// (d = max|x| / 127 per 32-block, q = x · (127 / max|x|) rounded to nearest even): the integer dot
+// products must be exact, so only f32 scaling rounding remains. Row counts exercise partial
+// panels (16 rows AVX2, 32 VNNI) and token counts partial register tiles (6 tokens).
 TEST(Kernels, FastQuantisedMatmulMatchesReference) {
   std::mt19937 rng(41);
   ThreadPool pool(2);
@@ -253,7 +246,6 @@ TEST(Kernels, FastQuantisedMatmulMatchesReference) {
         for (int64_t r = 0; r < rows; ++r)
           dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
         for (int64_t n_rows : {1, 2, 3, 7, 13}) {
-          if (!fast_int8(isa, n_rows)) continue;  // the f32 GEMM: MatmulEveryIsaMatchesReference
           auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
           for (int64_t c = 32; c < std::min<int64_t>(64, cols); ++c)
             x.at(size_t(c)) = 0.0f;          // an all-zero block

@@ -242,7 +242,7 @@ EP_TARGET_REGION_END
 namespace ep::kernels::detail {
 
 const QuantizedGemm& quantized_gemm_vnni() {
-  static const QuantizedGemm k{&vnni_gemm::quantize, &vnni_gemm::gemm, vnni_gemm::NR};
+  static const QuantizedGemm k{&vnni_gemm::quantize, &vnni_gemm::gemm, vnni_gemm::NR, 1};
   return k;
 }
 

@@ -89,9 +89,14 @@ bool vnni_available(Isa isa) {
   return clamp_isa(isa) == Isa::Avx512 && cpu_features().avx512vnni;
 }
 
-// The 8-bit decode kernels (DecodePath::Int8): VNNI where the CPU has it, else AVX2.
+// The 8-bit kernels of the fast precision (Q8_0/Q4_0 on every SIMD level): VNNI where the CPU
+// has it, else AVX2.
 const detail::QuantizedKernels& quantized_kernels(Isa isa) {
   return vnni_available(isa) ? detail::quantized_kernels_vnni() : detail::quantized_kernels_avx2();
+}
+
+const detail::QuantizedGemm& quantized_gemm(Isa isa) {
+  return vnni_available(isa) ? detail::quantized_gemm_vnni() : detail::quantized_gemm_avx2();
 }
 
 bool bf16_available(Isa isa) {
@@ -237,14 +242,14 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     return;
   }
   if (precision == Precision::Fast && (w.type == DType::Q8_0 || w.type == DType::Q4_0) &&
-      vnni_available(isa)) {
-    // Prefill: 8-bit activations against 8-bit-unpacked weight panels (integer dot products).
-    const detail::QuantizedGemm& qg = detail::quantized_gemm_vnni();
+      clamp_isa(isa) != Isa::Scalar) {
+    // Prefill: 8-bit activations against unpacked weight panels (integer dot products).
+    const detail::QuantizedGemm& qg = quantized_gemm(isa);
     thread_local detail::QuantizedBatch xq_buffer;
     detail::QuantizedBatch& xq = xq_buffer;
     xq.n_tok = n_rows;
     xq.k = w.cols;
-    xq.q.resize(size_t(n_rows * w.cols));
+    xq.q.resize(size_t(n_rows * w.cols * qg.activation_bytes));
     xq.d.resize(size_t(n_rows * (w.cols / 32)));
     packed_prefill(
         n_rows, (w.rows + qg.panel_rows - 1) / qg.panel_rows, pool,

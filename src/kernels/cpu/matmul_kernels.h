@@ -71,11 +71,12 @@ struct HalfKernels {
 
 const HalfKernels& half_kernels_avx512();  // only with AVX-512 F/BW/VL + F16C
 
-// A batch of activation rows quantised for the 8-bit GEMM: per token, k bytes q + 128 (q in
-// [-127, 127], d = max|x| / 127 per 32-element block as above) and the block scales d.
+// A batch of activation rows quantised for an 8-bit GEMM: per token, k values q (in [-127, 127],
+// d = max|x| / 127 per 32-element block as above) in the GEMM's form (QuantizedGemm::
+// activation_bytes each: VNNI q + 128 as unsigned bytes, AVX2 int16) and the block scales d.
 struct QuantizedBatch {
   int64_t n_tok = 0, k = 0;
-  std::vector<uint8_t> q;  // [n_tok * k]
+  std::vector<uint8_t> q;  // [n_tok * k * activation_bytes]
   std::vector<float> d;    // [n_tok * k / 32]
 };
 
@@ -88,9 +89,11 @@ struct QuantizedGemm {
   void (*gemm)(const MatrixView& w, const QuantizedBatch& x, float* y, int64_t p0, int64_t p1,
                std::vector<uint8_t>& scratch);
   int64_t panel_rows;
+  int64_t activation_bytes;  // bytes per activation value in QuantizedBatch::q
 };
 
 const QuantizedGemm& quantized_gemm_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
+const QuantizedGemm& quantized_gemm_avx2();  // only with AVX2 + FMA + F16C
 
 // A batch of activation rows rounded to bf16 for the bf16 GEMM: k2 = k rounded up to even
 // (zero-padded), x [n_tok * k2].
