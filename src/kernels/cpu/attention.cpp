@@ -2,7 +2,6 @@
 
 #include "kernels/cpu/attention_kernels.h"
 #include "kernels/cpu/cpu_features.h"
-#include "kernels/cpu/matmul.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,13 +9,14 @@
 #include <vector>
 
 namespace ep::kernels {
+namespace {
+
+#include "kernels/cpu/attention_portable.inc"
+
+}  // namespace
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
-  const int64_t group = a.n_head / a.n_head_kv;
-  const int64_t q_stride = a.n_head * a.head_dim;
   const int64_t kv_stride = a.n_head_kv * a.head_dim;
-  constexpr int64_t kBlock = 64;  // keys scored per step of the online softmax
-
   if (active_isa() == Isa::Avx512) {
     if (const auto fn = detail::attention_range_avx512(a.head_dim)) {
       // Several queries (prefill): transpose the keys once so that scores come out 16 keys per
@@ -43,52 +43,11 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       return;
     }
   }
-  pool.parallel_for(a.n_q * a.n_head, 4, [&](int64_t begin, int64_t end) {
-    std::vector<float> acc(size_t(a.head_dim));
-    float scores[kBlock];
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t i = item / a.n_head;
-      const int64_t h = item % a.n_head;
-      const int64_t kvh = h / group;
-      const float* q = a.q + i * q_stride + h * a.head_dim;
-      const int64_t pos = a.q_pos0 + i;
-      // Visible keys: k_pos0 + j <= pos, and within the window if one is set.
-      int64_t j_end = std::min(a.n_kv, pos - a.k_pos0 + 1);
-      int64_t j_begin = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1 - a.k_pos0) : 0;
-      float max = -std::numeric_limits<float>::infinity();
-      float sum = 0.0f;
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t j0 = j_begin; j0 < j_end; j0 += kBlock) {
-        const int64_t n = std::min(kBlock, j_end - j0);
-        float block_max = max;
-        for (int64_t j = 0; j < n; ++j) {
-          scores[j] =
-              dot_f32(q, a.k + (j0 + j) * kv_stride + kvh * a.head_dim, a.head_dim) * a.scale;
-          block_max = std::max(block_max, scores[j]);
-        }
-        // Rescale what was accumulated under the old maximum.
-        const float correction = std::exp(max - block_max);
-        sum *= correction;
-        for (auto& x : acc) x *= correction;
-        for (int64_t j = 0; j < n; ++j) {
-          const float p = std::exp(scores[j] - block_max);
-          sum += p;
-          const float* v = a.v + (j0 + j) * kv_stride + kvh * a.head_dim;
-          for (int64_t d = 0; d < a.head_dim; ++d) acc[size_t(d)] += p * v[d];
-        }
-        max = block_max;
-      }
-      float* out = a.out + i * q_stride + h * a.head_dim;
-      if (sum == 0.0f) {
-        std::fill(out, out + a.head_dim, 0.0f);
-        a.lse[item] = -std::numeric_limits<float>::infinity();
-      } else {
-        const float inv = 1.0f / sum;
-        for (int64_t d = 0; d < a.head_dim; ++d) out[d] = acc[size_t(d)] * inv;
-        a.lse[item] = max + std::log(sum);
-      }
-    }
-  });
+  // The portable kernel (AVX-512 CPUs come here for head sizes without a kernel of their own),
+  // one item per query token and head.
+  const auto range =
+      active_isa() == Isa::Scalar ? &portable_attention_range : &detail::attention_range_avx2;
+  pool.parallel_for(a.n_q * a.n_head, 4, [&](int64_t begin, int64_t end) { range(a, begin, end); });
 }
 
 void merge_attention(float* out_a, float* lse_a, const float* out_b, const float* lse_b,

@@ -19,4 +19,8 @@ using AttentionRangeFn = void (*)(const AttentionArgs& a, const float* kt, int64
 // AVX-512 F/BW/VL/DQ).
 AttentionRangeFn attention_range_avx512(int64_t head_dim);
 
+// The portable kernel compiled for AVX2 + FMA, over items [begin, end) of a.n_q * a.n_head
+// (item = i * n_head + h; call only on CPUs with AVX2 + FMA + F16C).
+void attention_range_avx2(const AttentionArgs& a, int64_t begin, int64_t end);
+
 }  // namespace ep::kernels::detail
