@@ -95,8 +95,8 @@ const detail::QuantizedKernels& quantized_kernels(Isa isa) {
   return vnni_available(isa) ? detail::quantized_kernels_vnni() : detail::quantized_kernels_avx2();
 }
 
-const detail::QuantizedGemm& quantized_gemm(Isa isa) {
-  return vnni_available(isa) ? detail::quantized_gemm_vnni() : detail::quantized_gemm_avx2();
+const detail::QuantizedGemm& quantized_gemm(Isa isa, DType w) {
+  return vnni_available(isa) ? detail::quantized_gemm_vnni() : detail::quantized_gemm_avx2(w);
 }
 
 bool bf16_available(Isa isa) {
@@ -244,13 +244,14 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
   if (precision == Precision::Fast && (w.type == DType::Q8_0 || w.type == DType::Q4_0) &&
       clamp_isa(isa) != Isa::Scalar) {
     // Prefill: 8-bit activations against unpacked weight panels (integer dot products).
-    const detail::QuantizedGemm& qg = quantized_gemm(isa);
+    const detail::QuantizedGemm& qg = quantized_gemm(isa, w.type);
     thread_local detail::QuantizedBatch xq_buffer;
     detail::QuantizedBatch& xq = xq_buffer;
     xq.n_tok = n_rows;
     xq.k = w.cols;
     xq.q.resize(size_t(n_rows * w.cols * qg.activation_bytes));
     xq.d.resize(size_t(n_rows * (w.cols / 32)));
+    xq.sums.resize(xq.d.size());
     packed_prefill(
         n_rows, (w.rows + qg.panel_rows - 1) / qg.panel_rows, pool,
         [&](int64_t t0, int64_t t1) { qg.quantize(x, w.cols, t0, t1, xq); },

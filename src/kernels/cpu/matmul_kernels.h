@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/aligned_vector.h"
+#include "core/dtype.h"
 #include "core/matrix_view.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_features.h"
@@ -73,11 +74,13 @@ const HalfKernels& half_kernels_avx512();  // only with AVX-512 F/BW/VL + F16C
 
 // A batch of activation rows quantised for an 8-bit GEMM: per token, k values q (in [-127, 127],
 // d = max|x| / 127 per 32-element block as above) in the GEMM's form (QuantizedGemm::
-// activation_bytes each: VNNI q + 128 as unsigned bytes, AVX2 int16) and the block scales d.
+// activation_bytes each: VNNI q + 128 as unsigned bytes, AVX2 int16 for Q8_0 and signed bytes
+// for Q4_0) and the block scales d.
 struct QuantizedBatch {
   int64_t n_tok = 0, k = 0;
-  std::vector<uint8_t> q;  // [n_tok * k * activation_bytes]
-  std::vector<float> d;    // [n_tok * k / 32]
+  std::vector<uint8_t> q;     // [n_tok * k * activation_bytes]
+  std::vector<float> d;       // [n_tok * k / 32]
+  std::vector<int32_t> sums;  // [n_tok * k / 32] Σ q per block (AVX2 Q4_0 only)
 };
 
 struct QuantizedGemm {
@@ -93,7 +96,8 @@ struct QuantizedGemm {
 };
 
 const QuantizedGemm& quantized_gemm_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
-const QuantizedGemm& quantized_gemm_avx2();  // only with AVX2 + FMA + F16C
+// The AVX2 GEMM for weight type w (Q8_0 or Q4_0: each reads its own activation form).
+const QuantizedGemm& quantized_gemm_avx2(DType w);  // only with AVX2 + FMA + F16C
 
 // A batch of activation rows rounded to bf16 for the bf16 GEMM: k2 = k rounded up to even
 // (zero-padded), x [n_tok * k2].
