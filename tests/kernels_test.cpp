@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -227,8 +228,11 @@ TEST(Kernels, MatmulEveryIsaMatchesReference) {
 // prefill GEMM for more) against a double reference that quantises the activations the same way
 // (d = max|x| / 127 per 32-block, q = x · (127 / max|x|) rounded to nearest even): the integer dot
 // products must be exact, so only f32 scaling rounding remains. Row counts exercise partial
-// panels (16 rows AVX2, 32 VNNI) and token counts partial register tiles (6 tokens).
+// panels (16 rows AVX2, 32 VNNI) and token counts every partial register tile (4 tokens AVX2, 6
+// VNNI); rows and activation blocks at the extremes (nibbles all 15 or 0, Q8_0 weights all -128 or
+// 127, activations all ±max) reach the largest intermediate sums the kernels must hold.
 TEST(Kernels, FastQuantisedMatmulMatchesReference) {
+  if (kernels::clamp_isa(Isa::Avx2) != Isa::Avx2) GTEST_SKIP() << "no AVX2 on this CPU";
   std::mt19937 rng(41);
   ThreadPool pool(2);
   for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
@@ -242,13 +246,26 @@ TEST(Kernels, FastQuantisedMatmulMatchesReference) {
           quantize_row(t, &wf[size_t(r * cols)], wq.data() + r * rb, cols);
         // A file may hold -128, which the quantiser never writes.
         if (t == DType::Q8_0) reinterpret_cast<BlockQ8_0*>(wq.data())->qs[3] = -128;
+        // Rows 1 and 2 (where present) at the extremes of the type.
+        for (int64_t r = 1; r < std::min<int64_t>(rows, 3); ++r) {
+          for (int64_t b = 0; b < cols / 32; ++b) {
+            uint8_t* blk = wq.data() + r * rb + b * (t == DType::Q8_0 ? 34 : 18);
+            if (t == DType::Q8_0)
+              std::memset(blk + 2, r == 1 ? 0x80 : 0x7f, 32);  // -128 or 127
+            else
+              std::memset(blk + 2, r == 1 ? 0xff : 0x00, 16);  // nibbles 15 or 0
+          }
+        }
         std::vector<float> wd(wf.size());
         for (int64_t r = 0; r < rows; ++r)
           dequantize_row(t, wq.data() + r * rb, &wd[size_t(r * cols)], cols);
-        for (int64_t n_rows : {1, 2, 3, 7, 13}) {
+        for (int64_t n_rows : {1, 2, 3, 5, 6, 7, 10, 13}) {
           auto x = random_vector(size_t(n_rows * cols), rng, 3.0f);
+          for (int64_t c = 0; c < 32; ++c) x[size_t(c)] = 3.0f;  // a block of +max
           for (int64_t c = 32; c < std::min<int64_t>(64, cols); ++c)
-            x.at(size_t(c)) = 0.0f;          // an all-zero block
+            x.at(size_t(c)) = 0.0f;  // an all-zero block
+          for (int64_t c = 64; c < std::min<int64_t>(96, cols); ++c)
+            x.at(size_t(c)) = -3.0f;         // a block of -max
           std::vector<double> xq(x.size());  // each 32-block quantised as the kernels do
           for (size_t b = 0; b < x.size() / 32; ++b) {
             const float* xb = &x[b * 32];

@@ -8,9 +8,11 @@
 // lane i of a product with a broadcast of one token's activations then accumulates row i. After
 // each block the int32 sums of a 4-token × 16-row register tile are converted and scaled by dw (per
 // lane) · dx (per token) into f32 sums kept in L1.
-//   Q8_0: vpmaddubsw (u8 × s8 into saturating int16 pairs) cannot take Q8_0 weights against 8-bit
-//         activations without saturating, so both are widened to int16 and multiplied with vpmaddwd
-//         (two columns per int32 lane, exact; a stored -128 included). Activations: int16.
+//   Q8_0: vpmaddubsw (u8 × s8 into saturating int16 pairs) takes Q8_0 weights only with the sign
+//         trick of the decode kernel (one more operation per product, and pairs up to 32512 that
+//         must be widened at every step), so both sides are widened to int16 instead and
+//         multiplied with vpmaddwd (two columns per int32 lane, exact; a stored -128 included).
+//         Activations: int16.
 //   Q4_0: the nibbles (0..15) are vpmaddubsw's unsigned operand against signed 8-bit activations
 //         (four columns per int32 lane after vpmaddwd with ones): a pair sums to at most
 //         2 · 15 · 127 = 3810, so the int16 pairs of a whole block (8 steps, 30480) add without
@@ -77,7 +79,12 @@ float quantize_block(const float* x, __m256i q[4]) {
   m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
   const float m = _mm_cvtss_f32(m4);
   const __m256 id = _mm256_set1_ps(m != 0.0f ? 127.0f / m : 0.0f);
-  for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], id));
+  // Clamped: never -128, even where 127 / m overflows (m below ~4e-37) or x is not finite.
+  for (int i = 0; i < 4; ++i) {
+    q[i] = _mm256_max_epi32(
+        _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[i], id)), _mm256_set1_epi32(127)),
+        _mm256_set1_epi32(-127));
+  }
   return m / 127.0f;
 }
 

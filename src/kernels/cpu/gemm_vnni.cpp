@@ -70,8 +70,12 @@ void quantize(const float* x, int64_t k, int64_t t0, int64_t t1, QuantizedBatch&
       d[b] = m / 127.0f;
       // q in [-127, 127]; flipping the sign bit stores q + 128 as an unsigned byte.
       const __m128i bias = _mm_set1_epi8(int8_t(0x80));
-      const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
-      const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
+      // Clamped: never -128, even where 127 / m overflows (m below ~4e-37) or x is not finite.
+      const __m512i lim = _mm512_set1_epi32(127), neg = _mm512_set1_epi32(-127);
+      const __m512i q0 = _mm512_max_epi32(
+          _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id))), lim), neg);
+      const __m512i q1 = _mm512_max_epi32(
+          _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id))), lim), neg);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32),
                        _mm_xor_si128(_mm512_cvtepi32_epi8(q0), bias));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32 + 16),

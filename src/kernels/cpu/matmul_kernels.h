@@ -25,7 +25,8 @@ struct MatmulKernels {
   int64_t scratch_floats;
 };
 
-// Activations quantised to 8 bits per 32-element block, laid out for the VNNI kernels:
+// Activations quantised to 8 bits per 32-element block, laid out for the 8-bit decode kernels
+// (VNNI and AVX2):
 // q [n_blocks * 32], scale [n_blocks * 8] (each block's d repeated 8 times) and corr
 // [n_blocks * 8] (-8 · Σq of the block in its first lane, zeros elsewhere), padded.
 // For Q4_0, groups of four blocks are also stored nibble-ordered: q4 holds, per group, the first
@@ -54,7 +55,7 @@ struct QuantizedKernels {
 };
 
 const QuantizedKernels& quantized_kernels_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
-// Leaves corr8 empty (its Q8_0 kernel needs no correction).
+// Does not fill corr8 (its Q8_0 kernel needs no correction).
 const QuantizedKernels& quantized_kernels_avx2();  // only with AVX2 + FMA + F16C
 
 // Activations rounded to F16 (nearest even) for the F16-weight decode kernel: h [n], padded and

@@ -40,8 +40,12 @@ void quantize(const float* x, int64_t n, QuantizedActivations& out) {
     const float m = _mm512_reduce_max_ps(amax);
     const float d = m / 127.0f;
     const float id = d != 0.0f ? 127.0f / m : 0.0f;
-    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
-    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
+    // Clamped: never -128, even where 127 / m overflows (m below ~4e-37) or x is not finite.
+    const __m512i lim = _mm512_set1_epi32(127), neg = _mm512_set1_epi32(-127);
+    const __m512i q0 = _mm512_max_epi32(
+        _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id))), lim), neg);
+    const __m512i q1 = _mm512_max_epi32(
+        _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id))), lim), neg);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(&out.q[size_t(b * 32)]), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(&out.q[size_t(b * 32 + 16)]),
                      _mm512_cvtepi32_epi8(q1));

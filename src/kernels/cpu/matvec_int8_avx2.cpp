@@ -1,8 +1,8 @@
 // AVX2 matrix-vector kernels for Q8_0 and Q4_0 weights against activations quantised to 8 bits
 // per 32-element block (the "fast" precision on CPUs without AVX-512 VNNI: most laptop and desktop
 // x86 cores). The activations are quantised exactly as for the VNNI kernels (d = max|x| / 127,
-// q = round(x / d)), so both compute the same integer dot products; only the f32 sums differ in
-// order. Compiled for AVX2 + FMA + F16C by the target region below, not by global flags.
+// q = round(x · 127 / max|x|)), so both compute the same integer dot products; only the f32 sums
+// differ in order. Compiled for AVX2 + FMA + F16C by the target region below, not by global flags.
 //
 // AVX2 has no u8 x s8 dot product into int32; vpmaddubsw multiplies unsigned by signed bytes into
 // saturating int16 pairs, and vpmaddwd with ones widens the pairs to int32:
@@ -69,7 +69,12 @@ void quantize(const float* x, int64_t n, QuantizedActivations& out) {
     const float d = m / 127.0f;
     const __m256 id = _mm256_set1_ps(d != 0.0f ? 127.0f / m : 0.0f);
     __m256i q[4];
-    for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], id));
+    // Clamped: never -128, even where 127 / m overflows (m below ~4e-37) or x is not finite.
+    for (int i = 0; i < 4; ++i) {
+      q[i] = _mm256_max_epi32(
+          _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[i], id)), _mm256_set1_epi32(127)),
+          _mm256_set1_epi32(-127));
+    }
     const int32_t sum =
         hsum(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     const __m256i q16a = _mm256_packs_epi32(q[0], q[1]), q16b = _mm256_packs_epi32(q[2], q[3]);
@@ -109,10 +114,11 @@ inline __m256i dot_q4(const BlockQ4_0& w, const int8_t* xq, const int32_t* corr)
 }
 
 // Two Q4_0 blocks against their nibble-ordered activations (x: the pair's 16 low-nibble elements
-// each, then, 64 bytes on, their high-nibble ones; xs and xc: d_x and -8·Σ q_x in lanes 0-3 for the
-// first block, 4-7 for the second): both blocks' 16 bytes in one register, so one shift, two
-// masks, two vpmaddubsw (their int16 pairs add without overflow: 4 · 15 · 127 < 2^15), one
-// vpmaddwd, one conversion and one FMA cover 64 weights.
+// each, then, 64 bytes on, their high-nibble ones; xs: d_x in lanes 0-3 for the first block, 4-7
+// for the second; xc: -8·Σ q_x in lane 0 for the first, lane 4 for the second, zeros elsewhere):
+// both blocks' 16 bytes in one register, so one shift, two masks, two vpmaddubsw (their int16 pairs
+// add without overflow: 4 · 15 · 127 < 2^15), one vpmaddwd, one conversion and one FMA cover 64
+// weights.
 inline __m256 dot_q4_pair(const BlockQ4_0* w, const int8_t* x, const float* xs, const int32_t* xc,
                           __m256 acc) {
   const __m256i packed = _mm256_inserti128_si256(
