@@ -33,6 +33,8 @@
 
 EP_TARGET_REGION_BEGIN("avx2,fma,f16c")
 
+#include "kernels/cpu/quantize_avx2.h"
+
 namespace ep::kernels::detail::int8_avx2_gemm {
 namespace {
 
@@ -64,30 +66,6 @@ Panel panel_at(uint8_t* base, int64_t nb) {
   return {a, reinterpret_cast<float*>(a + nb * kBlockBytes<T>)};
 }
 
-// d = max|x| / 127 of a block's 32 floats and q = round(x · 127 / max|x|) as four int32 vectors:
-// the rounding of the other 8-bit paths.
-float quantize_block(const float* x, __m256i q[4]) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 v[4];
-  __m256 amax = _mm256_setzero_ps();
-  for (int i = 0; i < 4; ++i) {
-    v[i] = _mm256_loadu_ps(x + 8 * i);
-    amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[i]));
-  }
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-  const float m = _mm_cvtss_f32(m4);
-  const __m256 id = _mm256_set1_ps(m != 0.0f ? 127.0f / m : 0.0f);
-  // Clamped: never -128, even where 127 / m overflows (m below ~4e-37) or x is not finite.
-  for (int i = 0; i < 4; ++i) {
-    q[i] = _mm256_max_epi32(
-        _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[i], id)), _mm256_set1_epi32(127)),
-        _mm256_set1_epi32(-127));
-  }
-  return m / 127.0f;
-}
-
 // Q8_0's activations: q as int16 (little-endian, two bytes per value), d per block.
 void quantize_int16(const float* x, int64_t k, int64_t t0, int64_t t1, QuantizedBatch& out) {
   const int64_t nb = k / 32;
@@ -95,7 +73,7 @@ void quantize_int16(const float* x, int64_t k, int64_t t0, int64_t t1, Quantized
     uint8_t* q = out.q.data() + t * k * 2;
     for (int64_t b = 0; b < nb; ++b) {
       __m256i q32[4];
-      out.d[size_t(t * nb + b)] = quantize_block(x + t * k + b * 32, q32);
+      out.d[size_t(t * nb + b)] = quantize_block_avx2(x + t * k + b * 32, q32);
       for (int i = 0; i < 4; i += 2) {
         // packs works per 128-bit lane: restore the element order with one qword permute.
         const __m256i q16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q32[i], q32[i + 1]), 0xd8);
@@ -108,23 +86,13 @@ void quantize_int16(const float* x, int64_t k, int64_t t0, int64_t t1, Quantized
 // Q4_0's activations: q as signed bytes, d and Σ q per block.
 void quantize_int8(const float* x, int64_t k, int64_t t0, int64_t t1, QuantizedBatch& out) {
   const int64_t nb = k / 32;
-  // packs_epi32 then packs_epi16 leave 4-byte groups of the four vectors interleaved by lane;
-  // one dword permute restores the order.
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t t = t0; t < t1; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
       __m256i q32[4];
-      out.d[size_t(t * nb + b)] = quantize_block(x + t * k + b * 32, q32);
-      const __m256i q16a = _mm256_packs_epi32(q32[0], q32[1]);
-      const __m256i q16b = _mm256_packs_epi32(q32[2], q32[3]);
-      const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), order);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + t * k + b * 32), q8);
-      __m256i sum =
-          _mm256_add_epi32(_mm256_add_epi32(q32[0], q32[1]), _mm256_add_epi32(q32[2], q32[3]));
-      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
-      out.sums[size_t(t * nb + b)] = _mm_cvtsi128_si32(s4);
+      out.d[size_t(t * nb + b)] = quantize_block_avx2(x + t * k + b * 32, q32);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + t * k + b * 32),
+                          pack_block_avx2(q32));
+      out.sums[size_t(t * nb + b)] = block_sum_avx2(q32);
     }
   }
 }

@@ -24,6 +24,8 @@
 
 EP_TARGET_REGION_BEGIN("avx2,fma,f16c")
 
+#include "kernels/cpu/quantize_avx2.h"
+
 namespace ep::kernels::detail::int8_avx2 {
 namespace {
 
@@ -32,13 +34,6 @@ inline float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
-}
-
-inline int32_t hsum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
 }
 
 // Fills q, scale (d repeated 8 times), corr (-8·Σq in lane 0 of 8) and the nibble-ordered groups
@@ -50,39 +45,13 @@ void quantize(const float* x, int64_t n, QuantizedActivations& out) {
   out.q.resize(size_t(nb * 32) + 64);
   out.scale.resize(size_t(nb * 8) + 16);
   out.corr.resize(size_t(nb * 8) + 16);
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  // packs_epi32 then packs_epi16 leave 4-byte groups of the four vectors interleaved by lane
-  // (v0[0:4], v1[0:4], v2[0:4], v3[0:4], v0[4:8], ...); one dword permute restores the order.
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t b = 0; b < nb; ++b) {
-    const float* xb = x + b * 32;
-    __m256 v[4];
-    __m256 amax = _mm256_setzero_ps();
-    for (int i = 0; i < 4; ++i) {
-      v[i] = _mm256_loadu_ps(xb + 8 * i);
-      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[i]));
-    }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float m = _mm_cvtss_f32(m4);
-    const float d = m / 127.0f;
-    const __m256 id = _mm256_set1_ps(d != 0.0f ? 127.0f / m : 0.0f);
     __m256i q[4];
-    // Clamped: never -128, even where 127 / m overflows (m below ~4e-37) or x is not finite.
-    for (int i = 0; i < 4; ++i) {
-      q[i] = _mm256_max_epi32(
-          _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[i], id)), _mm256_set1_epi32(127)),
-          _mm256_set1_epi32(-127));
-    }
-    const int32_t sum =
-        hsum(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
-    const __m256i q16a = _mm256_packs_epi32(q[0], q[1]), q16b = _mm256_packs_epi32(q[2], q[3]);
-    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), order);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(&out.q[size_t(b * 32)]), q8);
+    const float d = quantize_block_avx2(x + b * 32, q);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(&out.q[size_t(b * 32)]), pack_block_avx2(q));
     _mm256_storeu_ps(&out.scale[size_t(b * 8)], _mm256_set1_ps(d));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(&out.corr[size_t(b * 8)]),
-                        _mm256_setr_epi32(-8 * sum, 0, 0, 0, 0, 0, 0, 0));
+                        _mm256_setr_epi32(-8 * block_sum_avx2(q), 0, 0, 0, 0, 0, 0, 0));
   }
   order_q4_groups(out);
 }
