@@ -27,6 +27,7 @@
 
 EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 
+#include "kernels/cpu/quantize_avx512.h"
 #include "kernels/cpu/transpose_avx512.h"
 
 namespace ep::kernels::detail::vnni_gemm {
@@ -64,18 +65,10 @@ void quantize(const float* x, int64_t k, int64_t t0, int64_t t1, QuantizedBatch&
     uint8_t* q = out.q.data() + t * k;
     float* d = out.d.data() + t * nb;
     for (int64_t b = 0; b < nb; ++b) {
-      const __m512 x0 = _mm512_loadu_ps(xt + b * 32), x1 = _mm512_loadu_ps(xt + b * 32 + 16);
-      const float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-      const float id = m != 0.0f ? 127.0f / m : 0.0f;
-      d[b] = m / 127.0f;
+      __m512i q0, q1;
+      d[b] = quantize_block_avx512(xt + b * 32, q0, q1);
       // q in [-127, 127]; flipping the sign bit stores q + 128 as an unsigned byte.
       const __m128i bias = _mm_set1_epi8(int8_t(0x80));
-      // Clamped: never -128, even where 127 / m overflows (m below ~4e-37) or x is not finite.
-      const __m512i lim = _mm512_set1_epi32(127), neg = _mm512_set1_epi32(-127);
-      const __m512i q0 = _mm512_max_epi32(
-          _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id))), lim), neg);
-      const __m512i q1 = _mm512_max_epi32(
-          _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id))), lim), neg);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32),
                        _mm_xor_si128(_mm512_cvtepi32_epi8(q0), bias));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32 + 16),

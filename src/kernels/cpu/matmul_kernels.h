@@ -8,6 +8,7 @@
 #include "kernels/cpu/cpu_features.h"
 
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -42,6 +43,14 @@ struct QuantizedActivations {
   AlignedVector<float> scale4;
   AlignedVector<int32_t> corr4;
 };
+
+// 127 / m for an activation block of absolute maximum m, the factor every 8-bit quantiser
+// multiplies by before rounding; 0 where that is not finite (m = 0, m below ~4e-37, or m not
+// finite), so such a block quantises to zeros instead of to ±inf or NaN.
+inline float quantize_inverse_scale(float m) {
+  const float id = 127.0f / m;
+  return id <= std::numeric_limits<float>::max() ? id : 0.0f;
+}
 
 // Fills q4, scale4 and corr4 of `a` from its q, scale and corr.
 void order_q4_groups(QuantizedActivations& a);

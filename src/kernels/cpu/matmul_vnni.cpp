@@ -24,6 +24,8 @@
 
 EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 
+#include "kernels/cpu/quantize_avx512.h"
+
 namespace ep::kernels::detail::vnni {
 namespace {
 
@@ -35,17 +37,8 @@ void quantize(const float* x, int64_t n, QuantizedActivations& out) {
   out.corr.resize(size_t(nb * 8) + 16);
   out.corr8.resize(size_t(nb * 8) + 16);
   for (int64_t b = 0; b < nb; ++b) {
-    const __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
-    const __m512 amax = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
-    const float m = _mm512_reduce_max_ps(amax);
-    const float d = m / 127.0f;
-    const float id = d != 0.0f ? 127.0f / m : 0.0f;
-    // Clamped: never -128, even where 127 / m overflows (m below ~4e-37) or x is not finite.
-    const __m512i lim = _mm512_set1_epi32(127), neg = _mm512_set1_epi32(-127);
-    const __m512i q0 = _mm512_max_epi32(
-        _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id))), lim), neg);
-    const __m512i q1 = _mm512_max_epi32(
-        _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id))), lim), neg);
+    __m512i q0, q1;
+    const float d = quantize_block_avx512(x + b * 32, q0, q1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(&out.q[size_t(b * 32)]), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(&out.q[size_t(b * 32 + 16)]),
                      _mm512_cvtepi32_epi8(q1));

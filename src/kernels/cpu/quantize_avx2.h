@@ -1,9 +1,10 @@
 // 8-bit quantisation of one 32-float activation block with AVX2, shared by the AVX2 decode and
 // prefill kernels. Include inside an EP_TARGET_REGION that enables AVX2 (the functions take its
-// target). Rounding as every 8-bit path: d = max|x| / 127, q = round(x · 127 / max|x|) to nearest
-// even, clamped to [-127, 127] (never -128, even where 127 / max|x| overflows, for max|x| below
-// ~4e-37, or x is not finite).
+// target). Rounding as every 8-bit path: d = max|x| / 127, q = round(x · quantize_inverse_scale(
+// max|x|)) to nearest even, clamped to [-127, 127] (never -128, even for a non-finite x).
 #pragma once
+
+#include "kernels/cpu/matmul_kernels.h"
 
 #include <cstdint>
 
@@ -24,7 +25,7 @@ inline float quantize_block_avx2(const float* x, __m256i q[4]) {
   m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
   m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
   const float m = _mm_cvtss_f32(m4);
-  const __m256 id = _mm256_set1_ps(m != 0.0f ? 127.0f / m : 0.0f);
+  const __m256 id = _mm256_set1_ps(quantize_inverse_scale(m));
   for (int i = 0; i < 4; ++i) {
     q[i] = _mm256_max_epi32(
         _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[i], id)), _mm256_set1_epi32(127)),
