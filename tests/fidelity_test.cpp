@@ -25,27 +25,24 @@ std::vector<int32_t> read_ids(const std::filesystem::path& p) {
   return parse_token_list(test::read_file(p));
 }
 
+// How the prompt goes through the forward pass: as one batch (the prefill kernels) or one token
+// at a time (the decode kernels).
+enum class Feed { Batch, OneAtATime };
+
 std::vector<float> compute_logits(const std::filesystem::path& model_path,
                                   const std::vector<int32_t>& ids,
-                                  kernels::Precision precision = kernels::Precision::Exact) {
+                                  kernels::Precision precision = kernels::Precision::Exact,
+                                  Feed feed = Feed::Batch) {
   const auto model = load_model(model_path);
   ThreadPool pool(2);
   Transformer tf(*model, int64_t(ids.size()), pool);
   tf.set_precision(precision);
   std::vector<float> logits;
-  tf.forward(ids, logits, true);
-  return logits;
-}
-
-// The same logits with the prompt fed one token at a time (the decode kernels).
-std::vector<float> compute_logits_stepwise(const std::filesystem::path& model_path,
-                                           const std::vector<int32_t>& ids,
-                                           kernels::Precision precision) {
-  const auto model = load_model(model_path);
-  ThreadPool pool(2);
-  Transformer tf(*model, int64_t(ids.size()), pool);
-  tf.set_precision(precision);
-  std::vector<float> logits, step;
+  if (feed == Feed::Batch) {
+    tf.forward(ids, logits, true);
+    return logits;
+  }
+  std::vector<float> step;
   for (const int32_t id : ids) {
     tf.forward(std::span(&id, 1), step, false);
     logits.insert(logits.end(), step.begin(), step.end());
@@ -181,7 +178,8 @@ TEST(Fidelity, FastPrecisionStaysNearStoredWeights) {
       const auto ids = read_ids(prompt(m, 40));
       const auto ref = read_npy(reference(m, 40, bar.reference_suffix));
       const auto batch = compare(compute_logits(path, ids, kernels::Precision::Fast), ref);
-      const auto steps = compare(compute_logits_stepwise(path, ids, kernels::Precision::Fast), ref);
+      const auto steps =
+          compare(compute_logits(path, ids, kernels::Precision::Fast, Feed::OneAtATime), ref);
       SCOPED_TRACE(::testing::Message() << m << " " << bar.type << " on "
                                         << kernels::cpu_isa_name(kernels::active_isa()));
       EXPECT_LE(batch.rel_l2, bar.max_rel_l2);
