@@ -203,66 +203,47 @@ inline void scale_into(const __m256i s0[M], const __m256i s1[M], const float* dw
   }
 }
 
-// M tokens × 16 rows of a packed Q8_0 panel, nb blocks: x rows (int16) ldx bytes apart, scales
-// ldd apart; writes nr ≤ 16 columns of y (rows ldy apart).
-template <int M>
-void micro_q8(const QuantizedBatch& xb, int64_t t0, const Panel& p, int64_t nb, float* y,
-              int64_t ldy, int nr) {
-  const int64_t ldx = xb.k * 2, ldd = nb;
+// M tokens × 16 rows of a packed panel, nb blocks: tokens [t0, t0 + M) of xb (Q8_0: int16
+// activations, two columns per step; Q4_0: signed bytes with block sums, four columns per step);
+// writes nr ≤ 16 columns of y (rows ldy apart).
+template <DType T, int M>
+void micro(const QuantizedBatch& xb, int64_t t0, const Panel& p, int64_t nb, float* y, int64_t ldy,
+           int nr) {
+  constexpr int64_t kValueBytes = T == DType::Q8_0 ? 2 : 1;  // bytes per activation value
+  constexpr int kSteps = int(kBlockBytes<T> / kStepBytes);
+  const int64_t ldx = xb.k * kValueBytes, ldd = nb;
   const uint8_t* x = xb.q.data() + t0 * ldx;
   const float* xd = xb.d.data() + t0 * nb;
   alignas(32) float acc[M][NR] = {};
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* wb = p.q + b * kBlockBytes<DType::Q8_0>;
-    __m256i s0[M], s1[M];
+    const uint8_t* wb = p.q + b * kBlockBytes<T>;
+    const uint8_t* xb_block = x + b * 32 * kValueBytes;
+    __m256i s0[M], s1[M];  // int32 sums (Q8_0), int16 pairs over the block (Q4_0)
     for (int m = 0; m < M; ++m) s0[m] = s1[m] = _mm256_setzero_si256();
-    for (int g = 0; g < 16; ++g) {
+    for (int g = 0; g < kSteps; ++g) {
       const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + g * kStepBytes));
       const __m256i w1 =
           _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + g * kStepBytes + 32));
       for (int m = 0; m < M; ++m) {
-        int32_t a2;
-        std::memcpy(&a2, x + m * ldx + b * 64 + g * 4, 4);
-        const __m256i a = _mm256_set1_epi32(a2);
-        s0[m] = _mm256_add_epi32(s0[m], _mm256_madd_epi16(a, w0));
-        s1[m] = _mm256_add_epi32(s1[m], _mm256_madd_epi16(a, w1));
-      }
-    }
-    scale_into<M>(s0, s1, p.d + b * NR, xd, ldd, b, acc);
-  }
-  for (int m = 0; m < M; ++m) std::copy_n(acc[m], nr, y + m * ldy);
-}
-
-// M tokens × 16 rows of a packed Q4_0 panel (x rows as signed bytes, with block sums).
-template <int M>
-void micro_q4(const QuantizedBatch& xb, int64_t t0, const Panel& p, int64_t nb, float* y,
-              int64_t ldy, int nr) {
-  const int64_t ldx = xb.k, ldd = nb;
-  const uint8_t* x = xb.q.data() + t0 * ldx;
-  const float* xd = xb.d.data() + t0 * nb;
-  const int32_t* xs = xb.sums.data() + t0 * nb;
-  const __m256i ones = _mm256_set1_epi16(1);
-  alignas(32) float acc[M][NR] = {};
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* wb = p.q + b * kBlockBytes<DType::Q4_0>;
-    __m256i s0[M], s1[M];  // int16 pairs over the block, then int32
-    for (int m = 0; m < M; ++m) s0[m] = s1[m] = _mm256_setzero_si256();
-    for (int g = 0; g < 8; ++g) {
-      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + g * kStepBytes));
-      const __m256i w1 =
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + g * kStepBytes + 32));
-      for (int m = 0; m < M; ++m) {
-        int32_t a4;
-        std::memcpy(&a4, x + m * ldx + b * 32 + g * 4, 4);
+        int32_t a4;  // one step's activations of token m (2 int16 or 4 bytes)
+        std::memcpy(&a4, xb_block + m * ldx + g * 4, 4);
         const __m256i a = _mm256_set1_epi32(a4);
-        s0[m] = _mm256_add_epi16(s0[m], _mm256_maddubs_epi16(w0, a));
-        s1[m] = _mm256_add_epi16(s1[m], _mm256_maddubs_epi16(w1, a));
+        if constexpr (T == DType::Q8_0) {
+          s0[m] = _mm256_add_epi32(s0[m], _mm256_madd_epi16(a, w0));
+          s1[m] = _mm256_add_epi32(s1[m], _mm256_madd_epi16(a, w1));
+        } else {
+          s0[m] = _mm256_add_epi16(s0[m], _mm256_maddubs_epi16(w0, a));
+          s1[m] = _mm256_add_epi16(s1[m], _mm256_maddubs_epi16(w1, a));
+        }
       }
     }
-    for (int m = 0; m < M; ++m) {
-      const __m256i corr = _mm256_set1_epi32(-8 * xs[m * ldd + b]);
-      s0[m] = _mm256_add_epi32(_mm256_madd_epi16(s0[m], ones), corr);
-      s1[m] = _mm256_add_epi32(_mm256_madd_epi16(s1[m], ones), corr);
+    if constexpr (T == DType::Q4_0) {  // widen, and make the nibbles signed: - 8 · Σ q
+      const __m256i ones = _mm256_set1_epi16(1);
+      for (int m = 0; m < M; ++m) {
+        const __m256i corr = _mm256_set1_epi32(-8 * xb.sums[size_t((t0 + m) * nb + b)]);
+        s0[m] = _mm256_add_epi32(_mm256_madd_epi16(s0[m], ones), corr);
+        s1[m] = _mm256_add_epi32(_mm256_madd_epi16(s1[m], ones), corr);
+      }
     }
     scale_into<M>(s0, s1, p.d + b * NR, xd, ldd, b, acc);
   }
@@ -274,10 +255,7 @@ using MicroFn = void (*)(const QuantizedBatch&, int64_t, const Panel&, int64_t, 
 
 template <DType T, int... I>
 constexpr auto make_micro_table(std::integer_sequence<int, I...>) {
-  if constexpr (T == DType::Q8_0)
-    return std::array<MicroFn, sizeof...(I)>{&micro_q8<I + 1>...};
-  else
-    return std::array<MicroFn, sizeof...(I)>{&micro_q4<I + 1>...};
+  return std::array<MicroFn, sizeof...(I)>{&micro<T, I + 1>...};
 }
 
 template <DType T>

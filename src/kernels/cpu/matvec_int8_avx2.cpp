@@ -56,9 +56,11 @@ void quantize(const float* x, int64_t n, QuantizedActivations& out) {
   order_q4_groups(out);
 }
 
-// d_w · d_x of a block, in all eight lanes.
-inline __m256 block_scale(uint16_t dw, const float* xs) {
-  return _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16(short(dw))), _mm256_loadu_ps(xs));
+// acc + dot · d_w · d_x for one block (dot: its eight int32 partial sums, xs: d_x in eight lanes).
+inline __m256 add_block(__m256i dot, uint16_t dw, const float* xs, __m256 acc) {
+  const __m256 scale =
+      _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16(short(dw))), _mm256_loadu_ps(xs));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc);
 }
 
 // The eight int32 partial sums of Σ q_w·q_x over one Q8_0 block.
@@ -128,8 +130,7 @@ float dot_row_q4(const BlockQ4_0* w, const QuantizedActivations& a) {
   const float* xs = a.scale.data();
   const int32_t* xc = a.corr.data();
   for (int64_t b = ng * 4; b < nb; ++b) {
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_q4(w[b], xq + b * 32, xc + b * 8)),
-                           block_scale(w[b].d, xs + b * 8), acc0);
+    acc0 = add_block(dot_q4(w[b], xq + b * 32, xc + b * 8), w[b].d, xs + b * 8, acc0);
   }
   return hsum(_mm256_add_ps(acc0, acc1));
 }
@@ -143,15 +144,10 @@ float dot_row_q8(const BlockQ8_0* w, const QuantizedActivations& a) {
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
     prefetch_stream(w + b, 2 * int64_t(sizeof(BlockQ8_0)));
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_q8(w[b], xq + b * 32)),
-                           block_scale(w[b].d, xs + b * 8), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_q8(w[b + 1], xq + b * 32 + 32)),
-                           block_scale(w[b + 1].d, xs + b * 8 + 8), acc1);
+    acc0 = add_block(dot_q8(w[b], xq + b * 32), w[b].d, xs + b * 8, acc0);
+    acc1 = add_block(dot_q8(w[b + 1], xq + b * 32 + 32), w[b + 1].d, xs + b * 8 + 8, acc1);
   }
-  if (b < nb) {
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_q8(w[b], xq + b * 32)),
-                           block_scale(w[b].d, xs + b * 8), acc0);
-  }
+  if (b < nb) acc0 = add_block(dot_q8(w[b], xq + b * 32), w[b].d, xs + b * 8, acc0);
   return hsum(_mm256_add_ps(acc0, acc1));
 }
 
