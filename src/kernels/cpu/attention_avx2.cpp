@@ -1,6 +1,7 @@
-// The portable attention kernel compiled for AVX2 + FMA (CPUs without AVX-512, where no
-// hand-written kernel exists): the same source as the baseline build, vectorised eight lanes wide.
-// Compiled for that target by the target region below, not by global flags.
+// AVX2 attention: attention_simd.inc eight lanes wide for head_dim 16, 32, 64 and 128, and the
+// portable kernel (attention_portable.inc, vectorised by the compiler) for other head sizes.
+// Compiled for AVX2 + FMA by the target region below, not by global flags; attention.cpp calls
+// these only on CPUs with AVX2 + FMA + F16C.
 #include "kernels/cpu/attention_kernels.h"
 #include "kernels/cpu/target_region.h"
 
@@ -11,6 +12,18 @@
 #include <vector>
 
 EP_TARGET_REGION_BEGIN("avx2,fma,f16c")
+
+#include "kernels/cpu/exp_simd.h"
+#include "kernels/cpu/simd_f32_avx2.h"
+
+namespace ep::kernels::detail::avx2 {
+namespace {
+
+using S = F32x8;
+#include "kernels/cpu/attention_simd.inc"
+
+}  // namespace
+}  // namespace ep::kernels::detail::avx2
 
 namespace ep::kernels::detail::attention_avx2 {
 namespace {
@@ -24,7 +37,11 @@ EP_TARGET_REGION_END
 
 namespace ep::kernels::detail {
 
-void attention_range_avx2(const AttentionArgs& a, int64_t begin, int64_t end) {
+AttentionRangeFn attention_range_avx2(int64_t head_dim) {
+  return avx2::supports_head_dim(head_dim) ? &avx2::attend : nullptr;
+}
+
+void portable_attention_range_avx2(const AttentionArgs& a, int64_t begin, int64_t end) {
   attention_avx2::portable_attention_range(a, begin, end);
 }
 

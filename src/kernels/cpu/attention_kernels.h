@@ -15,12 +15,13 @@ namespace ep::kernels::detail {
 using AttentionRangeFn = void (*)(const AttentionArgs& a, const float* kt, int64_t begin,
                                   int64_t end);
 
-// The AVX-512 kernel for this head size, or nullptr when it has none (call only on CPUs with
-// AVX-512 F/BW/VL/DQ).
+// The vectorised kernel (attention_simd.inc) for this head size, or nullptr when it has none;
+// call only on CPUs with AVX-512 F/BW/VL/DQ, respectively AVX2 + FMA + F16C.
 AttentionRangeFn attention_range_avx512(int64_t head_dim);
+AttentionRangeFn attention_range_avx2(int64_t head_dim);
 
 // The portable kernel compiled for AVX2 + FMA, over items [begin, end) of a.n_q * a.n_head
 // (item = i * n_head + h; call only on CPUs with AVX2 + FMA + F16C).
-void attention_range_avx2(const AttentionArgs& a, int64_t begin, int64_t end);
+void portable_attention_range_avx2(const AttentionArgs& a, int64_t begin, int64_t end);
 
 }  // namespace ep::kernels::detail

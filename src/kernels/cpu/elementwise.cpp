@@ -19,6 +19,7 @@ void rmsnorm(const float* x, const float* weight, float* y, int64_t n_rows, int6
 
 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
   if (active_isa() == Isa::Avx512) return detail::swiglu_avx512()(gate, up, out, n);
+  if (active_isa() == Isa::Avx2) return detail::swiglu_avx2()(gate, up, out, n);
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
