@@ -62,7 +62,7 @@ void scalar_gemm(const MatrixView& w, const float* x, int64_t n_tok, float* y, i
 }  // namespace
 
 const MatmulKernels& matmul_kernels_scalar() {
-  static const MatmulKernels k{&scalar_matvec, &scalar_gemm, kScalarPanel, 0};
+  static const MatmulKernels k{&scalar_matvec, &scalar_gemm, kScalarPanel, 0, nullptr, 0};
   return k;
 }
 
@@ -277,11 +277,22 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
         });
     return;
   }
+  const float* xs = x;
+  if (k.pack) {  // the activations laid out for the kernel once, over the pool
+    const int64_t n_tiles = (n_rows + k.pack_tokens - 1) / k.pack_tokens;
+    thread_local AlignedVector<float> packed_buffer;
+    AlignedVector<float>& packed = packed_buffer;
+    packed.resize(size_t(n_tiles * k.pack_tokens * w.cols));
+    pool.parallel_for(n_tiles, 4, [&](int64_t t0, int64_t t1) {
+      k.pack(x, n_rows, w.cols, t0, t1, packed.data());
+    });
+    xs = packed.data();
+  }
   const int64_t n_panels = (w.rows + k.panel_rows - 1) / k.panel_rows;
   pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
     thread_local std::vector<float> scratch;
     scratch.resize(size_t(k.scratch_floats));
-    k.gemm(w, x, n_rows, y, p0, p1, scratch.data());
+    k.gemm(w, xs, n_rows, y, p0, p1, scratch.data());
   });
 }
 

@@ -18,8 +18,6 @@ EP_TARGET_REGION_BEGIN("avx2,fma,f16c")
 namespace ep::kernels::detail::avx2 {
 namespace {
 
-alignas(64) const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-
 struct S {
   static constexpr int W = 8;
   static constexpr int MR = 6;
@@ -27,11 +25,6 @@ struct S {
   static V zero() { return _mm256_setzero_ps(); }
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-  static __m256i mask(int n) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - n));
-  }
-  static V load_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
-  static void store_n(float* p, V v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static V bcast(float f) { return _mm256_set1_ps(f); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
@@ -81,7 +74,8 @@ EP_TARGET_REGION_END
 namespace ep::kernels::detail {
 
 const MatmulKernels& matmul_kernels_avx2() {
-  static const MatmulKernels k{&avx2::matvec, &avx2::gemm, avx2::NR, avx2::kScratchFloats};
+  static const MatmulKernels k{&avx2::matvec,           &avx2::gemm, avx2::NR, avx2::kScratchFloats,
+                               &avx2::pack_activations, avx2::MR};
   return k;
 }
 

@@ -29,9 +29,6 @@ struct S {
   static V zero() { return _mm512_setzero_ps(); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-  static __mmask16 mask(int n) { return __mmask16((1u << n) - 1u); }
-  static V load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
-  static void store_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   static V bcast(float f) { return _mm512_set1_ps(f); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
@@ -102,7 +99,9 @@ EP_TARGET_REGION_END
 namespace ep::kernels::detail {
 
 const MatmulKernels& matmul_kernels_avx512() {
-  static const MatmulKernels k{&avx512::matvec, &avx512::gemm, avx512::NR, avx512::kScratchFloats};
+  static const MatmulKernels k{
+      &avx512::matvec,           &avx512::gemm, avx512::NR, avx512::kScratchFloats,
+      &avx512::pack_activations, avx512::MR};
   return k;
 }
 

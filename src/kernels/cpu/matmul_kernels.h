@@ -18,12 +18,17 @@ struct MatmulKernels {
   // y[r] = w.row(r) · x for r in [r0, r1), f32 activations (exact products, f32 sums).
   void (*matvec)(const MatrixView& w, const float* x, float* y, int64_t r0, int64_t r1);
   // Prefill GEMM over whole panels of `panel_rows` weight rows: for panels [p0, p1),
-  // y[t * w.rows + r] = w.row(r) · x[t] for every token t < n_tok. `scratch` holds
+  // y[t * w.rows + r] = w.row(r) · x[t] for every token t < n_tok. xs: the activations as `pack`
+  // laid them out, or x (n_tok × w.cols) itself where pack is null. `scratch` holds
   // scratch_floats floats (per calling thread).
-  void (*gemm)(const MatrixView& w, const float* x, int64_t n_tok, float* y, int64_t p0, int64_t p1,
-               float* scratch);
+  void (*gemm)(const MatrixView& w, const float* xs, int64_t n_tok, float* y, int64_t p0,
+               int64_t p1, float* scratch);
   int64_t panel_rows;
   int64_t scratch_floats;
+  // Lays out the token tiles [t0, t1) (pack_tokens tokens each) of x (n_tok × k) for gemm in a
+  // buffer of n_tiles · pack_tokens · k floats; null: gemm reads x as it is.
+  void (*pack)(const float* x, int64_t n_tok, int64_t k, int64_t t0, int64_t t1, float* xs);
+  int64_t pack_tokens;
 };
 
 // Activations quantised to 8 bits per 32-element block, laid out for the 8-bit decode kernels

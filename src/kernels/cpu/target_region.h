@@ -12,6 +12,10 @@
 
 #define EP_PRAGMA(...) _Pragma(#__VA_ARGS__)
 
+// Unrolls the next loop fully when its trip count is a compile-time constant <= n: a loop over an
+// array of vector accumulators must be unrolled for them to stay in registers.
+#define EP_UNROLL(n) EP_PRAGMA(GCC unroll n)
+
 #if defined(__clang__)
 #define EP_TARGET_REGION_BEGIN(targets)                 \
   EP_PRAGMA(clang diagnostic push)                      \
