@@ -34,6 +34,7 @@
 EP_TARGET_REGION_BEGIN("avx2,fma,f16c")
 
 #include "kernels/cpu/quantize_avx2.h"
+#include "kernels/cpu/transpose_avx2.h"
 
 namespace ep::kernels::detail::int8_avx2_gemm {
 namespace {
@@ -122,25 +123,6 @@ void unpack_row(const void* row, int64_t nb, uint8_t* out, uint16_t* d16, int64_
                        _mm_and_si128(_mm_srli_epi16(qs, 4), low4));
       d16[b * d_stride] = blk.d;
     }
-  }
-}
-
-// Rows r[0..8) (8 int32 each) to columns c[0..8): c[j] lane i = r[i] lane j.
-void transpose8_epi32(const __m256i r[8], __m256i c[8]) {
-  __m256i t[8], u[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
-    u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
-    u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
-    u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  for (int j = 0; j < 4; ++j) {
-    c[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
-    c[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
   }
 }
 

@@ -15,6 +15,8 @@
 
 EP_TARGET_REGION_BEGIN("avx2,fma,f16c")
 
+#include "kernels/cpu/transpose_avx2.h"
+
 namespace ep::kernels::detail::avx2 {
 namespace {
 
@@ -49,8 +51,14 @@ struct S {
     for (int i = 0; i < 4; ++i)
       v[i] = from_i8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + 8 * i)));
   }
-  static constexpr bool kHasTranspose = false;
-  static void transpose16(const float*, int64_t, float*, int64_t) {}
+  // Transposes the 8x8 block src[i * lds + j] (i, j < 8) into dst[j * ldd + i].
+  static constexpr int kTransposeBlock = 8;
+  static void transpose(const float* src, int64_t lds, float* dst, int64_t ldd) {
+    __m256i r[8], c[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_castps_si256(_mm256_loadu_ps(src + i * lds));
+    transpose8_epi32(r, c);
+    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + j * ldd, _mm256_castsi256_ps(c[j]));
+  }
   static V bcast_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_set1_epi16(short(*p))); }
   static void q4_block(const uint8_t* qs, V* v) {
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));

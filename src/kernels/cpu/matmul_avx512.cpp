@@ -19,6 +19,8 @@
 // _mm512_undefined_* placeholders of cvtph/cvtepi conversions): a false positive (GCC bug 105593).
 EP_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 
+#include "kernels/cpu/transpose_avx512.h"
+
 namespace ep::kernels::detail::avx512 {
 namespace {
 
@@ -58,34 +60,11 @@ struct S {
   }
   static V bcast_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_set1_epi16(short(*p))); }
   // Transposes the 16x16 block src[i * lds + j] (i, j < 16) into dst[j * ldd + i].
-  static constexpr bool kHasTranspose = true;
-  static void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-    for (int i = 0; i < 16; i += 2) {
-      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-      const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-      const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-      r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-      r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-      r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-      r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    // r[4q + m] holds, in each 128-bit lane L, element m of rows 4q..4q+3 at columns 4L + m.
-    for (int q = 0; q < 16; q += 8) {
-      for (int m = 0; m < 4; ++m) {
-        t[q + m] = _mm512_shuffle_f32x4(r[q + m], r[q + 4 + m], 0x88);
-        t[q + 4 + m] = _mm512_shuffle_f32x4(r[q + m], r[q + 4 + m], 0xdd);
-      }
-    }
-    for (int m = 0; m < 8; ++m) {
-      r[m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0x88);
-      r[8 + m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0xdd);
-    }
-    for (int j = 0; j < 16; ++j) _mm512_storeu_ps(dst + j * ldd, r[j]);
+  static constexpr int kTransposeBlock = 16;
+  static void transpose(const float* src, int64_t lds, float* dst, int64_t ldd) {
+    __m512i c[16];
+    transpose16_epi32(reinterpret_cast<const uint8_t*>(src), lds * int64_t(sizeof(float)), c);
+    for (int j = 0; j < 16; ++j) _mm512_storeu_si512(dst + j * ldd, c[j]);
   }
 };
 
