@@ -6,7 +6,8 @@
 // Weights: a panel of 32 rows × KC columns is converted to bf16 and transposed so that one 64-byte
 // vector holds a pair of consecutive columns of 16 rows (int32 lane i = row i's two values); the
 // activation pair of one token is broadcast, and a register tile of MR tokens × 32 rows
-// accumulates in f32 (products of two bf16 are exact in f32).
+// accumulates in f32 (products of two bf16 are exact in f32). The activations are converted into
+// token tiles, so that a tile's broadcasts read one contiguous run (see matmul_impl.inc for why).
 #include "core/dtype.h"
 #include "core/half.h"
 #include "kernels/cpu/matmul_kernels.h"
@@ -37,17 +38,28 @@ inline __m256i to_bf16(__m512 v) {
   return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
 }
 
+// Tokens [t0, t1) of x ([n_tok, k] f32) as bf16 pairs in token tiles (see Bf16Batch): each row is
+// rounded into a buffer, then its pairs spread MR apart.
 void convert(const float* x, int64_t k, int64_t t0, int64_t t1, Bf16Batch& out) {
-  const int64_t k2 = out.k2;
+  const int64_t k2 = out.k2, n_pad = out.n_pad;
+  thread_local std::vector<uint32_t> row_buffer;
+  std::vector<uint32_t>& row = row_buffer;
+  row.resize(size_t(k2 / 2));
+  auto* bf = reinterpret_cast<uint16_t*>(row.data());  // the pairs' bytes, two bf16 each
   for (int64_t t = t0; t < t1; ++t) {
     const float* xt = x + t * k;
-    uint16_t* o = out.x.data() + t * k2;
     int64_t c = 0;
-    for (; c + 16 <= k; c += 16) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c), to_bf16(_mm512_loadu_ps(xt + c)));
+    for (; c + 16 <= k; c += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(bf + c), to_bf16(_mm512_loadu_ps(xt + c)));
+    for (; c < k; ++c) bf[c] = f32_to_bf16(xt[c]);
+    for (; c < k2; ++c) bf[c] = 0;
+    const int64_t tile = t / MR, m = t % MR;
+    for (int64_t k0 = 0; k0 < k2; k0 += KC) {
+      const int64_t kp = std::min(KC, k2 - k0) / 2;
+      uint32_t* dst = out.pairs.data() + k0 / 2 * n_pad + tile * kp * MR + m;
+      const uint32_t* src = row.data() + k0 / 2;
+      for (int64_t p = 0; p < kp; ++p) dst[p * MR] = src[p];
     }
-    for (; c < k; ++c) o[c] = f32_to_bf16(xt[c]);
-    for (; c < k2; ++c) o[c] = 0;
   }
 }
 
@@ -94,26 +106,27 @@ void pack(const MatrixView& w, int64_t r0, int nr, int64_t k0, int64_t kc, uint1
   }
 }
 
-// M tokens (bf16 rows ldx apart, already offset to column k0) × 32 rows of the packed slice, kp
-// column pairs; adds into (or, if first, writes) nr ≤ 32 columns of y (rows ldy apart).
+// M tokens of a packed token tile (kp pairs × MR, the first M of each MR used) × 32 rows of the
+// packed slice; adds into (or, if first, writes) nr ≤ 32 columns of y (rows ldy apart).
 template <int M>
-void micro(const uint16_t* x, int64_t ldx, const uint16_t* bp, int64_t kp, float* y, int64_t ldy,
-           int nr, bool first) {
+void micro(const uint32_t* a, const uint16_t* bp, int64_t kp, float* y, int64_t ldy, int nr,
+           bool first) {
   __m512 acc0[M], acc1[M];
+  EP_UNROLL(16)
   for (int m = 0; m < M; ++m) acc0[m] = acc1[m] = _mm512_setzero_ps();
   for (int64_t p = 0; p < kp; ++p) {
     const __m512bh b0 = reinterpret_cast<__m512bh>(_mm512_load_si512(bp + p * 64));
     const __m512bh b1 = reinterpret_cast<__m512bh>(_mm512_load_si512(bp + p * 64 + 32));
+    EP_UNROLL(16)
     for (int m = 0; m < M; ++m) {
-      int32_t a2;
-      std::memcpy(&a2, x + m * ldx + 2 * p, 4);
-      const __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi32(a2));
-      acc0[m] = _mm512_dpbf16_ps(acc0[m], a, b0);
-      acc1[m] = _mm512_dpbf16_ps(acc1[m], a, b1);
+      const __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(int(a[p * MR + m])));
+      acc0[m] = _mm512_dpbf16_ps(acc0[m], x, b0);
+      acc1[m] = _mm512_dpbf16_ps(acc1[m], x, b1);
     }
   }
   const int n0 = std::min(nr, 16), n1 = std::max(nr - 16, 0);
   const __mmask16 k0 = __mmask16((1u << n0) - 1u), k1 = __mmask16((1u << n1) - 1u);
+  EP_UNROLL(16)
   for (int m = 0; m < M; ++m) {
     float* yr = y + m * ldy;
     if (!first) {
@@ -125,8 +138,7 @@ void micro(const uint16_t* x, int64_t ldx, const uint16_t* bp, int64_t kp, float
   }
 }
 
-using MicroFn = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, float*, int64_t, int,
-                         bool);
+using MicroFn = void (*)(const uint32_t*, const uint16_t*, int64_t, float*, int64_t, int, bool);
 
 template <int... I>
 constexpr auto make_micro_table(std::integer_sequence<int, I...>) {
@@ -137,7 +149,7 @@ constexpr auto kMicro = make_micro_table(std::make_integer_sequence<int, MR>{});
 template <DType T>
 void gemm_t(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t p1,
             std::vector<uint8_t>& scratch) {
-  const int64_t K = w.cols, R = w.rows, k2 = x.k2, n_tok = x.n_tok;
+  const int64_t K = w.cols, R = w.rows, n_tok = x.n_tok, n_pad = x.n_pad;
   // Packed slice (KC / 2 pairs × 32 rows × 2 bf16) and the NR × KC row buffer, 64-byte aligned.
   scratch.resize(size_t(KC * NR * 2 * 2 + 64));
   auto* base = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) &
@@ -152,8 +164,8 @@ void gemm_t(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64
       pack<T>(w, r0, nr, k0, kc, bp, tmp);
       for (int64_t t0 = 0; t0 < n_tok; t0 += MR) {
         const int mr = int(std::min<int64_t>(MR, n_tok - t0));
-        kMicro[size_t(mr - 1)](x.x.data() + t0 * k2 + k0, k2, bp, kp, y + t0 * R + r0, R, nr,
-                               k0 == 0);
+        kMicro[size_t(mr - 1)](x.pairs.data() + k0 / 2 * n_pad + t0 * kp, bp, kp, y + t0 * R + r0,
+                               R, nr, k0 == 0);
       }
     }
   }
@@ -175,7 +187,7 @@ EP_TARGET_REGION_END
 namespace ep::kernels::detail {
 
 const Bf16Gemm& bf16_gemm_avx512() {
-  static const Bf16Gemm k{&bf16_gemm::convert, &bf16_gemm::gemm, bf16_gemm::NR};
+  static const Bf16Gemm k{&bf16_gemm::convert, &bf16_gemm::gemm, bf16_gemm::NR, bf16_gemm::MR};
   return k;
 }
 

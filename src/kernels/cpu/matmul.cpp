@@ -268,7 +268,8 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     detail::Bf16Batch& xb = xb_buffer;
     xb.n_tok = n_rows;
     xb.k2 = (w.cols + 1) & ~int64_t(1);
-    xb.x.resize(size_t(n_rows * xb.k2));
+    xb.n_pad = (n_rows + bg.tile_tokens - 1) / bg.tile_tokens * bg.tile_tokens;
+    xb.pairs.resize(size_t(xb.n_pad * xb.k2 / 2));
     packed_prefill(
         n_rows, (w.rows + bg.panel_rows - 1) / bg.panel_rows, pool,
         [&](int64_t t0, int64_t t1) { bg.convert(x, w.cols, t0, t1, xb); },

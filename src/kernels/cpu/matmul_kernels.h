@@ -116,9 +116,14 @@ const QuantizedGemm& quantized_gemm_avx2(DType w);  // only with AVX2 + FMA + F1
 
 // A batch of activation rows rounded to bf16 for the bf16 GEMM: k2 = k rounded up to even
 // (zero-padded), x [n_tok * k2].
+// Activations rounded to bf16, as pairs of consecutive columns (one uint32: the even column in
+// the low half), in token tiles of Bf16Gemm::tile_tokens: for the column block starting at k0
+// (KC wide, or the rest), tile t's kp × tile_tokens pairs start at pairs[k0 / 2 · n_pad +
+// t · kp · tile_tokens], token m of the tile's pair p at offset p · tile_tokens + m. k2 = the
+// columns rounded up to even (a zero pads an odd row); n_pad = n_tok rounded up to tile_tokens.
 struct Bf16Batch {
-  int64_t n_tok = 0, k2 = 0;
-  std::vector<uint16_t> x;
+  int64_t n_tok = 0, k2 = 0, n_pad = 0;
+  std::vector<uint32_t> pairs;
 };
 
 struct Bf16Gemm {
@@ -128,6 +133,7 @@ struct Bf16Gemm {
   void (*gemm)(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t p1,
                std::vector<uint8_t>& scratch);
   int64_t panel_rows;
+  int64_t tile_tokens;
 };
 
 const Bf16Gemm& bf16_gemm_avx512();  // only with AVX-512 F/BW/VL/DQ + BF16
