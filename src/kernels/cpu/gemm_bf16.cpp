@@ -38,27 +38,41 @@ inline __m256i to_bf16(__m512 v) {
   return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
 }
 
-// Tokens [t0, t1) of x ([n_tok, k] f32) as bf16 pairs in token tiles (see Bf16Batch): each row is
-// rounded into a buffer, then its pairs spread MR apart.
-void convert(const float* x, int64_t k, int64_t t0, int64_t t1, Bf16Batch& out) {
+// Token tiles [tile0, tile1) of x ([n_tok, k] f32) as bf16 pairs (see Bf16Batch): per column
+// block, the tile's rows are rounded into a 16-row buffer, and each 16 × 16 square of pairs is
+// transposed in registers into 16 runs of the tile's MR tokens.
+void convert(const float* x, int64_t k, int64_t tile0, int64_t tile1, Bf16Batch& out) {
   const int64_t k2 = out.k2, n_pad = out.n_pad;
-  thread_local std::vector<uint32_t> row_buffer;
-  std::vector<uint32_t>& row = row_buffer;
-  row.resize(size_t(k2 / 2));
-  auto* bf = reinterpret_cast<uint16_t*>(row.data());  // the pairs' bytes, two bf16 each
-  for (int64_t t = t0; t < t1; ++t) {
-    const float* xt = x + t * k;
-    int64_t c = 0;
-    for (; c + 16 <= k; c += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(bf + c), to_bf16(_mm512_loadu_ps(xt + c)));
-    for (; c < k; ++c) bf[c] = f32_to_bf16(xt[c]);
-    for (; c < k2; ++c) bf[c] = 0;
-    const int64_t tile = t / MR, m = t % MR;
+  alignas(64) uint16_t rows[16][KC];
+  for (int m = MR; m < 16; ++m) std::fill_n(rows[m], KC, uint16_t(0));  // never stored
+  const __mmask16 tile_lanes = __mmask16((1u << MR) - 1u);
+  for (int64_t tile = tile0; tile < tile1; ++tile) {
+    const int64_t mr = std::min<int64_t>(MR, out.n_tok - tile * MR);
     for (int64_t k0 = 0; k0 < k2; k0 += KC) {
-      const int64_t kp = std::min(KC, k2 - k0) / 2;
-      uint32_t* dst = out.pairs.data() + k0 / 2 * n_pad + tile * kp * MR + m;
-      const uint32_t* src = row.data() + k0 / 2;
-      for (int64_t p = 0; p < kp; ++p) dst[p * MR] = src[p];
+      const int64_t kc2 = std::min(KC, k2 - k0), kp = kc2 / 2;
+      for (int64_t m = 0; m < MR; ++m) {
+        uint16_t* o = rows[m];
+        int64_t c = 0;
+        if (m < mr) {
+          const float* xt = x + (tile * MR + m) * k + k0;
+          const int64_t kc = std::min(KC, k - k0);
+          for (; c + 16 <= kc; c += 16)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(o + c), to_bf16(_mm512_loadu_ps(xt + c)));
+          for (; c < kc; ++c) o[c] = f32_to_bf16(xt[c]);
+        }
+        for (; c < kc2; ++c) o[c] = 0;  // an odd row's last pair; a partial tile's padding
+      }
+      uint32_t* dst = out.pairs.data() + k0 / 2 * n_pad + tile * kp * MR;
+      int64_t p = 0;
+      for (; p + 16 <= kp; p += 16) {
+        __m512i cols[16];
+        transpose16_epi32(reinterpret_cast<const uint8_t*>(rows[0] + 2 * p), KC * 2, cols);
+        for (int j = 0; j < 16; ++j)
+          _mm512_mask_storeu_epi32(dst + (p + j) * MR, tile_lanes, cols[j]);
+      }
+      for (; p < kp; ++p) {
+        for (int m = 0; m < MR; ++m) std::memcpy(dst + p * MR + m, rows[m] + 2 * p, 4);
+      }
     }
   }
 }

@@ -218,13 +218,13 @@ void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_
       warm);
 }
 
-// Prefill through a GEMM on converted activations (8-bit or bf16): the activation rows converted
-// over the pool, 16 per chunk, then the weight panels spread over it, each thread packing into its
-// own scratch buffer.
+// Prefill through a GEMM on converted activations (8-bit or bf16): the activations converted over
+// the pool (n_units of rows or token tiles, unit_grain per chunk), then the weight panels spread
+// over it, each thread packing into its own scratch buffer.
 template <class Convert, class Gemm>
-void packed_prefill(int64_t n_rows, int64_t n_panels, ThreadPool& pool, const Convert& convert,
-                    const Gemm& gemm) {
-  pool.parallel_for(n_rows, 16, convert);
+void packed_prefill(int64_t n_units, int64_t unit_grain, int64_t n_panels, ThreadPool& pool,
+                    const Convert& convert, const Gemm& gemm) {
+  pool.parallel_for(n_units, unit_grain, convert);
   pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
     thread_local std::vector<uint8_t> scratch;
     gemm(p0, p1, scratch);
@@ -253,7 +253,7 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     xq.d.resize(size_t(n_rows * (w.cols / 32)));
     xq.sums.resize(xq.d.size());
     packed_prefill(
-        n_rows, (w.rows + qg.panel_rows - 1) / qg.panel_rows, pool,
+        n_rows, 16, (w.rows + qg.panel_rows - 1) / qg.panel_rows, pool,
         [&](int64_t t0, int64_t t1) { qg.quantize(x, w.cols, t0, t1, xq); },
         [&](int64_t p0, int64_t p1, std::vector<uint8_t>& scratch) {
           qg.gemm(w, xq, y, p0, p1, scratch);
@@ -271,7 +271,7 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     xb.n_pad = (n_rows + bg.tile_tokens - 1) / bg.tile_tokens * bg.tile_tokens;
     xb.pairs.resize(size_t(xb.n_pad * xb.k2 / 2));
     packed_prefill(
-        n_rows, (w.rows + bg.panel_rows - 1) / bg.panel_rows, pool,
+        xb.n_pad / bg.tile_tokens, 1, (w.rows + bg.panel_rows - 1) / bg.panel_rows, pool,
         [&](int64_t t0, int64_t t1) { bg.convert(x, w.cols, t0, t1, xb); },
         [&](int64_t p0, int64_t p1, std::vector<uint8_t>& scratch) {
           bg.gemm(w, xb, y, p0, p1, scratch);
