@@ -8,10 +8,29 @@
 
 namespace ep::kernels {
 
+namespace {
+
+// Σ x_i² in double (the mean of squares over thousands of elements), as 8 independent partial
+// sums and a fixed tree: one chain of dependent adds would cost an add's latency per element.
+double sum_of_squares(const float* x, int64_t n) {
+  constexpr int kLanes = 8;
+  double acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] += double(x[i + j]) * double(x[i + j]);
+  }
+  for (int j = 0; i < n; ++i, ++j) acc[j] += double(x[i]) * double(x[i]);
+  for (int w = kLanes / 2; w > 0; w /= 2) {
+    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
+  }
+  return acc[0];
+}
+
+}  // namespace
+
 void rmsnorm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps) {
   for (int64_t r = 0; r < n_rows; ++r, x += n, y += n) {
-    double sum_sq = 0.0;  // double: the mean of squares over thousands of elements
-    for (int64_t i = 0; i < n; ++i) sum_sq += double(x[i]) * double(x[i]);
+    const double sum_sq = sum_of_squares(x, n);
     const float inv = float(1.0 / std::sqrt(sum_sq / double(n) + double(eps)));
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * weight[i];
   }
