@@ -88,24 +88,4 @@ std::string_view ggml_type_name(uint32_t id) {
   return "unknown";
 }
 
-int64_t dtype_block_elems(DType t) {
-  return (t == DType::Q8_0 || t == DType::Q4_0) ? kQuantBlock : 1;
-}
-
-int64_t dtype_block_bytes(DType t) {
-  switch (t) {
-    case DType::F32:
-      return 4;
-    case DType::F16:
-      return 2;
-    case DType::BF16:
-      return 2;
-    case DType::Q8_0:
-      return sizeof(BlockQ8_0);
-    case DType::Q4_0:
-      return sizeof(BlockQ4_0);
-  }
-  return 0;
-}
-
 }  // namespace ep

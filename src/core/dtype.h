@@ -39,10 +39,26 @@ std::optional<DType> dtype_from_name(std::string_view name);
 std::optional<DType> dtype_from_ggml_id(uint32_t id);  // nullopt for types we do not support
 std::string_view ggml_type_name(uint32_t id);          // any ggml id, for error messages
 
-int64_t dtype_block_elems(DType t);  // 1 for float types, 32 for quantised ones
-int64_t dtype_block_bytes(DType t);
+// Inline: the matrix kernels compute a row's address from them once per row.
+constexpr int64_t dtype_block_elems(DType t) {  // 1 for float types, 32 for quantised ones
+  return (t == DType::Q8_0 || t == DType::Q4_0) ? kQuantBlock : 1;
+}
+constexpr int64_t dtype_block_bytes(DType t) {
+  switch (t) {
+    case DType::F32:
+      return 4;
+    case DType::F16:
+    case DType::BF16:
+      return 2;
+    case DType::Q8_0:
+      return int64_t(sizeof(BlockQ8_0));
+    case DType::Q4_0:
+      return int64_t(sizeof(BlockQ4_0));
+  }
+  return 0;
+}
 // Bytes of a row of n elements; n must be a multiple of the block size (checked by callers).
-inline int64_t dtype_row_bytes(DType t, int64_t n) {
+constexpr int64_t dtype_row_bytes(DType t, int64_t n) {
   return n / dtype_block_elems(t) * dtype_block_bytes(t);
 }
 
