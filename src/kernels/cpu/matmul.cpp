@@ -218,9 +218,10 @@ void decode_products(std::span<const MatmulOut> outs, const float* x, int64_t n_
       warm);
 }
 
-// Prefill through a GEMM on converted activations (8-bit or bf16): the activations converted over
-// the pool (n_units of rows or token tiles, unit_grain per chunk), then the weight panels spread
-// over it, each thread packing into its own scratch buffer.
+// Prefill through a GEMM on converted activations (8-bit, bf16 or f32 tiles): the activations
+// converted over the pool (n_units of rows or token tiles, unit_grain per chunk; none to convert
+// where n_units is 0), then the weight panels spread over it, each thread packing into its own
+// scratch buffer.
 template <class Convert, class Gemm>
 void packed_prefill(int64_t n_units, int64_t unit_grain, int64_t n_panels, ThreadPool& pool,
                     const Convert& convert, const Gemm& gemm) {
@@ -278,23 +279,20 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
         });
     return;
   }
-  const float* xs = x;
-  if (k.pack) {  // the activations laid out for the kernel once, over the pool
-    const int64_t n_tiles = (n_rows + k.pack_tokens - 1) / k.pack_tokens;
-    thread_local AlignedVector<float> packed_buffer;
-    AlignedVector<float>& packed = packed_buffer;
-    packed.resize(size_t(n_tiles * k.pack_tokens * w.cols));
-    pool.parallel_for(n_tiles, 4, [&](int64_t t0, int64_t t1) {
-      k.pack(x, n_rows, w.cols, t0, t1, packed.data());
-    });
-    xs = packed.data();
-  }
-  const int64_t n_panels = (w.rows + k.panel_rows - 1) / k.panel_rows;
-  pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
-    thread_local std::vector<float> scratch;
-    scratch.resize(size_t(k.scratch_floats));
-    k.gemm(w, xs, n_rows, y, p0, p1, scratch.data());
-  });
+  // Prefill on f32 activations: laid out for the kernel once where it has a layout of its own
+  // (pack; the scalar kernel reads x as it is).
+  const int64_t n_tiles = k.pack ? (n_rows + k.pack_tokens - 1) / k.pack_tokens : 0;
+  thread_local AlignedVector<float> packed_buffer;
+  AlignedVector<float>& packed = packed_buffer;
+  packed.resize(size_t(n_tiles * k.pack_tokens * w.cols));
+  const float* xs = k.pack ? packed.data() : x;
+  packed_prefill(
+      n_tiles, 4, (w.rows + k.panel_rows - 1) / k.panel_rows, pool,
+      [&](int64_t t0, int64_t t1) { k.pack(x, n_rows, w.cols, t0, t1, packed.data()); },
+      [&](int64_t p0, int64_t p1, std::vector<uint8_t>& scratch) {
+        scratch.resize(size_t(k.scratch_floats) * sizeof(float));
+        k.gemm(w, xs, n_rows, y, p0, p1, reinterpret_cast<float*>(scratch.data()));
+      });
 }
 
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,

@@ -114,8 +114,6 @@ const QuantizedGemm& quantized_gemm_vnni();  // only with AVX-512 F/BW/VL/DQ + V
 // The AVX2 GEMM for weight type w (Q8_0 or Q4_0: each reads its own activation form).
 const QuantizedGemm& quantized_gemm_avx2(DType w);  // only with AVX2 + FMA + F16C
 
-// A batch of activation rows rounded to bf16 for the bf16 GEMM: k2 = k rounded up to even
-// (zero-padded), x [n_tok * k2].
 // Activations rounded to bf16, as pairs of consecutive columns (one uint32: the even column in
 // the low half), in token tiles of Bf16Gemm::tile_tokens: for the column block starting at k0
 // (KC wide, or the rest), tile t's kp × tile_tokens pairs start at pairs[k0 / 2 · n_pad +

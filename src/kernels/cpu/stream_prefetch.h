@@ -8,9 +8,6 @@
 // hardware prefetchers that stop at 4 KiB page boundaries.
 #pragma once
 
-#include "core/matrix_view.h"
-
-#include <algorithm>
 #include <cstdint>
 
 #include <immintrin.h>
@@ -24,17 +21,6 @@ constexpr int64_t kStreamPrefetchBytes = 16384;
 inline void prefetch_stream(const void* p, int64_t bytes) {
   const char* c = static_cast<const char*>(p) + kStreamPrefetchBytes;
   for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T2);
-}
-
-// For the prefill GEMMs, which read each weight once per product while packing a slice: the
-// bytes [begin, end) of rows [r0, r0 + nr) of w into L2, requested one slice ahead so that the
-// packing does not wait on memory.
-inline void prefetch_rows(const MatrixView& w, int64_t r0, int64_t nr, int64_t begin, int64_t end) {
-  end = std::min(end, w.row_bytes());
-  for (int64_t r = r0; r < r0 + nr; ++r) {
-    const char* row = static_cast<const char*>(w.row(r));
-    for (int64_t off = begin; off < end; off += 64) _mm_prefetch(row + off, _MM_HINT_T1);
-  }
 }
 
 }  // namespace ep::kernels::detail
