@@ -1,6 +1,7 @@
 // The decode (matrix-vector) kernels of the fast precision (not part of the CMake build):
 //   cache: one thread, a 64-row matrix that stays in L2, the 8-bit kernels (VNNI, AVX2) called
-//          directly (their compute rate, in G blocks of 32 weights per second);
+//          directly (their compute rate, in G blocks of 32 weights per second), and the fast F16
+//          kernel (GB/s of weights it could take in if memory kept up; --cache-only stops here);
 //   stream: two threads through kernels::matmul over a ~1 GiB matrix in anonymous huge pages (how
 //          fast the kernel streams from memory, without the rest of a decode step), alternating the
 //          types 7 times (EP_ISA=avx2: the AVX2 kernels);
@@ -22,7 +23,7 @@
 //           tells them).
 //   g++ -O2 -std=c++20 -Isrc bench/decode_stream.cpp build/libedgeprompt_core.a -lfmt -lxxhash
 //       -lpcre2-8 -lsentencepiece -lpthread -o /tmp/decode_stream     (one command)
-//   /tmp/decode_stream [MODEL]
+//   /tmp/decode_stream [MODEL | --cache-only]
 // (Link build-cpu/ or any build's libedgeprompt_core.a; a build with CUDA also needs -lcudart
 // -lcublas -lcublasLt.) Read the stream rates against bench/read_bandwidth.cpp run right after.
 #include "core/aligned_vector.h"
@@ -142,6 +143,26 @@ void cache_rate() {
                   p.name, best);
     }
   }
+  if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) return;
+  // The fast F16 kernel from L2 (half activations): the rate it could stream at if memory kept up.
+  const kernels::detail::HalfKernels& hk = kernels::detail::half_kernels_avx512();
+  kernels::detail::HalfActivations h;
+  hk.convert(x.data(), kCols, h);
+  const int64_t rows = 64;
+  std::vector<uint8_t> w(size_t(rows * kCols * 2));
+  const std::vector<float> src = random_floats(size_t(rows * kCols), 1);
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row(DType::F16, &src[size_t(r * kCols)], &w[size_t(r * kCols * 2)], kCols);
+  const MatrixView m{DType::F16, rows, kCols, w.data()};
+  std::vector<float> y(static_cast<size_t>(rows));
+  const int iters = 100000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < iters; ++i) hk.matvec(m, h, y.data(), 0, rows);
+    best = std::max(best, double(iters) * double(w.size()) / seconds_since(t0) / 1e9);
+  }
+  std::printf("cache  f16   half 1 thread: %.1f GB/s of weights\n", best);
 }
 
 // Two threads, ~1 GiB per type in huge pages, through kernels::matmul (fast precision, one row).
@@ -404,10 +425,11 @@ void file_rate(const char* path) {
 
 int main(int argc, char** argv) {
   if (argc > 2) {
-    std::fprintf(stderr, "usage: decode_stream [MODEL]\n");
+    std::fprintf(stderr, "usage: decode_stream [MODEL | --cache-only]\n");
     return 2;
   }
   cache_rate();
+  if (argc == 2 && std::string(argv[1]) == "--cache-only") return 0;
   stream_rate();
   layer_rate();
   half_activation_rate();
