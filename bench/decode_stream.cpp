@@ -109,6 +109,18 @@ bool avx512_or_skip(const char* mode) {
 }
 
 // One core, weights in L2: the 8-bit kernels' compute rate (VNNI and AVX2, those the CPU has).
+// The best of three timings of `iters` calls: billions of `units_per_call` per second.
+template <class Call>
+double best_rate(int iters, double units_per_call, Call&& call) {
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < iters; ++i) call();
+    best = std::max(best, double(iters) * units_per_call / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
 void cache_rate() {
   struct Path {
     const char* name;
@@ -132,15 +144,10 @@ void cache_rate() {
         quantize_row(t, &src[size_t(r * kCols)], &w[size_t(r * rb)], kCols);
       const MatrixView m{t, rows, kCols, w.data()};
       std::vector<float> y(static_cast<size_t>(rows));
-      const int iters = 300000;
-      double best = 0;
-      for (int rep = 0; rep < 3; ++rep) {
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < iters; ++i) p.k->matvec(m, a, y.data(), 0, rows);
-        best = std::max(best, double(iters) * rows * (kCols / 32) / seconds_since(t0) / 1e9);
-      }
+      const double rate = best_rate(300000, double(rows * (kCols / 32)),
+                                    [&] { p.k->matvec(m, a, y.data(), 0, rows); });
       std::printf("cache  %-5s %s 1 thread: %.2f G blocks/s\n", std::string(dtype_name(t)).c_str(),
-                  p.name, best);
+                  p.name, rate);
     }
   }
   if (kernels::clamp_isa(kernels::Isa::Avx512) != kernels::Isa::Avx512) return;
@@ -155,14 +162,9 @@ void cache_rate() {
     quantize_row(DType::F16, &src[size_t(r * kCols)], &w[size_t(r * kCols * 2)], kCols);
   const MatrixView m{DType::F16, rows, kCols, w.data()};
   std::vector<float> y(static_cast<size_t>(rows));
-  const int iters = 100000;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < iters; ++i) hk.matvec(m, h, y.data(), 0, rows);
-    best = std::max(best, double(iters) * double(w.size()) / seconds_since(t0) / 1e9);
-  }
-  std::printf("cache  f16   half 1 thread: %.1f GB/s of weights\n", best);
+  const double rate =
+      best_rate(100000, double(w.size()), [&] { hk.matvec(m, h, y.data(), 0, rows); });
+  std::printf("cache  f16   half 1 thread: %.1f GB/s of weights\n", rate);
 }
 
 // Two threads, ~1 GiB per type in huge pages, through kernels::matmul (fast precision, one row).
