@@ -16,9 +16,10 @@
 # 1-minute load average is below it; for a machine shared with other work).
 # Prints one JSON object per run (round, type, program, UTC start, 1-minute load average before
 # the run, and that program's own JSON output), then a summary line per round and type with the
-# ratios; progress goes to stderr. READ_BW (optional): path of a built bench/read_bandwidth.cpp,
-# run at the start of every round and recorded as program "read_bandwidth" (the machine's plain
-# read bandwidth in those minutes, against which decode GB/s is read). FRESH_CACHE=1: before every
+# ratios; progress goes to stderr. READ_BW (optional): path of the built bench/read_bandwidth.cpp
+# (configured with -DEP_BENCH=ON: build/bench/read_bandwidth), run at the start of every round and
+# recorded as program "read_bandwidth" (the machine's plain read bandwidth in those minutes,
+# against which decode GB/s is read). FRESH_CACHE=1: before every
 # run, drop the model file from the page cache and read it back through an edgeprompt mapping
 # (2 MiB folios), so that both programs start from the same page-cache state; see
 # docs/performance.md ("Page cache") for why this matters on a machine that pages out idle memory. Both programs run with mmap'd weights and THREADS threads.

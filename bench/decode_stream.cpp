@@ -1,4 +1,4 @@
-// The decode (matrix-vector) kernels of the fast precision (not part of the CMake build):
+// The decode (matrix-vector) kernels of the fast precision:
 //   cache: one thread, a 64-row matrix that stays in L2, the 8-bit kernels (VNNI, AVX2) called
 //          directly (their compute rate, in G blocks of 32 weights per second), and the fast F16
 //          kernel (GB/s of weights it could take in if memory kept up; --cache-only stops here);
@@ -21,11 +21,9 @@
 //           edgeprompt mapping of the page cache and once copied to anonymous huge pages,
 //           alternated 15 times (what the page cache's folio sizes cost; bench/page_folios.cpp
 //           tells them).
-//   g++ -O2 -std=c++20 -Isrc bench/decode_stream.cpp build/libedgeprompt_core.a -lfmt -lxxhash
-//       -lpcre2-8 -lsentencepiece -lpthread -o /tmp/decode_stream     (one command)
-//   /tmp/decode_stream [MODEL | --cache-only]
-// (Link build-cpu/ or any build's libedgeprompt_core.a; a build with CUDA also needs -lcudart
-// -lcublas -lcublasLt.) Read the stream rates against bench/read_bandwidth.cpp run right after.
+//   cmake -S . -B build -G Ninja -DEP_BENCH=ON && cmake --build build --target decode_stream
+//   build/bench/decode_stream [MODEL | --cache-only]
+// Read the stream rates against bench/read_bandwidth.cpp run right after.
 #include "core/aligned_vector.h"
 #include "core/error.h"
 #include "core/mapped_file.h"

@@ -1,7 +1,6 @@
-// Micro-benchmark of the matrix kernels on synthetic weights (not part of the CMake build):
-//   g++ -O2 -std=c++20 -Isrc bench/kernel_bench.cpp build-perf/libedgeprompt_core.a \
-//       -lfmt -lxxhash -lpcre2-8 -lsentencepiece -lpthread -o /tmp/kernel_bench
-//   /tmp/kernel_bench [threads]
+// Micro-benchmark of the matrix kernels on synthetic weights:
+//   cmake -S . -B build -G Ninja -DEP_BENCH=ON && cmake --build build --target kernel_bench
+//   build/bench/kernel_bench [threads]
 // Times are CPU seconds of the process (divide by threads for wall time on an idle machine).
 // Prints, per type and instruction-set level, decode matvec GB/s for a matrix that stays in
 // cache (compute rate) and one far larger than cache (memory rate), and GEMM GFLOP/s.

@@ -2,8 +2,8 @@
 // Decode streams every weight once per token; a 2 MiB range held in smaller folios is mapped with
 // 4 KiB entries, and the weight stream slows there (see docs/performance.md, "Page cache").
 // Reads /proc/self/pagemap and /proc/kpageflags (page frame numbers and flags: root only).
-//   g++ -O2 -std=c++20 -Isrc bench/page_folios.cpp build/libedgeprompt_core.a -lfmt -o
-//   /tmp/page_folios /tmp/page_folios MODEL [--map]
+//   cmake -S . -B build -G Ninja -DEP_BENCH=ON && cmake --build build --target page_folios
+//   build/bench/page_folios MODEL [--map]
 // Touches every page of the file (reading it into the page cache if needed), then prints the
 // number of 4 KiB pages in 2 MiB folios, in smaller folios and absent; --map adds one character
 // per 2 MiB of the file: H all in 2 MiB folios, h partly, . none.

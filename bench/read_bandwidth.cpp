@@ -2,8 +2,8 @@
 // 2 GiB buffer (2 MiB huge pages requested, as the model mappings get) with 512-bit loads and
 // nothing else to do. Decode GB/s of a memory-bound engine is read against this number, measured in
 // the same minutes (the machine's bandwidth varies with its neighbours).
-//   g++ -O2 -std=c++20 -pthread -Isrc bench/read_bandwidth.cpp -o /tmp/read_bandwidth
-//   /tmp/read_bandwidth [threads=2] [reps=7]
+//   cmake -S . -B build -G Ninja -DEP_BENCH=ON && cmake --build build --target read_bandwidth
+//   build/bench/read_bandwidth [threads=2] [reps=7]
 // Prints one JSON object: the median and max GB/s over the repetitions, and every sample.
 #include "kernels/cpu/target_region.h"
 

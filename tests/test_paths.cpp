@@ -9,7 +9,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -27,10 +26,6 @@ std::filesystem::path fixtures_dir() {
 }
 std::filesystem::path default_model(const std::string& type) {
   return source_dir() / "models" / ("edgeprompt-tiny-" + type + ".gguf");
-}
-std::filesystem::path shared_fixtures_dir() {
-  if (const char* env = std::getenv("EP_SHARED_FIXTURES")) return env;
-  return source_dir().parent_path() / "shared" / "fixtures";
 }
 std::filesystem::path edgeprompt_binary() {
   return EP_BINARY;

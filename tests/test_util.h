@@ -7,10 +7,9 @@
 
 namespace ep::test {
 
-std::filesystem::path source_dir();           // the repository root
-std::filesystem::path fixtures_dir();         // tests/fixtures
-std::filesystem::path shared_fixtures_dir();  // ../shared/fixtures beside the repository
-std::filesystem::path edgeprompt_binary();    // the built CLI
+std::filesystem::path source_dir();         // the repository root
+std::filesystem::path fixtures_dir();       // tests/fixtures
+std::filesystem::path edgeprompt_binary();  // the built CLI
 // The trained default model shipped in models/: "f16" or "q8_0".
 std::filesystem::path default_model(const std::string& type = "q8_0");
 

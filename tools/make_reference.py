@@ -104,7 +104,7 @@ def q4_0_round(w):
 
 
 def round_like_gguf(w, name, dtype):
-    """The values our converter stores for a 2-D weight (see src/model/converter.cpp)."""
+    """The values our converter stores for a 2-D weight (see src/convert/converter.cpp)."""
     if dtype == "bf16":
         return torch.from_numpy(w).to(torch.bfloat16).to(torch.float64).numpy()
     if dtype == "q4_0" and ("embed_tokens" in name or "lm_head" in name):

@@ -2,9 +2,9 @@
 #include "backend/cuda/cuda_engine.h"
 #include "cli/command.h"
 #include "cli/listen_address.h"
+#include "cloud/cloud_service.h"
 #include "core/error.h"
 #include "model/model.h"
-#include "net/cloud_service.h"
 #include "tokenizer/model_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 

@@ -1,8 +1,8 @@
 // edgeprompt convert HF_DIR --dtype f32|f16|bf16|q8_0|q4_0 --out FILE.gguf
 #include "cli/command.h"
 #include "cli/progress.h"
+#include "convert/converter.h"
 #include "core/error.h"
-#include "model/converter.h"
 
 #include <fmt/core.h>
 

@@ -3,8 +3,8 @@
 #include "cli/command.h"
 #include "cli/listen_address.h"
 #include "core/error.h"
+#include "edge/edge_service.h"
 #include "model/model.h"
-#include "serve/edge_service.h"
 #include "tokenizer/model_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 

@@ -6,7 +6,7 @@
 #include "core/token_list.h"
 #include "model/fingerprint.h"
 #include "model/model.h"
-#include "net/kv_segment_io.h"
+#include "protocol/kv_segment_io.h"
 #include "runtime/transformer.h"
 
 #include <memory>
@@ -28,7 +28,7 @@ std::vector<float> split_logits(const Model& model, const std::vector<int32_t>& 
   const KvStreamHeader header = make_kv_header(model, fp, "split", 1, "none", cloud_tokens, dtype);
   std::string wire = encode_kv_header(header);
   Transformer cloud(model, split, pool);
-  cloud.set_layer_observer([&](int64_t layer, const float* k, const float* v, int64_t) {
+  cloud.set_layer_sink([&](int64_t layer, const float* k, const float* v, int64_t) {
     wire += encode_kv_layer(header, uint32_t(layer), k, v);
   });
   std::vector<float> logits, edge_logits;

@@ -4,8 +4,8 @@
 #include "cli/command.h"
 #include "cli/listen_address.h"
 #include "core/error.h"
-#include "net/link_shape.h"
-#include "net/tcp_relay.h"
+#include "relay/link_shape.h"
+#include "relay/tcp_relay.h"
 
 #include <fmt/core.h>
 

@@ -9,9 +9,10 @@
 #include "kernels/cpu/matmul.h"
 #include "model/fingerprint.h"
 #include "model/model.h"
-#include "net/cloud_client.h"
-#include "serve/generator.h"
+#include "protocol/kv_fetch.h"
+#include "runtime/generate.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/prompt_parts.h"
 
 #include <fmt/core.h>
 
@@ -55,9 +56,8 @@ std::vector<int32_t> edge_tokens(const Options& o, const Tokenizer* tok,
     fail("--cloud-prompt takes its system part from the cloud: give only --prompt");
   }
   if (!tok) fail("the model has no tokenizer");
-  const ChatFormat format = chat_format_from_name(format_name);
   const std::vector<ChatMessage> messages = {{"user", o.prompt}};
-  return chat_tokens(*tok, {"", render_chat(format, "system", messages).suffix}, format).suffix;
+  return private_prompt_tokens(*tok, chat_format_from_name(format_name), messages);
 }
 
 // Per layer: when its KV arrived, how long the edge waited for it, how long it computed; and
@@ -105,10 +105,7 @@ std::vector<int32_t> prompt_tokens(const Options& o, const Model& model, const T
     format = *detected;
   }
   const std::vector<ChatMessage> messages = {{"user", o.prompt}};
-  const ChatTokens t = chat_tokens(*tok, render_chat(format, o.system, messages), format);
-  std::vector<int32_t> ids = t.prefix;
-  ids.insert(ids.end(), t.suffix.begin(), t.suffix.end());
-  return ids;
+  return local_chat_tokens(*tok, format, o.system, messages);
 }
 
 int run(const Options& o) {

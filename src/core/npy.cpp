@@ -1,5 +1,6 @@
 #include "core/npy.h"
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 
@@ -25,19 +26,13 @@ void write_npy_f32(const std::filesystem::path& path, const std::vector<int64_t>
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
 
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) fail("{}: cannot create: {}", tmp.string(), std::strerror(errno));
   const uint16_t hlen = uint16_t(header.size());
-  bool ok = std::fwrite("\x93NUMPY\x01\x00", 1, 8, f) == 8 && std::fwrite(&hlen, 2, 1, f) == 1 &&
-            std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
-            std::fwrite(data, sizeof(float), size_t(n), f) == size_t(n);
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    std::filesystem::remove(tmp);
-    fail("{}: write failed", path.string());
-  }
-  std::filesystem::rename(tmp, path);
+  write_atomically(path, [&](const WriteBytes& write) {
+    write("\x93NUMPY\x01\x00", 8);
+    write(&hlen, 2);
+    write(header.data(), header.size());
+    write(data, sizeof(float) * size_t(n));
+  });
 }
 
 NpyArray read_npy(const std::filesystem::path& path) {

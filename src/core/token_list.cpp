@@ -37,4 +37,13 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
   return ids;
 }
 
+void check_token_ids(std::span<const int32_t> ids, int64_t n_vocab, std::string_view what) {
+  for (const int32_t id : ids) {
+    if (id < 0 || id >= n_vocab) {
+      fail("{}{}token id {} out of range (the model has {} tokens)", what, what.empty() ? "" : ": ",
+           id, n_vocab);
+    }
+  }
+}
+
 }  // namespace ep

@@ -1,12 +1,11 @@
 #include "model/gguf.h"
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 #include <fmt/format.h>
 
-#include <unistd.h>
 #include <bit>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -536,38 +535,18 @@ void GgufWriter::write(const std::filesystem::path& path,
   header.resize(align_up(header.size(), alignment), '\0');
   const uint64_t total = header.size() + offset;
 
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) fail("{}: cannot create: {}", tmp.string(), std::strerror(errno));
-  const auto write_or_fail = [&](const void* p, size_t n) {
-    if (n != 0 && std::fwrite(p, 1, n, f) != n) {
-      const int err = errno;
-      std::fclose(f);
-      std::filesystem::remove(tmp);
-      fail("{}: write failed: {}", tmp.string(), std::strerror(err));
-    }
-  };
-  write_or_fail(header.data(), header.size());
-  uint64_t done = header.size();
-  std::vector<uint8_t> buffer;
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    buffer.assign(align_up(sizes[i], alignment), 0);
-    try {
+  write_atomically(path, [&](const WriteBytes& write) {
+    write(header.data(), header.size());
+    uint64_t done = header.size();
+    std::vector<uint8_t> buffer;
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+      buffer.assign(align_up(sizes[i], alignment), 0);
       tensors_[i].fill(std::span<uint8_t>(buffer.data(), sizes[i]));
-    } catch (...) {
-      std::fclose(f);
-      std::filesystem::remove(tmp);
-      throw;
+      write(buffer.data(), buffer.size());
+      done += buffer.size();
+      if (progress) progress(done, total);
     }
-    write_or_fail(buffer.data(), buffer.size());
-    done += buffer.size();
-    if (progress) progress(done, total);
-  }
-  if (std::fflush(f) != 0 || ::fsync(fileno(f)) != 0 || std::fclose(f) != 0) {
-    std::filesystem::remove(tmp);
-    fail("{}: write failed: {}", tmp.string(), std::strerror(errno));
-  }
-  std::filesystem::rename(tmp, path);
+  });
 }
 
 }  // namespace ep

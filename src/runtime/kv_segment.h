@@ -1,12 +1,12 @@
 // A read-only KV segment shared by many sequences: the cloud prompt's keys and values, which may
-// still be arriving layer by layer. Consumers wait for a layer (no busy waiting); the producer
-// publishes layers in any order, or sets an error that every waiter receives.
+// still be arriving layer by layer. Consumers wait for a layer (LayerStream: no busy waiting);
+// the producer publishes layers in any order, or sets an error that every waiter receives.
 #pragma once
 
+#include "runtime/layer_stream.h"
+
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,25 +26,21 @@ class KvSegment {
   // Writable views for producers that fill in place, then call mark_ready.
   float* k_mut(int64_t layer) { return k_[size_t(layer)].data(); }
   float* v_mut(int64_t layer) { return v_[size_t(layer)].data(); }
-  void mark_ready(int64_t layer);
-  void set_error(const std::string& message);
+  void mark_ready(int64_t layer) { layers_.mark_ready(layer); }
+  void set_error(const std::string& message) { layers_.set_error(message); }
 
-  // Consumer side: blocks until the layer is ready; throws ep::Error if the segment failed.
-  // Returns the time spent waiting.
+  // Consumer side: blocks until the layer is ready; throws LayerStreamError if the segment
+  // failed. Returns the time spent waiting.
   std::chrono::nanoseconds wait_layer(int64_t layer) const;
-  bool layer_ready(int64_t layer) const;
-  bool complete() const;
+  bool layer_ready(int64_t layer) const { return layers_.ready(layer); }
+  bool complete() const { return layers_.complete(); }
   const float* k(int64_t layer) const { return k_[size_t(layer)].data(); }
   const float* v(int64_t layer) const { return v_[size_t(layer)].data(); }
 
  private:
   int64_t n_layers_, n_tokens_, row_;
   std::vector<std::vector<float>> k_, v_;
-  mutable std::mutex mutex_;
-  mutable std::condition_variable ready_cv_;
-  std::vector<bool> ready_;
-  int64_t n_ready_ = 0;
-  std::string error_;
+  LayerStream layers_;
 };
 
 }  // namespace ep

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/quant.h"
+#include "core/token_list.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/matmul.h"
@@ -52,10 +53,7 @@ void Transformer::forward(std::span<const int32_t> tokens, std::vector<float>& l
     fail("context full: {} tokens already, {} more would exceed the context of {}",
          n_past_ - n_prefix_, n, cache_.n_ctx());
   }
-  for (int32_t t : tokens) {
-    if (t < 0 || t >= hp_.n_vocab)
-      fail("token id {} out of range (vocabulary has {})", t, hp_.n_vocab);
-  }
+  check_token_ids(tokens, hp_.n_vocab);
 
   const int64_t d = hp_.n_embd;
   x_.resize(size_t(n * d));
@@ -111,14 +109,16 @@ void Transformer::attention_block(const LayerWeights& w, int64_t layer, int64_t 
   add_bias(q_.data(), w.bq, n);
   add_bias(k_.data(), w.bk, n);
   add_bias(v_.data(), w.bv, n);
-  kernels::rope(q_.data(), n, hp_.n_head, hd, positions_.data(), inv_freq_, hp_.rope_layout);
-  kernels::rope(k_.data(), n, hp_.n_head_kv, hd, positions_.data(), inv_freq_, hp_.rope_layout);
+  const auto pairs = hp_.rope_layout == RopeLayout::RotateHalf ? kernels::RotaryPairs::Halves
+                                                               : kernels::RotaryPairs::Adjacent;
+  kernels::rope(q_.data(), n, hp_.n_head, hd, positions_.data(), inv_freq_, pairs);
+  kernels::rope(k_.data(), n, hp_.n_head_kv, hd, positions_.data(), inv_freq_, pairs);
 
   // Append this batch's keys and values to the sequence's own cache.
   const int64_t local_past = n_past_ - n_prefix_;
   std::copy(k_.begin(), k_.end(), cache_.k(layer, local_past));
   std::copy(v_.begin(), v_.end(), cache_.v(layer, local_past));
-  if (observer_) observer_(layer, k_.data(), v_.data(), n);
+  if (layer_sink_) layer_sink_(layer, k_.data(), v_.data(), n);
 
   // Attention over the sequence's own keys (causal), then, if there is a prefix, over the
   // prefix's keys (all earlier than ours), merged exactly through the log-sum-exps.

@@ -6,6 +6,7 @@
 #include "model/model.h"
 #include "runtime/kv_cache.h"
 #include "runtime/kv_segment.h"
+#include "runtime/layer_sink.h"
 
 #include <array>
 #include <cstdint>
@@ -30,11 +31,8 @@ class Transformer {
   Transformer(const Model& model, int64_t n_ctx, ThreadPool& pool,
               std::shared_ptr<const KvSegment> prefix = nullptr);
 
-  // Called after each layer with the keys and values of the batch just processed
-  // ([n, n_head_kv * head_dim] f32 each) - how a cloud publishes a prompt layer by layer.
-  using LayerObserver =
-      std::function<void(int64_t layer, const float* k, const float* v, int64_t n)>;
-  void set_layer_observer(LayerObserver observer) { observer_ = std::move(observer); }
+  // Called after each layer with the keys and values of the batch just processed.
+  void set_layer_sink(LayerSink sink) { layer_sink_ = std::move(sink); }
 
   // Arithmetic of the weight products: Exact (f32 activations, the default: what the fidelity and
   // split bars are measured with) or Fast (8-bit / bf16 / f16 activations; docs/performance.md).
@@ -68,7 +66,7 @@ class Transformer {
   int64_t n_prefix_ = 0;
   std::vector<double> inv_freq_;
   int64_t n_past_ = 0;
-  LayerObserver observer_;
+  LayerSink layer_sink_;
   kernels::Precision precision_ = kernels::Precision::Exact;
   std::vector<LayerTiming> timings_;
 

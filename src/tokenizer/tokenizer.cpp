@@ -1,6 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include "core/error.h"
+#include "core/token_list.h"
 #include "model/gguf.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/special_tokens.h"
@@ -107,9 +108,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos,
 }
 
 std::string Tokenizer::piece(int32_t id, bool skip_special, bool& at_start) const {
-  if (id < 0 || id >= vocab_.size()) {
-    fail("token id {} is out of range (vocabulary has {} tokens)", id, vocab_.size());
-  }
+  check_token_ids(std::span(&id, 1), vocab_.size(), "tokenizer");
   const std::string& text = vocab_.tokens[size_t(id)];
   const TokenType type = vocab_.types[size_t(id)];
   if (vocab_.is_special(id)) {

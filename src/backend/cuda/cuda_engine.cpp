@@ -7,6 +7,7 @@
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "core/token_list.h"
 
 #include <algorithm>
 #include <cmath>
@@ -325,14 +326,11 @@ struct EngineImpl {
   }
 
   void prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
-               bool all_logits, const Engine::LayerObserver& observer) {
+               bool all_logits, const LayerSink& observer) {
     const auto n = int64_t(tokens.size());
     if (n == 0) fail("no tokens to process");
     if (n > 65535) fail("prefill: {} tokens in one call; at most 65535 (split the prompt)", n);
-    for (int32_t t : tokens) {
-      if (t < 0 || t >= hp.n_vocab)
-        fail("token id {} out of range (vocabulary has {})", t, hp.n_vocab);
-    }
+    check_token_ids(tokens, hp.n_vocab);
     Sequence& s = sequence(seq);
     const int64_t past = s.len;
     size_rows(pre, n, false);
@@ -465,8 +463,7 @@ struct EngineImpl {
     int32_t* m = meta_host.get();
     for (int64_t i = 0; i < b; ++i) {
       const int seq = seq_ids[size_t(i)];
-      if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= hp.n_vocab)
-        fail("token id {} out of range (vocabulary has {})", tokens[size_t(i)], hp.n_vocab);
+      check_token_ids(tokens.subspan(size_t(i), 1), hp.n_vocab);
       Sequence& s = sequence(seq);
       for (int64_t k = 0; k < i; ++k) {
         if (seq_ids[size_t(k)] == seq) fail("decode: sequence {} appears twice in one batch", seq);
@@ -558,7 +555,7 @@ class CudaEngine final : public EngineBackend {
   int64_t seq_len(int seq) const override { return impl_.sequence(seq).len; }
 
   void prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
-               bool all_logits, const Engine::LayerObserver& observer) override {
+               bool all_logits, const LayerSink& observer) override {
     impl_.prefill(seq, tokens, logits, all_logits, observer);
   }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "model/model.h"
+#include "runtime/layer_sink.h"
 
 #include <cstdint>
 #include <functional>
@@ -49,15 +50,12 @@ class Engine {
   void close_sequence(int seq);  // frees its cache pages
   int64_t seq_len(int seq) const;
 
-  // Called for each layer with that layer's keys and values of the tokens just prefilled
-  // ([n, n_head_kv * head_dim] f32 each), in layer order, while later layers still compute.
-  using LayerObserver =
-      std::function<void(int64_t layer, const float* k, const float* v, int64_t n)>;
-
   // Appends `tokens` to sequence `seq` in one batched pass. Writes the logits of the last token
-  // ([1, n_vocab]) or of every token ([n, n_vocab]) when `logits` is not null.
+  // ([1, n_vocab]) or of every token ([n, n_vocab]) when `logits` is not null. `layer_kv`
+  // receives each layer's keys and values of these tokens, in layer order, while later layers
+  // still compute.
   void prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
-               bool all_logits = false, const LayerObserver& observer = {});
+               bool all_logits = false, const LayerSink& layer_kv = {});
 
   // One token for each sequence in `seqs` (one batched step). Writes logits [B, n_vocab] and/or
   // the greedy next token of each sequence when the pointers are not null.

@@ -137,7 +137,7 @@ int64_t Engine::seq_len(int seq) const {
   return impl_->seq_len(seq);
 }
 void Engine::prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
-                     bool all_logits, const LayerObserver& observer) {
+                     bool all_logits, const LayerSink& observer) {
   impl_->prefill(seq, tokens, logits, all_logits, observer);
 }
 void Engine::decode(std::span<const int> seqs, std::span<const int32_t> tokens,

@@ -29,7 +29,7 @@ class EngineBackend {
   virtual void close_sequence(int seq) = 0;
   virtual int64_t seq_len(int seq) const = 0;
   virtual void prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
-                       bool all_logits, const Engine::LayerObserver& observer) = 0;
+                       bool all_logits, const LayerSink& observer) = 0;
   virtual void decode(std::span<const int> seqs, std::span<const int32_t> tokens,
                       std::vector<float>* logits, std::vector<int32_t>* greedy) = 0;
   virtual double last_device_seconds() const = 0;

@@ -16,7 +16,7 @@ std::vector<double> rope_inv_freq(int64_t head_dim, double base,
 }
 
 void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int64_t* positions,
-          const std::vector<double>& inv_freq, RopeLayout layout) {
+          const std::vector<double>& inv_freq, RotaryPairs pairs) {
   const int64_t half = head_dim / 2;
   std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
   for (int64_t t = 0; t < n_tokens; ++t) {
@@ -29,8 +29,8 @@ void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const i
       float* v = x + (t * n_heads + h) * head_dim;
       for (int64_t i = 0; i < half; ++i) {
         // The two elements rotated together by angle i.
-        const int64_t a = layout == RopeLayout::RotateHalf ? i : 2 * i;
-        const int64_t b = layout == RopeLayout::RotateHalf ? i + half : 2 * i + 1;
+        const int64_t a = pairs == RotaryPairs::Halves ? i : 2 * i;
+        const int64_t b = pairs == RotaryPairs::Halves ? i + half : 2 * i + 1;
         const float x0 = v[a], x1 = v[b];
         v[a] = x0 * cos_t[size_t(i)] - x1 * sin_t[size_t(i)];
         v[b] = x0 * sin_t[size_t(i)] + x1 * cos_t[size_t(i)];

@@ -1,0 +1,263 @@
+#include "cloud/cloud_service.h"
+
+#include "cloud/prompt_store.h"
+#include "core/error.h"
+#include "core/token_list.h"
+#include "http/error.h"
+#include "http/metrics.h"
+#include "http/response.h"
+#include "http/server.h"
+#include "model/fingerprint.h"
+#include "runtime/transformer.h"
+#include "tokenizer/prompt_parts.h"
+#include "tokenizer/tokenizer.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+namespace ep {
+namespace {
+
+using json = nlohmann::json;
+using http::ErrorKind;
+
+json describe(const CloudPrompt& p, const std::string& fingerprint) {
+  return {{"id", p.id},
+          {"version", p.version},
+          {"n_tokens", p.tokens.size()},
+          {"fingerprint", fingerprint},
+          {"chat_template", p.chat_template},
+          {"state", !p.kv->error().empty() ? "failed"
+                    : p.kv->complete()     ? "ready"
+                                           : "computing"},
+          {"kv_bytes", p.kv->stream_bytes()}};
+}
+
+}  // namespace
+
+struct CloudService::Impl {
+  const Model& model;
+  const Tokenizer* tokenizer;
+  CloudOptions opt;
+  std::string fingerprint;
+  ThreadPool pool;
+  http::HttpServer server;
+  PromptStore store;
+
+  http::MetricsRegistry metrics{"edgeprompt_cloud_"};
+  http::Counter& bytes_served =
+      metrics.counter("kv_bytes_served_total", "KV stream bytes sent to edges.");
+  http::Counter& prefill_seconds =
+      metrics.counter("prefill_seconds_total", "Time spent prefilling cloud prompts.");
+  http::Gauge& active_streams = metrics.gauge("active_streams", "KV streams in progress.");
+  http::Counter& streams_total = metrics.counter("streams_total", "KV streams started.");
+  http::Counter& errors = metrics.counter("errors_total", "Failed requests and prefills.");
+
+  PrefillQueue prefills;  // last: its thread stops before anything it uses is destroyed
+
+  Impl(const Model& m, const Tokenizer* t, CloudOptions o)
+      : model(m),
+        tokenizer(t),
+        opt(std::move(o)),
+        fingerprint(model_fingerprint(*m.source)),
+        pool(opt.threads),
+        server(opt.limits),
+        store(opt.cache_dir, m, fingerprint, opt.kv_dtype),
+        prefills(
+            opt.prefill ? opt.prefill : cpu_prefill(),
+            [this](const CloudPrompt& p, double secs) {
+              prefill_seconds.add(secs);
+              store.complete(p, secs);
+            },
+            [this] { errors.add(); }) {
+    metrics.gauge("prompts", "Cloud prompts registered.", [this] { return double(store.size()); });
+    metrics.gauge("prompts_ready", "Cloud prompts whose KV is complete.",
+                  [this] { return double(store.ready()); });
+    routes();
+  }
+
+  ~Impl() { server.stop(); }
+
+  PrefillFn cpu_prefill() {
+    return [this](std::span<const int32_t> tokens, const LayerSink& layer) {
+      Transformer tf(model, int64_t(tokens.size()), pool);
+      tf.set_layer_sink(layer);
+      std::vector<float> logits;
+      tf.forward(tokens, logits, false);
+    };
+  }
+
+  // ---- requests -------------------------------------------------------------------------------
+
+  void require_admin(const httplib::Request& req) const {
+    if (opt.admin_token.empty()) return;
+    if (req.get_header_value("Authorization") == "Bearer " + opt.admin_token) return;
+    http::fail(ErrorKind::Unauthorized,
+               "missing or wrong admin token (Authorization: Bearer <token>)");
+  }
+
+  // The registered prompt's tokens: token ids as given, or the system part of its chat format.
+  std::vector<int32_t> tokenize(const json& body, std::string& text, std::string& chat_template) {
+    try {
+      chat_template = body.value("chat_template", std::string("none"));
+      if (chat_template.empty()) chat_template = "none";
+      if (body.contains("tokens")) {
+        std::vector<int32_t> ids = body.at("tokens").get<std::vector<int32_t>>();
+        check_token_ids(ids, model.hp.n_vocab);
+        text = body.value("text", std::string());
+        return ids;
+      }
+      if (!body.contains("text") || !body.at("text").is_string()) {
+        http::fail(ErrorKind::InvalidRequest, "'text' (a string) is required");
+      }
+      text = body.at("text").get<std::string>();
+      if (tokenizer == nullptr) {
+        http::fail(ErrorKind::InvalidRequest,
+                   "this model has no tokenizer: send \"tokens\" instead of \"text\"");
+      }
+      return cloud_prompt_tokens(*tokenizer, chat_format_from_name(chat_template), text);
+    } catch (const http::HttpError&) {
+      throw;
+    } catch (const std::exception& e) {
+      http::fail(ErrorKind::InvalidRequest, "{}", e.what());
+    }
+  }
+
+  void put_prompt(const httplib::Request& req, httplib::Response& res) {
+    require_admin(req);
+    json body;
+    try {
+      body = json::parse(req.body);
+    } catch (const std::exception& e) {
+      http::fail(ErrorKind::InvalidRequest, "malformed JSON: {}", e.what());
+    }
+    if (!body.is_object()) {
+      http::fail(ErrorKind::InvalidRequest, "malformed JSON: body must be a JSON object");
+    }
+    std::string text, chat_template;
+    std::vector<int32_t> tokens = tokenize(body, text, chat_template);
+    if (tokens.empty()) http::fail(ErrorKind::InvalidRequest, "the cloud prompt is empty");
+    if (int64_t(tokens.size()) > model.hp.n_ctx_train) {
+      http::fail(ErrorKind::InvalidRequest, "cloud prompt of {} tokens exceeds the context of {}",
+                 tokens.size(), model.hp.n_ctx_train);
+    }
+    const auto reg =
+        store.put(req.matches[1], std::move(text), std::move(chat_template), std::move(tokens));
+    if (reg.created) prefills.push(reg.prompt);
+    http::send_json(res, describe(reg.prompt, fingerprint), reg.created ? 201 : 200);
+  }
+
+  CloudPrompt find(const std::string& id) const {
+    auto p = store.find(id);
+    if (!p) http::fail(ErrorKind::NotFound, "unknown cloud prompt '{}'", id);
+    return *p;
+  }
+
+  void stream_kv(const httplib::Request& req, httplib::Response& res) {
+    const CloudPrompt p = find(req.matches[1]);
+    if (req.has_param("version") && req.get_param_value("version") != std::to_string(p.version)) {
+      http::fail(ErrorKind::NotFound, "cloud prompt '{}' has version {}, not {}", p.id, p.version,
+                 req.get_param_value("version"));
+    }
+    struct State {
+      std::shared_ptr<PromptKv> kv;
+      uint32_t next = 0;
+      bool header_sent = false;
+    };
+    auto st = std::make_shared<State>(State{p.kv});
+    active_streams.add(1);
+    streams_total.add();
+    res.set_header("X-EdgePrompt-Fingerprint", fingerprint);
+    res.set_header("X-EdgePrompt-Version", std::to_string(p.version));
+    res.set_chunked_content_provider(
+        "application/x-edgeprompt-kv",
+        [this, st](size_t, httplib::DataSink& sink) {
+          const auto write = [&](const std::string& b) {
+            bytes_served.add(double(b.size()));
+            return sink.write(b.data(), b.size());
+          };
+          if (!st->header_sent) {
+            st->header_sent = true;
+            return write(st->kv->header_bytes());
+          }
+          const KvStreamHeader& h = st->kv->header();
+          if (st->next < h.n_layers) {
+            // Wait for the layer; the prefill may still be computing it.
+            try {
+              for (;;) {
+                if (auto frame = st->kv->wait_layer(st->next, std::chrono::milliseconds(500))) {
+                  ++st->next;
+                  return write(*frame);
+                }
+                if (!sink.is_writable()) break;
+              }
+            } catch (const LayerStreamError&) {
+            }
+            errors.add();
+            return false;  // drop the connection: the edge sees a truncated stream
+          }
+          write(st->kv->end_bytes());
+          sink.done();
+          return true;
+        },
+        [this](bool) { active_streams.add(-1); });
+  }
+
+  void delete_prompt(const httplib::Request& req, httplib::Response& res) {
+    require_admin(req);
+    const std::string id = req.matches[1];
+    if (!store.erase(id)) http::fail(ErrorKind::NotFound, "unknown cloud prompt '{}'", id);
+    http::send_json(res, {{"id", id}, {"deleted", true}});
+  }
+
+  // ---- routes ---------------------------------------------------------------------------------
+
+  void routes() {
+    httplib::Server& s = server.routes();
+    const std::string prompt = "/v1/cloud-prompts/([A-Za-z0-9._-]{1,128})";
+    // Errors are counted where they are answered: every request that ends in 4xx/5xx.
+    s.set_post_routing_handler([this](const httplib::Request&, httplib::Response& r) {
+      if (r.status >= 400) errors.add();
+    });
+    s.Put(prompt, [this](const auto& q, auto& r) { put_prompt(q, r); });
+    s.Get(prompt + "/kv", [this](const auto& q, auto& r) { stream_kv(q, r); });
+    s.Get(prompt, [this](const auto& q, auto& r) {
+      http::send_json(r, describe(find(q.matches[1]), fingerprint));
+    });
+    s.Delete(prompt, [this](const auto& q, auto& r) { delete_prompt(q, r); });
+    s.Get("/v1/cloud-prompts", [this](const httplib::Request&, httplib::Response& r) {
+      json list = json::array();
+      for (const CloudPrompt& p : store.list()) list.push_back(describe(p, fingerprint));
+      http::send_json(r, {{"object", "list"}, {"data", list}});
+    });
+    s.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
+      http::send_json(r,
+                      {{"status", "ok"}, {"fingerprint", fingerprint}, {"model", model.hp.arch}});
+    });
+    s.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+      r.set_content(metrics.render(), http::MetricsRegistry::kContentType);
+    });
+  }
+};
+
+CloudService::CloudService(const Model& model, const Tokenizer* tokenizer, CloudOptions options)
+    : impl_(std::make_unique<Impl>(model, tokenizer, std::move(options))) {}
+
+CloudService::~CloudService() = default;
+
+int CloudService::bind() {
+  auto& o = impl_->opt;
+  o.port = impl_->server.bind(o.host, o.port);
+  return o.port;
+}
+
+void CloudService::serve() {
+  impl_->server.serve();
+}
+
+void CloudService::stop() {
+  impl_->server.stop();
+}
+
+}  // namespace ep

@@ -1,0 +1,51 @@
+// The cloud service: registers cloud prompts, prefills each once, and streams its KV layer by
+// layer to any number of edges over HTTP (docs/cloud-api.md). The request paths are mapped in
+// docs/architecture.md.
+#pragma once
+
+#include "cloud/prefill_queue.h"
+#include "core/thread_pool.h"
+#include "http/limits.h"
+#include "model/model.h"
+#include "protocol/kv_wire.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace ep {
+
+class Tokenizer;
+
+struct CloudOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                  // 0: any free port
+  std::filesystem::path cache_dir;  // empty: memory only
+  std::string admin_token;          // empty: PUT/DELETE need no token
+  KvDtype kv_dtype = KvDtype::F16;
+  int threads = ThreadPool::default_threads();
+  PrefillFn prefill;  // empty: the CPU transformer (e.g. a GPU engine's prefill otherwise)
+  http::HttpLimits limits = http::cloud_http_limits();
+};
+
+class CloudService {
+ public:
+  // `tokenizer` may be null (then prompts must be given as token ids).
+  CloudService(const Model& model, const Tokenizer* tokenizer, CloudOptions options);
+  ~CloudService();
+  CloudService(const CloudService&) = delete;
+  CloudService& operator=(const CloudService&) = delete;
+
+  // Binds the socket (throws ep::Error if it cannot) and returns the bound port.
+  int bind();
+  // Serves until stop() is called.
+  void serve();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ep

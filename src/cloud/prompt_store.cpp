@@ -1,0 +1,134 @@
+#include "cloud/prompt_store.h"
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "protocol/kv_segment_io.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace ep {
+
+using json = nlohmann::json;
+
+PromptStore::PromptStore(std::filesystem::path dir, const Model& model, std::string fingerprint,
+                         KvDtype kv_dtype)
+    : dir_(std::move(dir)),
+      model_(model),
+      fingerprint_(std::move(fingerprint)),
+      kv_dtype_(kv_dtype) {
+  if (dir_.empty()) return;
+  std::filesystem::create_directories(dir_);
+  reload();
+}
+
+std::filesystem::path PromptStore::meta_path(const std::string& id) const {
+  return dir_ / (id + ".json");
+}
+
+std::filesystem::path PromptStore::kv_path(const std::string& id) const {
+  return dir_ / (id + ".epkv");
+}
+
+void PromptStore::reload() {
+  for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+    if (e.path().extension() != ".json") continue;
+    try {
+      const json meta = json::parse(read_whole_file(e.path()));
+      CloudPrompt p;
+      p.id = meta.at("id").get<std::string>();
+      p.version = meta.at("version").get<uint64_t>();
+      p.text = meta.at("text").get<std::string>();
+      p.chat_template = meta.at("chat_template").get<std::string>();
+      if (meta.at("fingerprint") != fingerprint_) fail("computed by another model");
+      p.kv = PromptKv::from_bytes(read_whole_file(kv_path(p.id)));  // verifies every checksum
+      check_kv_header(p.kv->header(), model_, fingerprint_);
+      if (p.kv->header().prompt_version != p.version || p.kv->header().prompt_id != p.id) {
+        fail("KV file does not match its metadata");
+      }
+      p.tokens = p.kv->header().tokens;
+      prompts_[p.id] = std::move(p);
+    } catch (const std::exception& ex) {
+      fmt::print(stderr, "cloud: ignoring cached prompt {}: {}\n", e.path().string(), ex.what());
+    }
+  }
+}
+
+PromptStore::Registration PromptStore::put(const std::string& id, std::string text,
+                                           std::string chat_template, std::vector<int32_t> tokens) {
+  std::lock_guard lock(mutex_);
+  const auto it = prompts_.find(id);
+  if (it != prompts_.end() && it->second.tokens == tokens &&
+      it->second.chat_template == chat_template && it->second.kv->error().empty()) {
+    return {it->second, false};  // same prompt: same version, no new computation
+  }
+  CloudPrompt p;
+  p.id = id;
+  p.version = it == prompts_.end() ? 1 : it->second.version + 1;
+  p.text = std::move(text);
+  p.chat_template = std::move(chat_template);
+  p.tokens = std::move(tokens);
+  p.kv = std::make_shared<PromptKv>(
+      make_kv_header(model_, fingerprint_, p.id, p.version, p.chat_template, p.tokens, kv_dtype_));
+  prompts_[id] = p;
+  return {p, true};
+}
+
+std::optional<CloudPrompt> PromptStore::find(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  const auto it = prompts_.find(id);
+  if (it == prompts_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<CloudPrompt> PromptStore::list() const {
+  std::lock_guard lock(mutex_);
+  std::vector<CloudPrompt> out;
+  for (const auto& [id, p] : prompts_) out.push_back(p);
+  return out;
+}
+
+bool PromptStore::erase(const std::string& id) {
+  {
+    std::lock_guard lock(mutex_);
+    if (prompts_.erase(id) == 0) return false;
+  }
+  if (!dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(meta_path(id), ec);
+    std::filesystem::remove(kv_path(id), ec);
+  }
+  return true;
+}
+
+void PromptStore::complete(const CloudPrompt& prompt, double prefill_s) {
+  if (!dir_.empty()) {
+    // KV first, metadata last: a crash in between leaves no metadata pointing at a bad file.
+    write_atomically(kv_path(prompt.id), prompt.kv->all_bytes());
+    write_atomically(meta_path(prompt.id), json{{"id", prompt.id},
+                                                {"version", prompt.version},
+                                                {"text", prompt.text},
+                                                {"chat_template", prompt.chat_template},
+                                                {"fingerprint", fingerprint_}}
+                                               .dump());
+  }
+  std::lock_guard lock(mutex_);
+  if (auto it = prompts_.find(prompt.id);
+      it != prompts_.end() && it->second.version == prompt.version) {
+    it->second.prefill_s = prefill_s;
+  }
+}
+
+size_t PromptStore::size() const {
+  std::lock_guard lock(mutex_);
+  return prompts_.size();
+}
+
+size_t PromptStore::ready() const {
+  std::lock_guard lock(mutex_);
+  size_t n = 0;
+  for (const auto& [id, p] : prompts_) n += p.kv->complete();
+  return n;
+}
+
+}  // namespace ep

@@ -1,0 +1,67 @@
+// The cloud's registered prompts: each one's text, tokens, version and KV stream, and their copy
+// on disk (docs/cloud-api.md, "Persistence"), reloaded and verified at start.
+#pragma once
+
+#include "model/model.h"
+#include "protocol/kv_wire.h"
+#include "protocol/prompt_kv.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ep {
+
+struct CloudPrompt {
+  std::string id;
+  uint64_t version = 0;
+  std::string text;
+  std::string chat_template;
+  std::vector<int32_t> tokens;
+  std::shared_ptr<PromptKv> kv;  // filled by the prefill
+  double prefill_s = 0;
+};
+
+class PromptStore {
+ public:
+  // `dir` empty: memory only. Otherwise the prompts persisted there are loaded (a file that fails
+  // its checksums, or was computed by another model, is reported and ignored).
+  PromptStore(std::filesystem::path dir, const Model& model, std::string fingerprint,
+              KvDtype kv_dtype);
+
+  struct Registration {
+    CloudPrompt prompt;
+    bool created = false;  // false: the same prompt was registered already (same version)
+  };
+  // A new version when the tokens or template differ from the registered one (or it failed).
+  Registration put(const std::string& id, std::string text, std::string chat_template,
+                   std::vector<int32_t> tokens);
+  std::optional<CloudPrompt> find(const std::string& id) const;
+  std::vector<CloudPrompt> list() const;
+  bool erase(const std::string& id);  // false: no such prompt
+
+  // After a prefill: records its time and writes the KV, then the metadata, atomically.
+  void complete(const CloudPrompt& prompt, double prefill_s);
+
+  size_t size() const;
+  size_t ready() const;  // prompts whose KV is complete
+
+ private:
+  std::filesystem::path meta_path(const std::string& id) const;
+  std::filesystem::path kv_path(const std::string& id) const;
+  void reload();
+
+  std::filesystem::path dir_;
+  const Model& model_;
+  std::string fingerprint_;
+  KvDtype kv_dtype_;
+  mutable std::mutex mutex_;
+  std::map<std::string, CloudPrompt> prompts_;
+};
+
+}  // namespace ep

@@ -1,0 +1,76 @@
+#include "edge/cloud_kv_source.h"
+
+#include "http/error.h"
+
+#include <fmt/format.h>
+
+namespace ep {
+namespace {
+
+using http::ErrorKind;
+
+ErrorKind kind_of(const CloudError& e) {
+  switch (e.failure()) {
+    case CloudFailure::NotFound:
+      return ErrorKind::NotFound;
+    case CloudFailure::ModelMismatch:
+      return ErrorKind::ModelMismatch;
+    default:
+      return ErrorKind::Upstream;
+  }
+}
+
+}  // namespace
+
+CloudKvSource::CloudKvSource(std::string cloud_url, const Model& model, std::string fingerprint,
+                             EdgeKvCache& cache)
+    : cloud_url_(std::move(cloud_url)),
+      model_(model),
+      fingerprint_(std::move(fingerprint)),
+      cache_(cache) {}
+
+CloudKv CloudKvSource::resolve(const std::string& id) {
+  if (cloud_url_.empty()) {
+    http::fail(ErrorKind::InvalidRequest, "this edge has no cloud configured (--cloud URL)");
+  }
+  CloudKv kv;
+  kv.id = id;
+  try {
+    CloudConnection cloud;
+    cloud.base_url = cloud_url_;
+    const CloudPromptInfo info = CloudClient(cloud).prompt(id);
+    if (info.fingerprint != fingerprint_) {
+      http::fail(ErrorKind::ModelMismatch, "model mismatch: the cloud runs {}, this edge runs {}",
+                 info.fingerprint, fingerprint_);
+    }
+    kv.version = info.version;
+    kv.chat_template = info.chat_template;
+    if (auto segment = cache_.get(id, kv.version)) {
+      kv.segment = std::move(segment);
+      kv.source = "edge-cache";
+    } else {
+      kv.fetch_started = std::chrono::steady_clock::now();
+      kv.fetch = std::make_unique<CloudKvFetch>(cloud_url_, id, model_, fingerprint_);
+      kv.segment = kv.fetch->segment();
+      kv.version = kv.fetch->header().prompt_version;
+      kv.chat_template = kv.fetch->header().chat_template;
+      kv.source = "stream";
+    }
+  } catch (const CloudError& e) {
+    throw http::HttpError(kind_of(e), e.what());
+  }
+  kv.n_tokens = size_t(kv.segment->n_tokens());
+  return kv;
+}
+
+void CloudKvSource::keep(const CloudKv& kv) {
+  if (!kv.fetch) return;
+  try {
+    kv.fetch->wait_complete();
+    cache_.put(kv.id, kv.version, kv.fetch->stream_bytes());
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "edge: not caching KV of '{}': {}\n", kv.id, e.what());
+  }
+}
+
+}  // namespace ep

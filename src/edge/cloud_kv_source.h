@@ -1,0 +1,46 @@
+// Where a request's cloud-prompt KV comes from: the edge's own cache when it holds the cloud's
+// current version, else a stream from the cloud that the request computes against as it arrives
+// (and that is cached once complete). Only the prompt's id crosses to the cloud.
+#pragma once
+
+#include "edge/edge_kv_cache.h"
+#include "model/model.h"
+#include "protocol/cloud_client.h"
+#include "protocol/kv_fetch.h"
+#include "runtime/kv_segment.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace ep {
+
+struct CloudKv {
+  std::shared_ptr<const KvSegment> segment;
+  std::unique_ptr<CloudKvFetch> fetch;    // set when streamed for this request
+  std::string id, chat_template, source;  // source: "edge-cache" or "stream"
+  uint64_t version = 0;
+  size_t n_tokens = 0;
+  std::chrono::steady_clock::time_point fetch_started;  // layer arrivals count from here
+};
+
+class CloudKvSource {
+ public:
+  // `cloud_url` empty: no cloud; every resolve() is then a clear InvalidRequest error.
+  CloudKvSource(std::string cloud_url, const Model& model, std::string fingerprint,
+                EdgeKvCache& cache);
+
+  // Throws http::HttpError: NotFound (unknown prompt), ModelMismatch (the cloud runs another
+  // model), Upstream (cloud unreachable, failing or corrupt).
+  CloudKv resolve(const std::string& id);
+  // Caches a streamed KV once it is complete; a failure is reported and leaves the cache as it was.
+  void keep(const CloudKv& kv);
+
+ private:
+  std::string cloud_url_;
+  const Model& model_;
+  std::string fingerprint_;
+  EdgeKvCache& cache_;
+};
+
+}  // namespace ep

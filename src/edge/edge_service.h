@@ -1,0 +1,47 @@
+// The edge service: an OpenAI-compatible HTTP API on the user's device. Requests naming a
+// "cloud_prompt" run against that prompt's KV (from the edge's own cache, or streamed from the
+// cloud layer by layer while the private tokens are being computed); the private messages never
+// leave this process. Without "cloud_prompt" everything runs locally (docs/edge-api.md). The
+// request path is mapped in docs/architecture.md.
+#pragma once
+
+#include "core/thread_pool.h"
+#include "http/limits.h"
+#include "model/model.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace ep {
+
+class Tokenizer;
+
+struct EdgeOptions {
+  std::string cloud_url;  // e.g. http://127.0.0.1:8080; empty: local requests only
+  std::string host = "127.0.0.1";
+  int port = 8081;
+  std::filesystem::path kv_cache_dir;  // empty: memory only
+  uint64_t kv_cache_bytes = 1ull << 30;
+  int threads = ThreadPool::default_threads();
+  http::HttpLimits limits = http::edge_http_limits();
+};
+
+class EdgeService {
+ public:
+  EdgeService(const Model& model, const Tokenizer& tokenizer, EdgeOptions options);
+  ~EdgeService();
+  EdgeService(const EdgeService&) = delete;
+  EdgeService& operator=(const EdgeService&) = delete;
+
+  int bind();  // returns the bound port; throws ep::Error
+  void serve();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ep

@@ -1,0 +1,118 @@
+#include "protocol/cloud_client.h"
+
+#include "http/response.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+namespace ep {
+namespace {
+
+using json = nlohmann::json;
+
+httplib::Client connect(const CloudConnection& c) {
+  httplib::Client client(c.base_url);
+  client.set_connection_timeout(c.connect_timeout);
+  client.set_read_timeout(c.read_timeout);
+  if (!c.admin_token.empty()) client.set_bearer_token_auth(c.admin_token);
+  return client;
+}
+
+// The answer's JSON, or a CloudError of the failure it stands for.
+json expect_json(const httplib::Result& r, const CloudConnection& c, int expected_status,
+                 const std::string& what) {
+  if (!r) {
+    throw CloudError(
+        CloudFailure::Unreachable,
+        fmt::format("cloud unreachable at {}: {}", c.base_url, httplib::to_string(r.error())));
+  }
+  if (r->status != expected_status && !(expected_status == 201 && r->status == 200)) {
+    throw CloudError(cloud_failure_of_status(r->status),
+                     fmt::format("cloud at {} answered {} to {}: {}", c.base_url, r->status, what,
+                                 http::error_message_of(r->body)),
+                     r->status);
+  }
+  try {
+    return json::parse(r->body);
+  } catch (const std::exception& e) {
+    throw CloudError(
+        CloudFailure::Corrupt,
+        fmt::format("cloud at {} sent malformed JSON for {}: {}", c.base_url, what, e.what()));
+  }
+}
+
+CloudPromptInfo prompt_info(const json& j, const CloudConnection& c) {
+  try {
+    CloudPromptInfo p;
+    p.id = j.at("id").get<std::string>();
+    p.version = j.at("version").get<uint64_t>();
+    p.n_tokens = j.value("n_tokens", uint64_t(0));
+    p.fingerprint = j.at("fingerprint").get<std::string>();
+    p.chat_template = j.value("chat_template", std::string("none"));
+    p.state = j.value("state", std::string());
+    p.kv_bytes = j.value("kv_bytes", uint64_t(0));
+    return p;
+  } catch (const std::exception& e) {
+    throw CloudError(
+        CloudFailure::Corrupt,
+        fmt::format("cloud at {} sent malformed prompt metadata: {}", c.base_url, e.what()));
+  }
+}
+
+}  // namespace
+
+CloudFailure cloud_failure_of_status(int status) {
+  if (status == 404) return CloudFailure::NotFound;
+  if (status == 409) return CloudFailure::ModelMismatch;
+  if (status >= 400 && status < 500) return CloudFailure::Rejected;
+  return CloudFailure::ServerError;
+}
+
+std::string strip_trailing_slashes(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+CloudClient::CloudClient(CloudConnection connection) : connection_(std::move(connection)) {
+  connection_.base_url = strip_trailing_slashes(connection_.base_url);
+}
+
+CloudPromptInfo CloudClient::prompt(const std::string& id) const {
+  auto client = connect(connection_);
+  const std::string what = fmt::format("cloud prompt '{}'", id);
+  return prompt_info(expect_json(client.Get("/v1/cloud-prompts/" + id), connection_, 200, what),
+                     connection_);
+}
+
+std::vector<CloudPromptInfo> CloudClient::prompts() const {
+  auto client = connect(connection_);
+  const json list = expect_json(client.Get("/v1/cloud-prompts"), connection_, 200, "the list");
+  std::vector<CloudPromptInfo> out;
+  if (!list.contains("data") || !list["data"].is_array()) {
+    throw CloudError(CloudFailure::Corrupt,
+                     fmt::format("cloud at {} sent a list without 'data'", connection_.base_url));
+  }
+  for (const json& p : list["data"]) out.push_back(prompt_info(p, connection_));
+  return out;
+}
+
+CloudPromptInfo CloudClient::put_prompt(const std::string& id, const CloudPromptSpec& spec) const {
+  json body = {{"chat_template", spec.chat_template}};
+  if (spec.tokens) body["tokens"] = *spec.tokens;
+  if (!spec.text.empty() || !spec.tokens) body["text"] = spec.text;
+  auto client = connect(connection_);
+  const std::string what = fmt::format("registering '{}'", id);
+  return prompt_info(
+      expect_json(client.Put("/v1/cloud-prompts/" + id, body.dump(), "application/json"),
+                  connection_, 201, what),
+      connection_);
+}
+
+void CloudClient::delete_prompt(const std::string& id) const {
+  auto client = connect(connection_);
+  expect_json(client.Delete("/v1/cloud-prompts/" + id), connection_, 200,
+              fmt::format("deleting '{}'", id));
+}
+
+}  // namespace ep

@@ -1,0 +1,139 @@
+#include "protocol/kv_fetch.h"
+
+#include "core/error.h"
+#include "http/response.h"
+#include "protocol/cloud_client.h"
+#include "protocol/kv_segment_io.h"
+
+#include <httplib.h>
+
+namespace ep {
+
+CloudKvFetch::CloudKvFetch(const std::string& base_url, const std::string& prompt_id,
+                           const Model& model, const std::string& fingerprint,
+                           CloudFetchOptions options)
+    : base_url_(strip_trailing_slashes(base_url)),
+      prompt_id_(prompt_id),
+      fingerprint_(fingerprint),
+      model_(model),
+      opt_(options),
+      start_(std::chrono::steady_clock::now()) {
+  thread_ = std::thread([this] { run(); });
+  std::unique_lock lock(mutex_);
+  header_cv_.wait(lock, [&] { return segment_ != nullptr || failure_; });
+  if (failure_) {
+    const CloudError failure = *failure_;
+    lock.unlock();
+    thread_.join();
+    throw failure;
+  }
+}
+
+CloudKvFetch::~CloudKvFetch() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void CloudKvFetch::run() {
+  std::optional<CloudError> failure;
+  for (int a = 0; a < opt_.attempts && !stop_; ++a) {
+    failure = attempt();
+    if (!failure || failure->permanent()) break;
+  }
+  if (!failure) return;
+  const std::string message = fmt::format("cloud prompt '{}': {}", prompt_id_, failure->what());
+  std::lock_guard lock(mutex_);
+  if (segment_) {
+    segment_->set_error(message);  // the computation waiting on a layer gets this error
+  } else {
+    failure_ = CloudError(failure->failure(), message, failure->http_status());
+    header_cv_.notify_all();
+  }
+}
+
+std::optional<CloudError> CloudKvFetch::attempt() {
+  httplib::Client client(base_url_);
+  client.set_connection_timeout(opt_.connect_timeout);
+  client.set_read_timeout(opt_.read_timeout);
+  KvStreamParser parser;
+  std::string local;  // this attempt's bytes
+  int status = 0;
+  try {
+    auto res = client.Get(
+        "/v1/cloud-prompts/" + prompt_id_ + "/kv", httplib::Headers{},
+        [&](const httplib::Response& r) {
+          status = r.status;
+          return true;
+        },
+        [&](const char* data, size_t len) {
+          if (stop_) return false;
+          local.append(data, len);
+          bytes_ += len;
+          if (status != 200) return true;  // an error body: read it whole for the message
+          parser.feed(std::string_view(data, len));
+          std::lock_guard lock(mutex_);
+          if (parser.header() && !segment_) {
+            check_kv_header(*parser.header(), model_, fingerprint_);
+            header_ = *parser.header();
+            segment_ = make_segment(header_);
+            arrival_.assign(header_.n_layers, 0.0);
+            header_cv_.notify_all();
+          } else if (parser.header() &&
+                     (parser.header()->prompt_version != header_.prompt_version ||
+                      parser.header()->tokens != header_.tokens)) {
+            throw CloudError(CloudFailure::Corrupt,
+                             "the cloud prompt changed while it was being streamed");
+          }
+          const double t =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+          for (const auto& layer : parser.take_layers()) {
+            if (!segment_->layer_ready(layer.index)) {
+              publish(*segment_, layer);
+              arrival_[layer.index] = t;
+            }
+          }
+          return true;
+        });
+    if (!res) {
+      return CloudError(
+          CloudFailure::Unreachable,
+          fmt::format("cloud unreachable at {}: {}", base_url_, httplib::to_string(res.error())));
+    }
+    if (res->status != 200) {
+      return CloudError(cloud_failure_of_status(res->status),
+                        fmt::format("cloud at {} answered {}: {}", base_url_, res->status,
+                                    http::error_message_of(local)),
+                        res->status);
+    }
+    if (!parser.finished()) {
+      return CloudError(
+          CloudFailure::Truncated,
+          fmt::format("KV stream from {} ended early after {} bytes", base_url_, local.size()));
+    }
+  } catch (const CloudError& e) {
+    return e;
+  } catch (const KvMismatch& e) {
+    return CloudError(CloudFailure::ModelMismatch, e.what());
+  } catch (const Error& e) {
+    return CloudError(CloudFailure::Corrupt, e.what());  // the parser's checksums or framing
+  }
+  std::lock_guard lock(mutex_);
+  stream_ = std::move(local);
+  return std::nullopt;
+}
+
+void CloudKvFetch::wait_complete() const {
+  for (int64_t l = 0; l < segment_->n_layers(); ++l) segment_->wait_layer(l);
+}
+
+std::vector<double> CloudKvFetch::layer_arrival_s() const {
+  std::lock_guard lock(mutex_);
+  return arrival_;
+}
+
+std::string CloudKvFetch::stream_bytes() const {
+  std::lock_guard lock(mutex_);
+  return stream_;
+}
+
+}  // namespace ep
