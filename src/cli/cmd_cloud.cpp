@@ -2,6 +2,7 @@
 #include "backend/cuda/cuda_engine.h"
 #include "cli/command.h"
 #include "cli/listen_address.h"
+#include "cli/serve_service.h"
 #include "cloud/cloud_service.h"
 #include "core/error.h"
 #include "model/model.h"
@@ -74,15 +75,8 @@ Command add_cloud(CLI::App& root) {
                          engine->device_name(), eo.max_ctx);
             }
             CloudService service(*model, tokenizer.get(), opt);
-            const int port = service.bind();
-            fmt::print(stderr, "cloud: listening on http://{}:{} (model {})\n", opt.host, port,
-                       o->model);
-            std::thread server([&] { service.serve(); });
-            signals.wait();
-            fmt::print(stderr, "cloud: stopping\n");
-            service.stop();
-            server.join();
-            return 0;
+            return serve_until_stopped(service, signals, "cloud",
+                                       fmt::format("model {}", o->model));
           }};
 }
 

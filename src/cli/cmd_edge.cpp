@@ -2,6 +2,7 @@
 // [--kv-cache-bytes B]
 #include "cli/command.h"
 #include "cli/listen_address.h"
+#include "cli/serve_service.h"
 #include "core/error.h"
 #include "edge/edge_service.h"
 #include "model/model.h"
@@ -43,15 +44,9 @@ Command add_edge(CLI::App& root) {
             if (!tokenizer)
               fail("{}: the model has no tokenizer; the edge API needs one", o->model);
             EdgeService service(*model, *tokenizer, opt);
-            const int port = service.bind();
-            fmt::print(stderr, "edge: listening on http://{}:{} (model {}, cloud {})\n", opt.host,
-                       port, o->model, o->cloud.empty() ? "none" : o->cloud);
-            std::thread server([&] { service.serve(); });
-            signals.wait();
-            fmt::print(stderr, "edge: stopping\n");
-            service.stop();
-            server.join();
-            return 0;
+            return serve_until_stopped(
+                service, signals, "edge",
+                fmt::format("model {}, cloud {}", o->model, o->cloud.empty() ? "none" : o->cloud));
           }};
 }
 

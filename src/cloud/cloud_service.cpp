@@ -42,7 +42,7 @@ struct CloudService::Impl {
   CloudOptions opt;
   std::string fingerprint;
   ThreadPool pool;
-  http::HttpServer server;
+  http::HttpServer& server;  // the service's; routes are registered here
   PromptStore store;
 
   http::MetricsRegistry metrics{"edgeprompt_cloud_"};
@@ -56,13 +56,13 @@ struct CloudService::Impl {
 
   PrefillQueue prefills;  // last: its thread stops before anything it uses is destroyed
 
-  Impl(const Model& m, const Tokenizer* t, CloudOptions o)
+  Impl(const Model& m, const Tokenizer* t, CloudOptions o, http::HttpServer& s)
       : model(m),
         tokenizer(t),
         opt(std::move(o)),
         fingerprint(model_fingerprint(*m.source)),
         pool(opt.threads),
-        server(opt.limits),
+        server(s),
         store(opt.cache_dir, m, fingerprint, opt.kv_dtype),
         prefills(
             opt.prefill ? opt.prefill : cpu_prefill(),
@@ -76,8 +76,6 @@ struct CloudService::Impl {
                   [this] { return double(store.ready()); });
     routes();
   }
-
-  ~Impl() { server.stop(); }
 
   PrefillFn cpu_prefill() {
     return [this](std::span<const int32_t> tokens, const LayerSink& layer) {
@@ -242,22 +240,11 @@ struct CloudService::Impl {
 };
 
 CloudService::CloudService(const Model& model, const Tokenizer* tokenizer, CloudOptions options)
-    : impl_(std::make_unique<Impl>(model, tokenizer, std::move(options))) {}
+    : http::Service(options.host, options.port, options.limits),
+      impl_(std::make_unique<Impl>(model, tokenizer, std::move(options), server())) {}
 
-CloudService::~CloudService() = default;
-
-int CloudService::bind() {
-  auto& o = impl_->opt;
-  o.port = impl_->server.bind(o.host, o.port);
-  return o.port;
-}
-
-void CloudService::serve() {
-  impl_->server.serve();
-}
-
-void CloudService::stop() {
-  impl_->server.stop();
+CloudService::~CloudService() {
+  stop();
 }
 
 }  // namespace ep

@@ -6,6 +6,7 @@
 #include "cloud/prefill_queue.h"
 #include "core/thread_pool.h"
 #include "http/limits.h"
+#include "http/service.h"
 #include "model/model.h"
 #include "protocol/kv_wire.h"
 
@@ -29,19 +30,11 @@ struct CloudOptions {
   http::HttpLimits limits = http::cloud_http_limits();
 };
 
-class CloudService {
+class CloudService : public http::Service {
  public:
   // `tokenizer` may be null (then prompts must be given as token ids).
   CloudService(const Model& model, const Tokenizer* tokenizer, CloudOptions options);
-  ~CloudService();
-  CloudService(const CloudService&) = delete;
-  CloudService& operator=(const CloudService&) = delete;
-
-  // Binds the socket (throws ep::Error if it cannot) and returns the bound port.
-  int bind();
-  // Serves until stop() is called.
-  void serve();
-  void stop();
+  ~CloudService() override;  // stops serving first
 
  private:
   struct Impl;

@@ -37,7 +37,7 @@ struct EdgeService::Impl {
   ThreadPool pool;
   EdgeKvCache cache;
   CloudKvSource cloud;
-  http::HttpServer server;
+  http::HttpServer& server;  // the service's; routes are registered here
   std::mutex compute_mutex;  // one generation at a time: the device's cores are all in use
 
   http::MetricsRegistry metrics{"edgeprompt_edge_"};
@@ -54,7 +54,7 @@ struct EdgeService::Impl {
   http::Counter& cache_misses =
       metrics.counter("kv_cache_misses_total", "Cloud prompts whose KV was streamed.");
 
-  Impl(const Model& m, const Tokenizer& t, EdgeOptions o)
+  Impl(const Model& m, const Tokenizer& t, EdgeOptions o, http::HttpServer& s)
       : model(m),
         tokenizer(t),
         opt(std::move(o)),
@@ -63,7 +63,7 @@ struct EdgeService::Impl {
         pool(opt.threads),
         cache(opt.kv_cache_dir, opt.kv_cache_bytes, m, fingerprint),
         cloud(opt.cloud_url, m, fingerprint, cache),
-        server(opt.limits) {
+        server(s) {
     metrics.gauge("kv_cache_bytes", "Bytes of KV in the edge's cache.",
                   [this] { return double(cache.bytes()); });
     metrics.gauge("kv_cache_entries", "Cloud prompts in the edge's KV cache.",
@@ -196,22 +196,11 @@ struct EdgeService::Impl {
 };
 
 EdgeService::EdgeService(const Model& model, const Tokenizer& tokenizer, EdgeOptions options)
-    : impl_(std::make_unique<Impl>(model, tokenizer, std::move(options))) {}
+    : http::Service(options.host, options.port, options.limits),
+      impl_(std::make_unique<Impl>(model, tokenizer, std::move(options), server())) {}
 
-EdgeService::~EdgeService() = default;
-
-int EdgeService::bind() {
-  auto& o = impl_->opt;
-  o.port = impl_->server.bind(o.host, o.port);
-  return o.port;
-}
-
-void EdgeService::serve() {
-  impl_->server.serve();
-}
-
-void EdgeService::stop() {
-  impl_->server.stop();
+EdgeService::~EdgeService() {
+  stop();
 }
 
 }  // namespace ep

@@ -7,6 +7,7 @@
 
 #include "core/thread_pool.h"
 #include "http/limits.h"
+#include "http/service.h"
 #include "model/model.h"
 
 #include <cstdint>
@@ -28,16 +29,10 @@ struct EdgeOptions {
   http::HttpLimits limits = http::edge_http_limits();
 };
 
-class EdgeService {
+class EdgeService : public http::Service {
  public:
   EdgeService(const Model& model, const Tokenizer& tokenizer, EdgeOptions options);
-  ~EdgeService();
-  EdgeService(const EdgeService&) = delete;
-  EdgeService& operator=(const EdgeService&) = delete;
-
-  int bind();  // returns the bound port; throws ep::Error
-  void serve();
-  void stop();
+  ~EdgeService() override;  // stops serving first
 
  private:
   struct Impl;
