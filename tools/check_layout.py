@@ -30,8 +30,9 @@ ALLOWED = {
     "cloud": {"core", "model", "tokenizer", "runtime", "http", "protocol"},
     "edge": {"core", "model", "tokenizer", "runtime", "http", "protocol"},
     "relay": {"core"},
+    "jinja": {"core"},
     "cli": {"core", "kernels", "model", "tokenizer", "runtime", "backend", "convert", "http",
-            "protocol", "cloud", "edge", "relay"},
+            "protocol", "cloud", "edge", "relay", "jinja"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/', re.MULTILINE)
