@@ -14,12 +14,30 @@ std::string_view dtype_name(DType t) {
       return "q8_0";
     case DType::Q4_0:
       return "q4_0";
+    case DType::Q4_1:
+      return "q4_1";
+    case DType::Q5_0:
+      return "q5_0";
+    case DType::Q5_1:
+      return "q5_1";
+    case DType::Q2_K:
+      return "q2_k";
+    case DType::Q3_K:
+      return "q3_k";
+    case DType::Q4_K:
+      return "q4_k";
+    case DType::Q5_K:
+      return "q5_k";
+    case DType::Q6_K:
+      return "q6_k";
   }
   return "?";
 }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+  for (DType t :
+       {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+        DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     if (dtype_name(t) == name) return t;
   }
   return std::nullopt;
@@ -33,8 +51,24 @@ std::optional<DType> dtype_from_ggml_id(uint32_t id) {
       return DType::F16;
     case 2:
       return DType::Q4_0;
+    case 3:
+      return DType::Q4_1;
+    case 6:
+      return DType::Q5_0;
+    case 7:
+      return DType::Q5_1;
     case 8:
       return DType::Q8_0;
+    case 10:
+      return DType::Q2_K;
+    case 11:
+      return DType::Q3_K;
+    case 12:
+      return DType::Q4_K;
+    case 13:
+      return DType::Q5_K;
+    case 14:
+      return DType::Q6_K;
     case 30:
       return DType::BF16;
     default:

@@ -1,6 +1,9 @@
 #include "core/quant.h"
 
+#include "core/error.h"
 #include "core/half.h"
+#include "core/quant_k.h"
+#include "core/quant_legacy.h"
 
 #include <algorithm>
 #include <cmath>
@@ -63,7 +66,18 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
     case DType::Q4_0:
       quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n);
       return;
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+      break;
   }
+  fail("quantisation to {} is not implemented (llama.cpp's llama-quantize writes it)",
+       dtype_name(type));
 }
 
 void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
@@ -101,6 +115,18 @@ void dequantize_row(DType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+      dequantize_row_legacy(type, src, dst, n);
+      return;
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+      dequantize_row_k(type, src, dst, n);
+      return;
   }
 }
 

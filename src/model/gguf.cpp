@@ -429,13 +429,13 @@ void GgufFile::parse_all() {
     if (!type) {
       fail(
           "{}: tensor '{}' has type {} (ggml id {}), which is not supported (supported: F32, F16, "
-          "BF16, Q8_0, Q4_0)",
+          "BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)",
           name_, t.name, ggml_type_name(type_id), type_id);
     }
     t.type = *type;
     if (t.shape[0] % dtype_block_elems(t.type) != 0) {
       fail("{}: tensor '{}': row length {} is not a multiple of the {} block size {}", name_,
-           t.name, t.shape[0], dtype_name(t.type), dtype_block_elems(t.type));
+           t.name, t.shape[0], ggml_type_name(type_id), dtype_block_elems(t.type));
     }
     t.n_bytes = uint64_t(n_elements) / uint64_t(dtype_block_elems(t.type)) *
                 uint64_t(dtype_block_bytes(t.type));

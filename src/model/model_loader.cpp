@@ -2,6 +2,7 @@
 // the hyper-parameters, so a bad file fails here with a precise message and never later.
 #include "core/error.h"
 #include "core/quant.h"
+#include "core/quant_check.h"
 #include "model/model.h"
 #include "model/rope_scaling.h"
 
@@ -28,7 +29,22 @@ class Builder {
 
   MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) const {
     const TensorRef t = require(name, {rows, cols});
+    check_scales(name, t.type, t.data, rows * cols);
     return MatrixView{t.type, rows, cols, t.data};
+  }
+
+  // Every block's f16 scale (and min) must be finite: one that is not would turn whole rows of
+  // the product into inf or NaN, so the file is refused here, naming the tensor and block. Reads
+  // the bytes of every block once (the first forward pass reads them all anyway).
+  void check_scales(const std::string& name, DType type, const void* data, int64_t n) const {
+    const int64_t per_block = dtype_block_elems(type);
+    if (per_block == 1) return;
+    if (const auto bad = find_nonfinite_scale(type, data, n / per_block)) {
+      fail(
+          "{}: tensor '{}' ({}): block {} of {} has a non-finite scale ({} = {}); the file is "
+          "corrupt",
+          where_, name, dtype_name(type), bad->block, n / per_block, bad->field, bad->value);
+    }
   }
 
   std::vector<float> vector(const std::string& name, int64_t n) const {

@@ -181,11 +181,12 @@ TEST(ParserGguf, ErrorsNameTheProblem) {
   {
     RawGguf g(3);
     g.count(1), g.count(0);
-    g.str("w"), g.put<uint32_t>(1), g.count(32), g.put<uint32_t>(12 /* Q4_K */), g.put<uint64_t>(0);
+    g.str("w"), g.put<uint32_t>(1), g.count(256), g.put<uint32_t>(16 /* IQ2_XXS */),
+        g.put<uint64_t>(0);
     g.pad_to(32);
     g.bytes().append(200, '\0');
     const std::string m = message(g.bytes());
-    EXPECT_NE(m.find("Q4_K"), std::string::npos) << m;
+    EXPECT_NE(m.find("IQ2_XXS"), std::string::npos) << m;
     EXPECT_NE(m.find("'w'"), std::string::npos) << m;
   }
   {

@@ -2,6 +2,7 @@
 // the target region below, not by global flags; see matmul_avx512.cpp.
 #include "core/dtype.h"
 #include "core/half.h"
+#include "core/quant.h"
 #include "kernels/cpu/matmul_kernels.h"
 #include "kernels/cpu/stream_prefetch.h"
 #include "kernels/cpu/target_region.h"
@@ -10,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include <immintrin.h>
 

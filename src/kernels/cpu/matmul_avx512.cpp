@@ -4,6 +4,7 @@
 // function is compiled for AVX-512.
 #include "core/dtype.h"
 #include "core/half.h"
+#include "core/quant.h"
 #include "kernels/cpu/matmul_kernels.h"
 #include "kernels/cpu/stream_prefetch.h"
 #include "kernels/cpu/target_region.h"
@@ -12,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include <immintrin.h>
 
