@@ -1,10 +1,12 @@
 #include "tokenizer/pretokenizer.h"
 
 #include "core/error.h"
+#include "tokenizer/pretokenizer_rules.h"
 #include "tokenizer/unicode.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
-#include <array>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -12,107 +14,111 @@
 namespace ep {
 namespace {
 
-// The regexes of the original tokenizers (GPT-2's encoder.py, Llama-3's tiktoken setup, Qwen2's
-// tokenizer.json), written exactly as they appear in tokenizer.json files.
-constexpr std::string_view kGpt2Regex =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-constexpr std::string_view kLlama3Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr std::string_view kQwen2Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+using MatchData = std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)>;
 
-struct Known {
-  std::string_view name;  // canonical name, as our converter writes it
-  std::string_view regex;
-  bool ignore_merges;
-  std::array<std::string_view, 3> aliases;  // tokenizer.ggml.pre values meaning it (llama.cpp's)
-};
-const Known kKnown[] = {
-    {"gpt-2", kGpt2Regex, false, {"gpt-2"}},
-    {"llama-bpe", kLlama3Regex, true, {"llama-bpe", "llama3", "llama-v3"}},
-    {"qwen2", kQwen2Regex, false, {"qwen2"}},
-};
-
-}  // namespace
-
-struct Pretokenizer::Regex {
-  pcre2_code* code = nullptr;
-  ~Regex() { pcre2_code_free(code); }
-};
-
-Pretokenizer::Pretokenizer(std::string_view name) : name_(name) {
-  const Known* known = nullptr;
-  for (const Known& k : kKnown) {
-    for (const std::string_view alias : k.aliases) {
-      if (!alias.empty() && alias == name) known = &k;
-    }
-  }
-  if (!known) {
-    fail("tokenizer pre-tokenizer '{}' is not supported (supported: gpt-2, llama-bpe, qwen2)",
-         name);
-  }
-  ignore_merges_ = known->ignore_merges;
-  regex_ = std::make_unique<Regex>();
-  int error = 0;
-  PCRE2_SIZE error_offset = 0;
-  regex_->code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(known->regex.data()), known->regex.size(),
-                    PCRE2_UTF | PCRE2_UCP, &error, &error_offset, nullptr);
-  if (!regex_->code) {
-    PCRE2_UCHAR message[256];
-    pcre2_get_error_message(error, message, sizeof message);
-    fail("pre-tokenizer '{}': regex does not compile at offset {}: {}", name, error_offset,
-         reinterpret_cast<const char*>(message));
-  }
-  // JIT is an optimisation only; matching falls back to the interpreter when it is unavailable.
-  pcre2_jit_compile(regex_->code, PCRE2_JIT_COMPLETE);
-}
-
-Pretokenizer::~Pretokenizer() = default;
-
-std::vector<std::string_view> Pretokenizer::split(std::string_view text) const {
-  std::vector<std::string_view> out;
-  // Match data is per call, so one Pretokenizer can be used from several threads.
-  std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match(
-      pcre2_match_data_create_from_pattern(regex_->code, nullptr), &pcre2_match_data_free);
-  if (!match) fail("pre-tokenizer '{}': out of memory", name_);
-  const auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+// Splits `piece` by `code` and appends the pieces to `out`. The piece is the whole subject, so a
+// lookahead such as (?!\S) sees its end and nothing beyond, as in a Hugging Face Split.
+void split_piece(const pcre2_code* code, pcre2_match_data* match, std::string_view piece,
+                 std::string_view name, std::vector<std::string_view>& out) {
+  const auto subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
   size_t unmatched_from = 0;  // text between matches is kept as a piece of its own
   size_t pos = 0;
-  while (pos < text.size()) {
+  while (pos <= piece.size()) {
     // The text was validated as UTF-8 by the caller.
-    int rc = pcre2_match(regex_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, match.get(),
-                         nullptr);
+    int rc = pcre2_match(code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK, match, nullptr);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {  // very long runs: retry in the interpreter (heap)
-      rc = pcre2_match(regex_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
-                       match.get(), nullptr);
+      rc = pcre2_match(code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, match,
+                       nullptr);
     }
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(rc, message, sizeof message);
-      fail("pre-tokenizer '{}': regex match failed: {}", name_,
+      fail("pre-tokenizer '{}': regex match failed: {}", name,
            reinterpret_cast<const char*>(message));
     }
-    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(match.get());
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(match);
     const size_t start = ov[0], end = ov[1];
-    if (end == start) {  // an empty match: step over one character and search again
-      pos = start + std::max<size_t>(1, utf8_char_length(text.substr(start)));
+    if (start > unmatched_from) {
+      out.push_back(piece.substr(unmatched_from, start - unmatched_from));
+      unmatched_from = start;
+    }
+    if (end == start) {  // an empty match only cuts: step over one character and search again
+      if (start == piece.size()) break;
+      pos = start + std::max<size_t>(1, utf8_char_length(piece.substr(start)));
       continue;
     }
-    if (start > unmatched_from) out.push_back(text.substr(unmatched_from, start - unmatched_from));
-    out.push_back(text.substr(start, end - start));
+    out.push_back(piece.substr(start, end - start));
     unmatched_from = pos = end;
   }
-  if (unmatched_from < text.size()) out.push_back(text.substr(unmatched_from));
-  return out;
+  if (unmatched_from < piece.size()) out.push_back(piece.substr(unmatched_from));
+}
+
+}  // namespace
+
+struct Pretokenizer::Regex {
+  std::vector<pcre2_code*> codes;
+  ~Regex() {
+    for (pcre2_code* code : codes) pcre2_code_free(code);
+  }
+};
+
+Pretokenizer::Pretokenizer(std::string_view name) : name_(name) {
+  const PretokenizerRules* rules = find_pretokenizer_rules(name);
+  if (!rules) {
+    fail("tokenizer pre-tokenizer '{}' is not supported (supported: {})", name,
+         fmt::join(known_names(), ", "));
+  }
+  ignore_merges_ = rules->ignore_merges;
+  regex_ = std::make_unique<Regex>();
+  for (const std::string_view regex : rules->regexes) {
+    int error = 0;
+    PCRE2_SIZE error_offset = 0;
+    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(regex.data()), regex.size(),
+                                     PCRE2_UTF | PCRE2_UCP, &error, &error_offset, nullptr);
+    if (!code) {
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(error, message, sizeof message);
+      fail("pre-tokenizer '{}': regex does not compile at offset {}: {}", name, error_offset,
+           reinterpret_cast<const char*>(message));
+    }
+    regex_->codes.push_back(code);
+    // JIT is an optimisation only; matching falls back to the interpreter when it is unavailable.
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+  }
+}
+
+Pretokenizer::~Pretokenizer() = default;
+
+std::vector<std::string_view> Pretokenizer::split(std::string_view text) const {
+  std::vector<std::string_view> pieces, next;
+  if (!text.empty()) pieces.push_back(text);
+  for (const pcre2_code* code : regex_->codes) {
+    // Match data is per call, so one Pretokenizer can be used from several threads.
+    MatchData match(pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);
+    if (!match) fail("pre-tokenizer '{}': out of memory", name_);
+    next.clear();
+    for (const std::string_view piece : pieces) split_piece(code, match.get(), piece, name_, next);
+    pieces.swap(next);
+  }
+  return pieces;
 }
 
 std::optional<std::string> Pretokenizer::name_for_regex(std::string_view regex) {
-  for (const Known& k : kKnown) {
-    if (k.regex == regex) return std::string(k.name);
+  for (const PretokenizerRules& r : pretokenizer_rules()) {
+    if (r.regexes.size() == 1 && r.regexes.front() == regex) return std::string(r.name);
   }
   return std::nullopt;
+}
+
+std::vector<std::string> Pretokenizer::known_names() {
+  std::vector<std::string> names;
+  for (const PretokenizerRules& r : pretokenizer_rules()) {
+    names.emplace_back(r.name);
+    names.insert(names.end(), r.aliases.begin(), r.aliases.end());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace ep

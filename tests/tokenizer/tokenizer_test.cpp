@@ -1,5 +1,6 @@
-// Tokenizer tests: llama.cpp's reference vectors (Hugging Face ids) for the Llama SentencePiece and
-// GPT-2 BPE vocabularies, decoding, streaming, special tokens and the GGUF round trip.
+// Tokenizer tests: llama.cpp's reference vectors (Hugging Face ids) for the Llama SentencePiece,
+// GPT-2, DeepSeek LLM and StarCoder BPE vocabularies, decoding, streaming, special tokens and the
+// GGUF round trip.
 #include "tokenizer/tokenizer.h"
 #include "core/error.h"
 #include "model/gguf.h"
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -128,12 +130,26 @@ TEST_P(VocabFixture, GgufWriteReadRoundTrip) {
   expect_cases(*tok2, load_cases(GetParam()));
 }
 
+// Every ggml-vocab-*.gguf fixture: Llama SentencePiece, and byte-level BPE with the gpt-2,
+// deepseek-llm and starcoder pre-tokenizers.
 INSTANTIATE_TEST_SUITE_P(Tokenizer, VocabFixture,
-                         ::testing::Values("ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf"),
+                         ::testing::Values("ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf",
+                                           "ggml-vocab-deepseek-llm.gguf",
+                                           "ggml-vocab-starcoder.gguf"),
                          [](const auto& param_info) {
-                           return param_info.param.find("spm") != std::string::npos
-                                      ? std::string("LlamaSpm")
-                                      : std::string("Gpt2");
+                           // "ggml-vocab-deepseek-llm.gguf" -> "DeepseekLlm"
+                           std::string name;
+                           bool upper = true;
+                           for (const char c : param_info.param.substr(11)) {
+                             if (c == '.') break;
+                             if (c == '-') {
+                               upper = true;
+                               continue;
+                             }
+                             name += upper ? char(std::toupper(uint8_t(c))) : c;
+                             upper = false;
+                           }
+                           return name;
                          });
 
 // --- Behaviour of the facade, on the two reference vocabularies --------------------------------
