@@ -1,6 +1,7 @@
 #include "cli/model_text.h"
 
 #include "core/error.h"
+#include "model/gguf.h"
 
 #include <filesystem>
 
@@ -15,11 +16,23 @@ std::unique_ptr<Tokenizer> require_tokenizer(const Model& model) {
 }
 
 std::unique_ptr<Tokenizer> require_tokenizer(const std::string& path) {
-  if (std::filesystem::is_directory(path) && hf_dir_has_tokenizer(path)) {
-    return Tokenizer::from_hf_dir(path);
+  if (std::filesystem::is_directory(path)) {
+    if (hf_dir_has_tokenizer(path)) return Tokenizer::from_hf_dir(path);
+    // A directory without tokenizer files: loading the model gives the precise error.
+    return require_tokenizer(*load_model(path));
   }
-  const auto model = load_model(path);
-  return require_tokenizer(*model);
+  // A GGUF file: a whole model or a vocabulary only (tokenizer metadata, no tensors). The
+  // tokenizer is read from the metadata; the weights are never loaded.
+  const auto file = GgufFile::open(path);
+  if (file->find("tokenizer.ggml.model")) return Tokenizer::from_gguf(*file);
+  if (file->tensors().empty()) {
+    fail("{}: neither weights nor a vocabulary (no tensors and no tokenizer.ggml.model metadata)",
+         path);
+  }
+  fail(
+      "{}: the model has no tokenizer (no tokenizer.ggml.model metadata; use --tokens with token "
+      "ids)",
+      path);
 }
 
 }  // namespace ep::cli
