@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "core/token_list.h"
-#include "runtime/stop_strings.h"
+#include "runtime/token_output.h"
 #include "tokenizer/sampleable_vocab.h"
 
 #include <fmt/format.h>
@@ -33,9 +33,7 @@ GenerationResult generate(const Model& model, const Tokenizer* tokenizer, Thread
   tf.set_precision(req.precision);
   Sampler sampler(req.sampling);
   for (int32_t t : req.tokens) sampler.accept(t);
-  StopStrings stops(req.stop);
-  std::optional<StreamingDetokenizer> detok;
-  if (tokenizer) detok.emplace(*tokenizer, /*skip_special=*/true);
+  TokenOutput out(tokenizer, req.stop, req.max_tokens);
   const SampleableVocab sampleable = sampleable_vocab(tokenizer, model.hp.n_vocab);
 
   GenerationResult r;
@@ -52,40 +50,29 @@ GenerationResult generate(const Model& model, const Tokenizer* tokenizer, Thread
     if (on_prompt_progress) on_prompt_progress(at + n, req.tokens.size());
   }
   r.prompt_s = seconds(clock::now() - t0);
-  r.finish_reason = "length";
   auto t_first = clock::now();
   bool client_gone = false;
-  for (int i = 0; i < req.max_tokens; ++i) {
+  for (int i = 0; !out.done(); ++i) {
     const int32_t next = sampler.sample(sampleable.apply(logits));
     if (i == 0) {
       t_first = clock::now();
       r.ttft_s = seconds(t_first - t0);
     }
-    if (tokenizer && tokenizer->is_eog(next)) {
-      r.finish_reason = "stop";
-      break;
-    }
-    r.ids.push_back(next);
     sampler.accept(next);
-    const std::string shown =
-        detok ? stops.push(detok->push(next)) : fmt::format("{}{}", i ? "," : "", next);
-    r.text += shown;
+    const std::string shown = out.push(next);
     if (!shown.empty() && !on_text(shown)) {
       client_gone = true;
       break;
     }
-    if (stops.stopped()) {
-      r.finish_reason = "stop";
-      break;
-    }
-    if (i + 1 < req.max_tokens) tf.forward(std::span(&next, 1), logits, false);
+    if (!out.done()) tf.forward(std::span(&next, 1), logits, false);
   }
-  if (detok && !stops.stopped() && !client_gone) {
-    const std::string rest = stops.push(detok->flush());
-    const std::string tail = stops.stopped() ? rest : rest + stops.flush();
-    r.text += tail;
+  if (!client_gone) {
+    const std::string tail = out.flush();
     if (!tail.empty()) on_text(tail);
   }
+  r.text = out.text();
+  r.ids = out.ids();
+  r.finish_reason = out.finish_reason();
   r.generation_s = req.max_tokens > 0 ? seconds(clock::now() - t_first) : 0;
   return r;
 }

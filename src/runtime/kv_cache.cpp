@@ -1,5 +1,7 @@
 #include "runtime/kv_cache.h"
 
+#include <algorithm>
+
 namespace ep {
 
 KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim)
@@ -10,6 +12,12 @@ KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head
     k_[size_t(l)].resize(size_t(n_ctx * row_));
     v_[size_t(l)].resize(size_t(n_ctx * row_));
   }
+}
+
+void KvCache::write(int64_t layer, int64_t first, int64_t n, const float* k_rows,
+                    const float* v_rows) {
+  std::copy(k_rows, k_rows + n * row_, k(layer, first));
+  std::copy(v_rows, v_rows + n * row_, v(layer, first));
 }
 
 }  // namespace ep
