@@ -213,7 +213,7 @@ struct CloudService::Impl {
 
   void routes() {
     httplib::Server& s = server.routes();
-    const std::string prompt = "/v1/cloud-prompts/([A-Za-z0-9._-]{1,128})";
+    const std::string prompt = fmt::format("/v1/cloud-prompts/({})", kPromptIdPattern);
     // Errors are counted where they are answered: every request that ends in 4xx/5xx.
     s.set_post_routing_handler([this](const httplib::Request&, httplib::Response& r) {
       if (r.status >= 400) errors.add();

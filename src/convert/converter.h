@@ -16,7 +16,8 @@ struct ConvertReport {
 };
 
 // Writes `out` atomically. 2-D weights become `type` (rows whose length is not a multiple of the
-// 32-element block fall back to f16); 1-D tensors (norms, biases) stay f32. For llama-arch
+// 32-element block fall back to f16; with q4_0 the embedding and output matrices are q8_0, as
+// llama.cpp's quantiser keeps them finer); 1-D tensors (norms, biases) stay f32. For llama-arch
 // models the q/k rows are permuted to the adjacent-pair rotary layout that llama-arch GGUF
 // readers expect; llama3 rope scaling is stored as rope_freqs.weight.
 ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,

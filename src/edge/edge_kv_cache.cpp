@@ -73,8 +73,8 @@ std::shared_ptr<const KvSegment> EdgeKvCache::get(const std::string& id, uint64_
 }
 
 void EdgeKvCache::put(const std::string& id, uint64_t version, const std::string& stream) {
+  auto seg = load(stream, id, version);  // verified even when nothing is kept
   if (max_bytes_ == 0) return;
-  auto seg = load(stream, id, version);
   std::filesystem::path file;
   if (!dir_.empty()) {
     file = dir_ / (key_of(id, version) + ".epkv");

@@ -77,6 +77,16 @@ std::optional<KvDtype> kv_dtype_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+bool valid_prompt_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (const char c : id) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 uint64_t hash_tokens(const std::vector<int32_t>& tokens) {
   return XXH3_64bits(tokens.data(), tokens.size() * sizeof(int32_t));
 }
@@ -148,6 +158,7 @@ void KvStreamParser::feed(std::string_view bytes) {
   buffer_.append(bytes);
   while (!finished_ && parse_one()) {
   }
+  if (finished_ && pos_ < buffer_.size()) fail("KV stream: data after the end marker");
   // Drop what has been consumed so the buffer holds at most one partial part.
   buffer_.erase(0, pos_);
   pos_ = 0;
@@ -200,6 +211,7 @@ bool KvStreamParser::parse_one() {
     const uint64_t token_hash = r.get<uint64_t>();
     h.fingerprint = r.str();
     h.prompt_id = r.str();
+    if (!valid_prompt_id(h.prompt_id)) fail("KV stream: invalid prompt id");
     h.chat_template = r.str();
     if (n_tokens > (body_len - r.pos()) / 4) fail("KV stream: header token list is truncated");
     h.tokens.resize(n_tokens);

@@ -36,6 +36,10 @@ struct KvStreamHeader {
   uint32_t head_dim = 0;
 };
 
+// A cloud prompt's id: 1 to 128 of A-Z a-z 0-9 . _ - (it names files on both sides).
+inline constexpr const char* kPromptIdPattern = "[A-Za-z0-9._-]{1,128}";
+bool valid_prompt_id(std::string_view id);
+
 uint64_t hash_tokens(const std::vector<int32_t>& tokens);
 
 std::string encode_kv_header(const KvStreamHeader& h);
