@@ -16,7 +16,9 @@ Command add_detokenize(CLI::App& root) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("detokenize", "Print the text of token ids");
-  app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory")->required();
+  app->add_option("--model,-m", o->model,
+                  "GGUF file (a model or a vocabulary only) or Hugging Face directory")
+      ->required();
   app->add_option("--tokens", o->tokens, "Comma-separated token ids")->required();
   app->add_flag("--skip-special", o->skip_special, "Leave out control tokens such as <s>");
   return {app, [o] {

@@ -19,7 +19,9 @@ Command add_tokenize(CLI::App& root) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("tokenize", "Print the token ids of a text as a JSON array");
-  app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory")->required();
+  app->add_option("--model,-m", o->model,
+                  "GGUF file (a model or a vocabulary only) or Hugging Face directory")
+      ->required();
   auto* text = app->add_option("--text", o->text, "Text to tokenize (UTF-8)");
   auto* file = app->add_option("--file", o->file, "File whose whole content is tokenized (UTF-8)");
   text->excludes(file);
