@@ -18,40 +18,9 @@ namespace ep::jinja {
 class Value;
 class Renderer;
 
-// A list (or a tuple, which prints with parentheses and never equals a list).
-struct Array {
-  std::vector<Value> items;
-  bool tuple = false;
-};
-
-// A dict with string keys in insertion order, or a namespace() (whose attributes can be set).
-class Object {
- public:
-  bool is_namespace = false;
-
-  const Value* find(std::string_view key) const;
-  void set(std::string key, Value value);
-  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
-  std::size_t size() const { return entries_.size(); }
-
- private:
-  std::vector<std::pair<std::string, Value>> entries_;
-  std::unordered_map<std::string, std::size_t> index_;  // built once there are many entries
-};
-
-// Arguments of a call: positional, then keyword (name=value) in the order written.
-struct CallArgs {
-  std::vector<Value> positional;
-  std::vector<std::pair<std::string, Value>> named;
-};
-
-// Anything callable: macros, globals such as range(), bound methods such as "x".strip.
-class Function {
- public:
-  virtual ~Function() = default;
-  virtual Value call(Renderer& renderer, CallArgs& args) const = 0;
-  virtual std::string name() const = 0;
-};
+struct Array;
+class Object;
+class Function;
 
 class Value {
  public:
@@ -134,6 +103,41 @@ class Value {
   std::variant<UndefinedTag, std::monostate, bool, std::int64_t, double, std::string,
                std::shared_ptr<Array>, std::shared_ptr<Object>, std::shared_ptr<const Function>>
       v_;
+};
+
+// A list (or a tuple, which prints with parentheses and never equals a list).
+struct Array {
+  std::vector<Value> items;
+  bool tuple = false;
+};
+
+// A dict with string keys in insertion order, or a namespace() (whose attributes can be set).
+class Object {
+ public:
+  bool is_namespace = false;
+
+  const Value* find(std::string_view key) const;
+  void set(std::string key, Value value);
+  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, Value>> entries_;
+  std::unordered_map<std::string, std::size_t> index_;  // built once there are many entries
+};
+
+// Arguments of a call: positional, then keyword (name=value) in the order written.
+struct CallArgs {
+  std::vector<Value> positional;
+  std::vector<std::pair<std::string, Value>> named;
+};
+
+// Anything callable: macros, globals such as range(), bound methods such as "x".strip.
+class Function {
+ public:
+  virtual ~Function() = default;
+  virtual Value call(Renderer& renderer, CallArgs& args) const = 0;
+  virtual std::string name() const = 0;
 };
 
 // Python's ==, with numbers compared across int, float and bool.
