@@ -4,10 +4,12 @@
 // from the embedding to the logits (embedding, V and output projection, gate, up and down, output:
 // about five in series for one layer) add roughly in quadrature, so the logits' error stays below
 // sqrt(5) ≈ 2.2 times the largest per-matrix weight error; the bar is 2.5 times it (measured:
-// 1.4 to 1.9 times; docs/model-formats.md). The fast precision, prompt as one batch and one token
-// at a time (the decode kernels), must agree with the exact one to 1e-5.
+// 1.4 to 1.9 times; docs/model-formats.md). The fast precision must agree with the exact one to
+// 1e-5 for a batch (the same f32 expansion), and one token at a time (the decode kernels) to 1e-5
+// too unless Q4_K, Q5_K or Q6_K matrices decode on 8-bit activations (2e-2; measured 6e-3 to 9e-3).
 #include "core/quant.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/cpu_features.h"
 #include "model/model.h"
 #include "runtime/transformer.h"
 #include "test_util.h"
@@ -77,6 +79,10 @@ double max_weight_error(const Model& q, const Model& f) {
   return worst;
 }
 
+bool detail_int8(DType t) {
+  return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+}
+
 TEST(FidelityKQuant, LogitsWithinTheWeightErrorOfTheF16Model) {
   const auto f16 = load_model(kDir / "tiny-f16.gguf");
   const std::vector<float> ref = logits(*f16, kernels::Precision::Exact);
@@ -94,7 +100,12 @@ TEST(FidelityKQuant, LogitsWithinTheWeightErrorOfTheF16Model) {
         e.path().filename().c_str(), we, le, le / we, rel_l2(fast, exact), rel_l2(decode, exact));
     EXPECT_LT(le, 2.5 * we) << e.path().filename();
     EXPECT_LT(rel_l2(fast, exact), 1e-5) << e.path().filename();
-    EXPECT_LT(rel_l2(decode, exact), 1e-5) << e.path().filename();
+    // Decode: Q4_K, Q5_K and Q6_K matrices on 8-bit activations where the CPU has AVX2 (as the
+    // Q8_0/Q4_0 path: about 1e-2), every other type expanded to f32 (summation order only).
+    bool int8 = kernels::clamp_isa(kernels::Isa::Avx2) == kernels::Isa::Avx2;
+    bool any_k = false;
+    for (const auto& t : q->source->all_tensors()) any_k = any_k || detail_int8(t.type);
+    EXPECT_LT(rel_l2(decode, exact), int8 && any_k ? 2e-2 : 1e-5) << e.path().filename();
   }
   EXPECT_GE(files, 8);
 }

@@ -104,13 +104,13 @@ bool bf16_available(Isa isa) {
 }
 
 // The form in which a fast decode step hands its activations to the matrix-vector kernel of a
-// weight type: f32 as they are, 8 bits per block (Q8_0/Q4_0 with AVX2 or AVX-512 VNNI), or F16
-// (F16 weights with AVX-512).
+// weight type: f32 as they are, 8 bits per block (Q8_0/Q4_0 with AVX2 or AVX-512 VNNI; Q4_K,
+// Q5_K and Q6_K with AVX2), or F16 (F16 weights with AVX-512).
 enum class DecodePath { F32, Int8, Half };
 
 DecodePath decode_path(DType t, Isa isa) {
-  if ((t == DType::Q8_0 || t == DType::Q4_0) && clamp_isa(isa) != Isa::Scalar)
-    return DecodePath::Int8;
+  const bool int8 = t == DType::Q8_0 || t == DType::Q4_0 || detail::has_int8_k_kernel(t);
+  if (int8 && clamp_isa(isa) != Isa::Scalar) return DecodePath::Int8;
   if (t == DType::F16 && clamp_isa(isa) == Isa::Avx512) return DecodePath::Half;
   return DecodePath::F32;
 }

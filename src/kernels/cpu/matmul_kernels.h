@@ -63,10 +63,20 @@ void order_q4_groups(QuantizedActivations& a);
 struct QuantizedKernels {
   // Quantises n (a multiple of 32) activations.
   void (*quantize)(const float* x, int64_t n, QuantizedActivations& out);
-  // y[r] = w.row(r) · x for r in [r0, r1), w Q8_0 or Q4_0 with w.cols == 32 · n_blocks.
+  // y[r] = w.row(r) · x for r in [r0, r1), w Q8_0, Q4_0, Q4_K, Q5_K or Q6_K with
+  // w.cols == 32 · n_blocks.
   void (*matvec)(const MatrixView& w, const QuantizedActivations& x, float* y, int64_t r0,
                  int64_t r1);
 };
+
+// y[r] = w.row(r) · x for r in [r0, r1), w Q4_K, Q5_K or Q6_K with w.cols == 32 · n_blocks:
+// integer dot products per activation block (reads q, scale and corr, which both quantisers
+// fill). Only with AVX2 + FMA + F16C; the matvec of both kernel sets below hands these types to it.
+void matvec_k_int8_avx2(const MatrixView& w, const QuantizedActivations& x, float* y, int64_t r0,
+                        int64_t r1);
+constexpr bool has_int8_k_kernel(DType t) {
+  return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+}
 
 const QuantizedKernels& quantized_kernels_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
 // Does not fill corr8 (its Q8_0 kernel needs no correction).

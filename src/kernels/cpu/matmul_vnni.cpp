@@ -171,7 +171,9 @@ float dot_q8(const BlockQ8_0* w, const QuantizedActivations& a) {
 
 void matvec_q(const MatrixView& w, const QuantizedActivations& a, float* y, int64_t r0,
               int64_t r1) {
-  if (w.type == DType::Q4_0) {
+  if (has_int8_k_kernel(w.type)) {
+    matvec_k_int8_avx2(w, a, y, r0, r1);
+  } else if (w.type == DType::Q4_0) {
     for (int64_t r = r0; r < r1; ++r) y[r] = dot_q4(static_cast<const BlockQ4_0*>(w.row(r)), a);
   } else {
     for (int64_t r = r0; r < r1; ++r) y[r] = dot_q8(static_cast<const BlockQ8_0*>(w.row(r)), a);
