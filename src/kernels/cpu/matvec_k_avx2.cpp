@@ -21,6 +21,8 @@
 #include "kernels/cpu/target_region.h"
 
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include <immintrin.h>
 
@@ -45,33 +47,57 @@ inline __m256i load32(const void* p) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
 
-// Scale and min of sub-block j of a Q4_K/Q5_K block (as core/quant_k.cpp).
-inline void scale_min(const uint8_t* s, int j, int& sc, int& m) {
-  if (j < 4) {
-    sc = s[j] & 63;
-    m = s[j + 4] & 63;
-  } else {
-    sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
+// The eight bytes of lo (first) and hi as eight floats.
+inline __m256 widen_bytes(uint32_t lo, uint32_t hi) {
+  const __m128i bytes = _mm_cvtsi64_si128(int64_t(uint64_t(lo) | (uint64_t(hi) << 32)));
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
 }
 
-// Σ q_x of activation block b (the quantisers store −8·Σ q_x in lane 0 of its eight).
-inline int32_t act_sum(const QuantizedActivations& a, int64_t b) {
-  return a.corr[size_t(b * 8)] / -8;
+// The eight 6-bit scales and mins of a Q4_K/Q5_K block as two vectors of eight floats. The
+// 12 bytes as three little-endian u32 u0, u1, u2: sub-block j < 4 has its scale in the low six
+// bits of byte j of u0 and its min in byte j of u1; sub-block j + 4 takes the low (scale) and high
+// (min) nibble of byte j of u2 and, as its top two bits, the top two bits of byte j of u0 (scale)
+// or u1 (min). Worked in general registers, so no byte stores are read back as a whole.
+inline void scales_mins(const uint8_t* s, __m256& scale, __m256& min) {
+  uint32_t u0 = 0, u1 = 0, u2 = 0;
+  std::memcpy(&u0, s, 4);
+  std::memcpy(&u1, s + 4, 4);
+  std::memcpy(&u2, s + 8, 4);
+  const uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+  const uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+  scale = widen_bytes(sc_lo, sc_hi);
+  min = widen_bytes(mn_lo, mn_hi);
 }
 
+// The sums of each of eight vectors of eight int32, in one vector (lane j: Σ p[j]).
+inline __m256i sum_lanes8(const __m256i* p) {
+  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+  const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+  // a: lanes 0-3 the low halves of p0..p3, lanes 4-7 their high halves; b likewise for p4..p7.
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                          _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// One super-block is eight activation blocks b0..b0 + 7, one per sub-block: the eight integer dot
+// products are reduced to one vector (lane j: sub-block j), scaled by d·scale_j·d_x in one FMA,
+// and the min terms dmin·min_j·d_x·Σ q_x of all eight are one vector too.
+// dx[b] = d_x and sx[b] = −8·Σ q_x of activation block b, side by side (the same for every row).
 template <bool kFifthBit, class Block>
-float dot_q45k(const Block* w, int64_t n_super, const QuantizedActivations& a) {
+float dot_q45k(const Block* w, int64_t n_super, const QuantizedActivations& a, const float* dxs,
+               const float* sxs) {
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  float mins = 0.0f;
+  __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
   for (int64_t i = 0; i < n_super; ++i) {
     const Block& blk = w[i];
-    prefetch_stream(&w[i + 1], int64_t(sizeof(Block)));
-    const float d = _cvtsh_ss(blk.d), dmin = _cvtsh_ss(blk.dmin);
+    prefetch_stream(&blk, int64_t(sizeof(Block)));
+    const int64_t b0 = i * 8;
+    const __m256 dx = _mm256_loadu_ps(dxs + b0), sum_x = _mm256_loadu_ps(sxs + b0);
+    __m256 scf, mnf;
+    scales_mins(blk.scales, scf, mnf);
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kFifthBit) qh = load32(blk.qh);
+    __m256i dots[8];
     for (int g = 0; g < 4; ++g) {
       const __m256i qs = load32(blk.qs + 32 * g);
       __m256i q[2] = {_mm256_and_si256(qs, low4), _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4)};
@@ -82,48 +108,60 @@ float dot_q45k(const Block* w, int64_t n_super, const QuantizedActivations& a) {
           const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
           q[h] = _mm256_or_si256(q[h], _mm256_and_si256(set, _mm256_set1_epi8(16)));
         }
-        const int64_t b = i * 8 + j;
-        int sc = 0, m = 0;
-        scale_min(blk.scales, j, sc, m);
-        const float dx = a.scale[size_t(b * 8)];
-        const __m256i dot = dot_u8_s8(q[h], load32(&a.q[size_t(b * 32)]));
-        __m256& acc = h == 0 ? acc0 : acc1;
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * float(sc) * dx), acc);
-        mins += dmin * float(m) * dx * float(act_sum(a, b));
+        dots[j] = dot_u8_s8(q[h], load32(&a.q[size_t((b0 + j) * 32)]));
       }
     }
+    const __m256 scale = _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(_cvtsh_ss(blk.d))), dx);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum_lanes8(dots)), scale, acc);
+    // −dmin·m·d_x·Σ q_x = dmin·m·d_x·(−8·Σ q_x) / 8
+    const __m256 mins = _mm256_mul_ps(_mm256_mul_ps(mnf, _mm256_set1_ps(_cvtsh_ss(blk.dmin))), dx);
+    acc_min = _mm256_fmadd_ps(mins, sum_x, acc_min);
   }
-  return hsum(_mm256_add_ps(acc0, acc1)) - mins;
+  return hsum(acc) + hsum(acc_min) * 0.125f;
 }
 
-float dot_q6k(const BlockQ6_K* w, int64_t n_super, const QuantizedActivations& a) {
+// Per half super-block (128 elements, activation blocks 4h..4h + 3, sub-blocks 8h..8h + 7): the
+// four blocks' int32 vectors are reduced by two rounds of pairwise adds to one vector whose low
+// four lanes are the first 16-element sub-block of each block and the high four the second, so
+// one vector of the matching scales (bytes 0, 2, 4, 6, 1, 3, 5, 7 of the half's eight, times
+// d·d_x) scales all eight in one FMA.
+float dot_q6k(const BlockQ6_K* w, int64_t n_super, const QuantizedActivations& a,
+              const float* dxs) {
   const __m256i low4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
   const __m256i offset = _mm256_set1_epi8(32);
+  const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t i = 0; i < n_super; ++i) {
     const BlockQ6_K& blk = w[i];
-    prefetch_stream(&w[i + 1], int64_t(sizeof(BlockQ6_K)));
-    const float d = _cvtsh_ss(blk.d);
+    prefetch_stream(&blk, int64_t(sizeof(BlockQ6_K)));
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk.d));
+    // The sixteen scales, each half's eight in the lane order of the reduced vector below.
+    const __m128i sc =
+        _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)), order);
     for (int h = 0; h < 2; ++h) {
       const __m256i la = load32(blk.ql + 64 * h), lb = load32(blk.ql + 64 * h + 32);
       const __m256i qh = load32(blk.qh + 32 * h);
       const __m256i low[4] = {_mm256_and_si256(la, low4), _mm256_and_si256(lb, low4),
                               _mm256_and_si256(_mm256_srli_epi16(la, 4), low4),
                               _mm256_and_si256(_mm256_srli_epi16(lb, 4), low4)};
+      const int64_t b0 = i * 8 + 4 * h;
+      __m256i dots[4];
       for (int k = 0; k < 4; ++k) {
         const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), three);
         const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low[k], _mm256_slli_epi16(high, 4)),
                                           offset);  // −32..31
-        const int64_t b = i * 8 + 4 * h + k;
-        const __m256i xq = load32(&a.q[size_t(b * 32)]);
-        const __m256i dot = dot_u8_s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
-        const float dd = d * a.scale[size_t(b * 8)];
-        const float s0 = dd * float(blk.scales[8 * h + 2 * k]);
-        const float s1 = dd * float(blk.scales[8 * h + 2 * k + 1]);
-        const __m256 scale = _mm256_setr_ps(s0, s0, s0, s0, s1, s1, s1, s1);
-        __m256& acc = (k & 1) ? acc1 : acc0;
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc);
+        const __m256i xq = load32(&a.q[size_t((b0 + k) * 32)]);
+        dots[k] = dot_u8_s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
       }
+      const __m256i sums = _mm256_hadd_epi32(_mm256_hadd_epi32(dots[0], dots[1]),
+                                             _mm256_hadd_epi32(dots[2], dots[3]));
+      const __m256 scf =
+          _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h == 0 ? sc : _mm_unpackhi_epi64(sc, sc)));
+      const __m128 dx4 = _mm_loadu_ps(dxs + b0);
+      const __m256 dx = _mm256_set_m128(dx4, dx4);
+      __m256& acc = h == 0 ? acc0 : acc1;
+      acc =
+          _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(_mm256_mul_ps(scf, d), dx), acc);
     }
   }
   return hsum(_mm256_add_ps(acc0, acc1));
@@ -139,16 +177,27 @@ namespace ep::kernels::detail {
 void matvec_k_int8_avx2(const MatrixView& w, const QuantizedActivations& a, float* y, int64_t r0,
                         int64_t r1) {
   const int64_t n_super = w.cols / kSuperBlock;
+  // Each activation block's d_x and −8·Σ q_x in a row of their own (the same for every row).
+  thread_local std::vector<float> sides;
+  sides.resize(size_t(2 * n_super * 8));
+  float* dxs = sides.data();
+  float* sxs = dxs + n_super * 8;
+  for (int64_t b = 0; b < n_super * 8; ++b) {
+    dxs[b] = a.scale[size_t(b * 8)];
+    sxs[b] = float(a.corr[size_t(b * 8)]);
+  }
   for (int64_t r = r0; r < r1; ++r) {
     switch (w.type) {
       case DType::Q4_K:
-        y[r] = k_avx2::dot_q45k<false>(static_cast<const BlockQ4_K*>(w.row(r)), n_super, a);
+        y[r] =
+            k_avx2::dot_q45k<false>(static_cast<const BlockQ4_K*>(w.row(r)), n_super, a, dxs, sxs);
         break;
       case DType::Q5_K:
-        y[r] = k_avx2::dot_q45k<true>(static_cast<const BlockQ5_K*>(w.row(r)), n_super, a);
+        y[r] =
+            k_avx2::dot_q45k<true>(static_cast<const BlockQ5_K*>(w.row(r)), n_super, a, dxs, sxs);
         break;
       case DType::Q6_K:
-        y[r] = k_avx2::dot_q6k(static_cast<const BlockQ6_K*>(w.row(r)), n_super, a);
+        y[r] = k_avx2::dot_q6k(static_cast<const BlockQ6_K*>(w.row(r)), n_super, a, dxs);
         break;
       default:
         break;
