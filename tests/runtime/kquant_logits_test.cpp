@@ -6,7 +6,7 @@
 // sqrt(5) ≈ 2.2 times the largest per-matrix weight error; the bar is 2.5 times it (measured:
 // 1.4 to 1.9 times; docs/model-formats.md). The fast precision must agree with the exact one to
 // 1e-5 for a batch (the same f32 expansion), and one token at a time (the decode kernels) to 1e-5
-// too unless Q4_K, Q5_K or Q6_K matrices decode on 8-bit activations (2e-2; measured 6e-3 to 9e-3).
+// too unless Q4_K, Q5_K or Q6_K matrices decode on 8-bit activations (2e-2; measured 5e-3 to 9e-3).
 #include "core/quant.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_features.h"
