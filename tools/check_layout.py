@@ -27,12 +27,13 @@ ALLOWED = {
     "convert": {"core", "model", "tokenizer"},
     "http": {"core"},
     "protocol": {"core", "model", "runtime", "http"},
-    "cloud": {"core", "model", "tokenizer", "runtime", "http", "protocol"},
-    "edge": {"core", "model", "tokenizer", "runtime", "http", "protocol"},
+    "openai": {"core", "model", "tokenizer", "runtime", "http"},
+    "cloud": {"core", "model", "tokenizer", "runtime", "http", "protocol", "openai"},
+    "edge": {"core", "model", "tokenizer", "runtime", "http", "protocol", "openai"},
     "relay": {"core"},
     "jinja": {"core"},
     "cli": {"core", "kernels", "model", "tokenizer", "runtime", "backend", "convert", "http",
-            "protocol", "cloud", "edge", "relay", "jinja"},
+            "protocol", "openai", "cloud", "edge", "relay", "jinja"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/', re.MULTILINE)

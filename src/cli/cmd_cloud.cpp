@@ -1,6 +1,7 @@
 // edgeprompt cloud --model M --listen HOST:PORT [--cache-dir DIR] [--admin-token T]
 #include "backend/cuda/cuda_engine.h"
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "cli/listen_address.h"
 #include "cli/serve_service.h"
 #include "cloud/cloud_service.h"
@@ -24,6 +25,7 @@ Command add_cloud(CLI::App& root) {
     std::string device = "cpu";
     int64_t max_prompt = 0;
     int threads = ThreadPool::default_threads();
+    EngineFlags engine{cloud_engine_options(), ""};
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("cloud", "Serve cloud prompts' KV caches to edges over HTTP");
@@ -38,6 +40,7 @@ Command add_cloud(CLI::App& root) {
   app->add_option("--max-prompt", o->max_prompt,
                   "Longest cloud prompt in tokens (cuda; default: the model's training context)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  add_engine_flags(app, o->engine, "--kv-cache-bytes", true);
   return {app, [o] {
             const StopSignals signals;  // before any thread starts
             CloudOptions opt;
@@ -45,6 +48,8 @@ Command add_cloud(CLI::App& root) {
             opt.cache_dir = o->cache_dir;
             opt.admin_token = o->admin_token;
             opt.threads = o->threads;
+            opt.engine_threads = o->threads;
+            opt.engine = engine_options(o->engine);
             const auto dtype = kv_dtype_from_name(o->kv_dtype);
             if (!dtype) fail("--kv-dtype: '{}' is not f16 or f32", o->kv_dtype);
             opt.kv_dtype = *dtype;

@@ -1,6 +1,7 @@
 // edgeprompt edge --model M --cloud URL --listen 127.0.0.1:PORT [--kv-cache-dir DIR]
 // [--kv-cache-bytes B]
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "cli/listen_address.h"
 #include "cli/serve_service.h"
 #include "core/error.h"
@@ -21,6 +22,7 @@ Command add_edge(CLI::App& root) {
     std::string model, cloud, listen = "127.0.0.1:8081", kv_cache_dir;
     uint64_t kv_cache_bytes = 1ull << 30;
     int threads = ThreadPool::default_threads();
+    EngineFlags engine{edge_engine_options(), ""};
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand(
@@ -31,6 +33,7 @@ Command add_edge(CLI::App& root) {
   app->add_option("--kv-cache-dir", o->kv_cache_dir, "Directory for the persistent KV cache");
   app->add_option("--kv-cache-bytes", o->kv_cache_bytes, "KV cache budget in bytes (LRU)");
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
+  add_engine_flags(app, o->engine, "--kv-pool-bytes", false);
   return {app, [o] {
             const StopSignals signals;
             EdgeOptions opt;
@@ -39,6 +42,7 @@ Command add_edge(CLI::App& root) {
             opt.kv_cache_dir = o->kv_cache_dir;
             opt.kv_cache_bytes = o->kv_cache_bytes;
             opt.threads = o->threads;
+            opt.engine = engine_options(o->engine);
             const auto model = load_model(o->model);
             const auto tokenizer = load_tokenizer(*model->source);
             if (!tokenizer)

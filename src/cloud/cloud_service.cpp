@@ -1,6 +1,7 @@
 #include "cloud/cloud_service.h"
 
 #include "cloud/prompt_store.h"
+#include "cloud/relay_segments.h"
 #include "core/error.h"
 #include "core/token_list.h"
 #include "http/error.h"
@@ -8,7 +9,12 @@
 #include "http/response.h"
 #include "http/server.h"
 #include "model/fingerprint.h"
+#include "openai/completion_handler.h"
+#include "openai/completion_response.h"
+#include "openai/completion_tokens.h"
+#include "openai/engine_metrics.h"
 #include "runtime/transformer.h"
+#include "tokenizer/model_tokenizer.h"
 #include "tokenizer/prompt_parts.h"
 #include "tokenizer/tokenizer.h"
 
@@ -53,6 +59,14 @@ struct CloudService::Impl {
   http::Gauge& active_streams = metrics.gauge("active_streams", "KV streams in progress.");
   http::Counter& streams_total = metrics.counter("streams_total", "KV streams started.");
   http::Counter& errors = metrics.counter("errors_total", "Failed requests and prefills.");
+  http::Counter& completions =
+      metrics.counter("completion_requests_total", "Completion requests received.");
+
+  http::MetricsRegistry engine_metrics{"edgeprompt_"};
+  ChatFormat local_format;
+  ThreadPool engine_pool;
+  RelaySegments relay;
+  ServingEngine engine;
 
   PrefillQueue prefills;  // last: its thread stops before anything it uses is destroyed
 
@@ -64,6 +78,11 @@ struct CloudService::Impl {
         pool(opt.threads),
         server(s),
         store(opt.cache_dir, m, fingerprint, opt.kv_dtype),
+        local_format(
+            tokenizer ? detect_chat_format(chat_template_text(*m.source)).value_or(ChatFormat::none)
+                      : ChatFormat::none),
+        engine_pool(opt.engine_threads),
+        engine(m, t, engine_pool, opt.engine),
         prefills(
             opt.prefill ? opt.prefill : cpu_prefill(),
             [this](const CloudPrompt& p, double secs) {
@@ -71,6 +90,7 @@ struct CloudService::Impl {
               store.complete(p, secs);
             },
             [this] { errors.add(); }) {
+    register_engine_metrics(engine_metrics, engine);
     metrics.gauge("prompts", "Cloud prompts registered.", [this] { return double(store.size()); });
     metrics.gauge("prompts_ready", "Cloud prompts whose KV is complete.",
                   [this] { return double(store.ready()); });
@@ -142,7 +162,10 @@ struct CloudService::Impl {
     }
     const auto reg =
         store.put(req.matches[1], std::move(text), std::move(chat_template), std::move(tokens));
-    if (reg.created) prefills.push(reg.prompt);
+    if (reg.created) {
+      relay.forget(reg.prompt.id);
+      prefills.push(reg.prompt);
+    }
     http::send_json(res, describe(reg.prompt, fingerprint), reg.created ? 201 : 200);
   }
 
@@ -202,10 +225,63 @@ struct CloudService::Impl {
         [this](bool) { active_streams.add(-1); });
   }
 
+  // A completion on the cloud: the whole prompt is the client's (the baselines, and devices whose
+  // policy allows sending it). With "cloud_prompt" its system part is that registered prompt,
+  // as on an edge: attended as a shared segment in relay mode, else prefilled with the request.
+  json complete(CompletionRequest& req, const std::string& id,
+                const std::function<bool(const std::string&)>& on_text) {
+    const auto t_request = std::chrono::steady_clock::now();
+    std::optional<CloudPrompt> prompt;
+    if (req.cloud_prompt) prompt = find(*req.cloud_prompt);
+    if (!tokenizer && (req.chat || !req.prompt_ids)) {
+      http::fail(ErrorKind::InvalidRequest,
+                 "this model has no tokenizer: send \"prompt\" as token ids");
+    }
+    std::vector<int32_t> own =
+        tokenizer
+            ? completion_tokens(req, *tokenizer, model.hp.n_vocab, local_format,
+                                prompt ? std::optional(chat_format_from_name(prompt->chat_template))
+                                       : std::nullopt)
+            : *req.prompt_ids;
+    if (!tokenizer) check_token_ids(own, model.hp.n_vocab);
+    if (own.empty()) http::fail(ErrorKind::InvalidRequest, "the prompt is empty");
+    SharedKvUsage shared;
+    req.gen.prefix = nullptr;
+    req.gen.tokens = own;
+    if (prompt) {
+      shared.n_tokens = prompt->tokens.size();
+      if (engine.options().cache_mode == CacheMode::Relay) {
+        req.gen.prefix = relay.get(*prompt, opt.limits.read_timeout * 12);
+        shared.source = "cloud-relay";
+      } else {
+        req.gen.tokens = prompt->tokens;
+        req.gen.tokens.insert(req.gen.tokens.end(), own.begin(), own.end());
+        shared.source = "cloud-prefill";
+      }
+    }
+    const double setup_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request).count();
+    GenerationResult r;
+    try {
+      r = engine.generate(req.gen, on_text);
+    } catch (const EngineBusy& e) {
+      http::fail(ErrorKind::Unavailable, "{}", e.what());
+    } catch (const LayerStreamError& e) {
+      http::fail(ErrorKind::Internal, "{}", e.what());
+    } catch (const Error& e) {
+      http::fail(ErrorKind::InvalidRequest, "{}", e.what());
+    }
+    req.gen.tokens = own;  // usage counts the request's own tokens apart from the cloud prompt's
+    json out = completion_body(req, id, r, completion_usage(r, req, shared, setup_s));
+    if (prompt) out["cloud_prompt"] = {{"id", prompt->id}, {"version", prompt->version}};
+    return out;
+  }
+
   void delete_prompt(const httplib::Request& req, httplib::Response& res) {
     require_admin(req);
     const std::string id = req.matches[1];
     if (!store.erase(id)) http::fail(ErrorKind::NotFound, "unknown cloud prompt '{}'", id);
+    relay.forget(id);
     http::send_json(res, {{"id", id}, {"deleted", true}});
   }
 
@@ -229,12 +305,28 @@ struct CloudService::Impl {
       for (const CloudPrompt& p : store.list()) list.push_back(describe(p, fingerprint));
       http::send_json(r, {{"object", "list"}, {"data", list}});
     });
+    const RunCompletion run_one = [this](CompletionRequest& req, const std::string& id,
+                                         const std::function<bool(const std::string&)>& on_text) {
+      return complete(req, id, on_text);
+    };
+    s.Post("/v1/chat/completions", [this, run_one](const auto& q, auto& r) {
+      completions.add();
+      serve_completion(q, r, true, run_one, errors);
+    });
+    s.Post("/v1/completions", [this, run_one](const auto& q, auto& r) {
+      completions.add();
+      serve_completion(q, r, false, run_one, errors);
+    });
+    s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& r) {
+      http::send_json(r, model_list_body(fingerprint));
+    });
     s.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
       http::send_json(r,
                       {{"status", "ok"}, {"fingerprint", fingerprint}, {"model", model.hp.arch}});
     });
     s.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
-      r.set_content(metrics.render(), http::MetricsRegistry::kContentType);
+      r.set_content(metrics.render() + engine_metrics.render(),
+                    http::MetricsRegistry::kContentType);
     });
   }
 };

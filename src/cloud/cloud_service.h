@@ -9,6 +9,7 @@
 #include "http/service.h"
 #include "model/model.h"
 #include "protocol/kv_wire.h"
+#include "runtime/serving_engine.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -19,6 +20,14 @@ namespace ep {
 
 class Tokenizer;
 
+inline EngineOptions cloud_engine_options() {
+  EngineOptions e;
+  e.max_seqs = 64;
+  e.cache_mode = CacheMode::Relay;
+  e.kv_cache_bytes = 1ull << 30;
+  return e;
+}
+
 struct CloudOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                  // 0: any free port
@@ -28,6 +37,10 @@ struct CloudOptions {
   int threads = ThreadPool::default_threads();
   PrefillFn prefill;  // empty: the CPU transformer (e.g. a GPU engine's prefill otherwise)
   http::HttpLimits limits = http::cloud_http_limits();
+  // The completions (/v1/completions, /v1/chat/completions): continuous batching, relay mode by
+  // default (a request naming a cloud prompt attends its KV, held once).
+  EngineOptions engine = cloud_engine_options();
+  int engine_threads = ThreadPool::default_threads();  // the engine's own pool
 };
 
 class CloudService : public http::Service {

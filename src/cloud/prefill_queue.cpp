@@ -58,8 +58,8 @@ void PrefillQueue::run(CloudPrompt& prompt) {
     on_done_(prompt,
              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   } catch (const std::exception& e) {
-    on_failure_();
     prompt.kv->set_error(fmt::format("prefill of '{}' failed: {}", prompt.id, e.what()));
+    on_failure_();
   }
 }
 

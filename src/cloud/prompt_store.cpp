@@ -102,6 +102,12 @@ bool PromptStore::erase(const std::string& id) {
 }
 
 void PromptStore::complete(const CloudPrompt& prompt, double prefill_s) {
+  const auto current = [&] {
+    std::lock_guard lock(mutex_);
+    const auto it = prompts_.find(prompt.id);
+    return it != prompts_.end() && it->second.version == prompt.version;
+  };
+  if (!current()) return;  // deleted or replaced while it was computed: nothing to keep
   if (!dir_.empty()) {
     // KV first, metadata last: a crash in between leaves no metadata pointing at a bad file.
     write_atomically(kv_path(prompt.id), prompt.kv->all_bytes());
@@ -111,6 +117,12 @@ void PromptStore::complete(const CloudPrompt& prompt, double prefill_s) {
                                                 {"chat_template", prompt.chat_template},
                                                 {"fingerprint", fingerprint_}}
                                                .dump());
+    if (!current()) {  // deleted while being written
+      std::error_code ec;
+      std::filesystem::remove(meta_path(prompt.id), ec);
+      std::filesystem::remove(kv_path(prompt.id), ec);
+      return;
+    }
   }
   std::lock_guard lock(mutex_);
   if (auto it = prompts_.find(prompt.id);

@@ -52,6 +52,7 @@ void write_atomically(const std::filesystem::path& path, std::string_view bytes)
 }
 
 std::string read_whole_file(const std::filesystem::path& path) {
+  if (std::filesystem::is_directory(path)) fail("{}: is a directory", path.string());
   std::ifstream f(path, std::ios::binary);
   if (!f) fail("{}: cannot read", path.string());
   std::ostringstream ss;

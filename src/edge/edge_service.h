@@ -9,6 +9,7 @@
 #include "http/limits.h"
 #include "http/service.h"
 #include "model/model.h"
+#include "runtime/serving_engine.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -19,6 +20,14 @@ namespace ep {
 
 class Tokenizer;
 
+// An edge's engine by default: one request at a time (its cores are all in use), the shared part
+// being the cloud prompt's KV it received or cached.
+inline EngineOptions edge_engine_options() {
+  EngineOptions e;
+  e.max_seqs = 1;
+  return e;
+}
+
 struct EdgeOptions {
   std::string cloud_url;  // e.g. http://127.0.0.1:8080; empty: local requests only
   std::string host = "127.0.0.1";
@@ -27,6 +36,8 @@ struct EdgeOptions {
   uint64_t kv_cache_bytes = 1ull << 30;
   int threads = ThreadPool::default_threads();
   http::HttpLimits limits = http::edge_http_limits();
+  // The device's users are batched by the serving engine; max_seqs 1 runs them one at a time.
+  EngineOptions engine = edge_engine_options();
 };
 
 class EdgeService : public http::Service {

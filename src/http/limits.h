@@ -14,6 +14,7 @@ struct HttpLimits {
   std::chrono::seconds keep_alive_timeout{5};  // an idle kept-alive connection is closed
   size_t keep_alive_max_requests = 100;        // then the connection is closed
   int worker_threads = 8;                      // requests (and streams) served at once
+  int listen_backlog = 1024;  // connections the kernel holds before they are accepted
 };
 
 // The edge serves one device's users; the cloud holds a connection open per KV stream, which

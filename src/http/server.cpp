@@ -5,8 +5,26 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
 
 namespace ep::http {
+
+namespace detail {
+
+// httplib's server with its listening socket in reach: httplib listens with a backlog of 5,
+// which drops connections when a few dozen clients connect at once.
+class ListeningServer : public httplib::Server {
+ public:
+  socket_t listening_socket() const { return svr_sock_; }
+};
+
+}  // namespace detail
+
 namespace {
 
 std::string describe_status(const httplib::Request& q, const httplib::Response& r,
@@ -25,7 +43,7 @@ std::string describe_status(const httplib::Request& q, const httplib::Response& 
 }  // namespace
 
 HttpServer::HttpServer(HttpLimits limits)
-    : limits_(limits), server_(std::make_unique<httplib::Server>()) {
+    : limits_(limits), server_(std::make_unique<detail::ListeningServer>()) {
   httplib::Server& s = *server_;
   const int threads = limits_.worker_threads;
   s.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
@@ -34,6 +52,12 @@ HttpServer::HttpServer(HttpLimits limits)
   s.set_write_timeout(limits_.write_timeout);
   s.set_keep_alive_timeout(limits_.keep_alive_timeout.count());
   s.set_keep_alive_max_count(limits_.keep_alive_max_requests);
+  // SO_REUSEADDR only: with httplib's default SO_REUSEPORT a second server could bind the same
+  // port and silently take half of its connections.
+  s.set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   // Requests no route answered (unknown paths, over-long bodies): the same error shape.
   s.set_error_handler([this](const httplib::Request& q, httplib::Response& r) {
     if (r.body.empty()) send_error(r, kind_of_status(r.status), describe_status(q, r, limits_));
@@ -54,24 +78,40 @@ HttpServer::HttpServer(HttpLimits limits)
 
 HttpServer::~HttpServer() = default;
 
+httplib::Server& HttpServer::routes() {
+  return *server_;
+}
+
 int HttpServer::bind(const std::string& host, int port) {
+  int bound = port;
   if (port == 0) {
-    const int bound = server_->bind_to_any_port(host);
+    bound = server_->bind_to_any_port(host);
     if (bound < 0) ep::fail("cannot listen on {}", host);
-    return bound;
-  }
-  if (!server_->bind_to_port(host, port)) {
+  } else if (!server_->bind_to_port(host, port)) {
     ep::fail("cannot listen on {}:{} (in use or not permitted)", host, port);
   }
-  return port;
+  // Listening again on a listening socket only changes its backlog.
+  if (::listen(server_->listening_socket(), limits_.listen_backlog) != 0) {
+    ep::fail("cannot listen on {}:{}: {}", host, bound, std::strerror(errno));
+  }
+  return bound;
 }
 
 void HttpServer::serve() {
-  server_->listen_after_bind();
+  if (stop_requested_) return;
+  serving_ = true;
+  if (!stop_requested_) server_->listen_after_bind();
+  served_ = true;
 }
 
 void HttpServer::stop() {
+  stop_requested_ = true;
   server_->stop();
+  // httplib ignores a stop before its loop runs: repeat until a serve() in progress returns.
+  while (serving_ && !served_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    server_->stop();
+  }
 }
 
 }  // namespace ep::http

@@ -5,11 +5,16 @@
 
 #include "http/limits.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 
 namespace httplib {
 class Server;
+}
+
+namespace ep::http::detail {
+class ListeningServer;
 }
 
 namespace ep::http {
@@ -21,17 +26,18 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  httplib::Server& routes() { return *server_; }
+  httplib::Server& routes();
   const HttpLimits& limits() const { return limits_; }
 
   // Binds to host:port (port 0: any free port); returns the bound port or throws ep::Error.
   int bind(const std::string& host, int port);
-  void serve();  // until stop()
-  void stop();
+  void serve();  // until stop(); returns at once if stop() came first
+  void stop();   // also when serve() is only about to start
 
  private:
   HttpLimits limits_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<detail::ListeningServer> server_;
+  std::atomic<bool> stop_requested_{false}, serving_{false}, served_{false};
 };
 
 }  // namespace ep::http

@@ -12,8 +12,8 @@ KvBlockPool::KvBlockPool(int64_t n_blocks, int64_t block_size, int64_t n_layer, 
     fail("KV pool of {} blocks of {} tokens: both must be at least 1", n_blocks, block_size);
   }
   const size_t floats = size_t(n_blocks * n_layer * block_size * row);
-  k_.resize(floats);
-  v_.resize(floats);
+  k_.reset(new float[floats]);
+  v_.reset(new float[floats]);
   refs_.assign(size_t(n_blocks), 0);
   hash_.resize(size_t(n_blocks));
   lru_pos_.resize(size_t(n_blocks), cached_lru_.end());

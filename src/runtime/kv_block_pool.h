@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <memory>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -58,7 +59,9 @@ class KvBlockPool {
   }
 
   int64_t block_size_, n_layer_, row_;
-  std::vector<float> k_, v_;
+  // Left uninitialised: the OS maps pages only as blocks are first written, so a large pool costs
+  // memory as it fills, not at start.
+  std::unique_ptr<float[]> k_, v_;
   std::vector<int32_t> refs_;
   std::vector<std::optional<BlockHash>> hash_;
   std::vector<int32_t> free_;

@@ -1,4 +1,4 @@
-#include "edge/completion_response.h"
+#include "openai/completion_response.h"
 
 #include <fmt/format.h>
 
@@ -9,22 +9,17 @@ namespace ep {
 
 using json = nlohmann::json;
 
-json completion_usage(const GenerationResult& r, const CompletionRequest& req, const CloudKv* kv,
-                      double setup_s, std::chrono::steady_clock::time_point t_request) {
-  const size_t cloud_tokens = kv ? kv->n_tokens : 0;
+json completion_usage(const GenerationResult& r, const CompletionRequest& req,
+                      const SharedKvUsage& kv, double setup_s) {
+  const size_t cloud_tokens = kv.n_tokens;
   const size_t edge_tokens = req.gen.tokens.size();
   json timings = {{"ttft_ms", (setup_s + r.ttft_s) * 1e3},
                   {"setup_ms", setup_s * 1e3},
                   {"prompt_ms", r.prompt_s * 1e3},
                   {"generation_ms", r.generation_s * 1e3},
-                  {"kv_source", kv ? kv->source : "none"},
-                  {"kv_bytes_received", kv && kv->fetch ? kv->fetch->bytes_received() : 0}};
-  std::vector<double> arrival =
-      kv && kv->fetch ? kv->fetch->layer_arrival_s() : std::vector<double>{};
-  if (kv && kv->fetch) {
-    const double offset = std::chrono::duration<double>(kv->fetch_started - t_request).count();
-    for (double& a : arrival) a += offset;
-  }
+                  {"kv_source", kv.source},
+                  {"kv_bytes_received", kv.bytes_received}};
+  const std::vector<double>& arrival = kv.layer_arrival_s;
   json layers = json::array();
   for (size_t l = 0; l < r.prompt_layers.size(); ++l) {
     json e = {{"layer", l},
@@ -72,6 +67,14 @@ json completion_body(const CompletionRequest& req, const std::string& id, const 
           {"model", req.model_name},
           {"choices", json::array({choice})},
           {"usage", std::move(usage)}};
+}
+
+json model_list_body(const std::string& fingerprint) {
+  return {{"object", "list"},
+          {"data", json::array({{{"id", "edgeprompt"},
+                                 {"object", "model"},
+                                 {"owned_by", "edgeprompt"},
+                                 {"fingerprint", fingerprint}}})}};
 }
 
 std::string completion_id() {

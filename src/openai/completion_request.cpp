@@ -1,4 +1,4 @@
-#include "edge/completion_request.h"
+#include "openai/completion_request.h"
 
 #include "http/error.h"
 
