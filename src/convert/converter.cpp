@@ -75,6 +75,14 @@ void write_tokenizer(GgufWriter& w, const std::filesystem::path& hf_dir, const H
 ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
                                  const std::filesystem::path& out, DType type,
                                  const std::function<void(uint64_t, uint64_t)>& progress) {
+  // The types this converter quantises to; others (the K-quants) are read, not written.
+  if (type != DType::F32 && type != DType::F16 && type != DType::BF16 && type != DType::Q8_0 &&
+      type != DType::Q4_0) {
+    fail(
+        "convert writes f32, f16, bf16, q8_0 or q4_0, not {} (llama-quantize makes K-quant files "
+        "from an f16 or f32 GGUF)",
+        dtype_name(type));
+  }
   const auto src = open_hf_source(hf_dir);
   const HParams& hp = src->hparams();
   const bool adjacent = gguf_arch_name(hp) == "llama";
