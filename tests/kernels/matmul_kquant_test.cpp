@@ -4,7 +4,9 @@
 // size; in the fast precision it stays within 2e-6 (relative L2) of a double reference over the
 // dequantised weights where the blocks are expanded to f32 (only the summation order differs), and
 // within 1e-5 of that reference on 8-bit activations where Q4_K, Q5_K and Q6_K decode with integer
-// dot products (within 0.1 of the unquantised product on these random blocks).
+// dot products (within 0.1 of the unquantised product on these random blocks), and within 2e-6 of
+// the reference on bf16-rounded weights and activations where they prefill through the bf16 GEMM
+// (AVX-512 BF16).
 #include "core/half.h"
 #include "core/quant.h"
 #include "core/quant_blocks.h"
@@ -109,7 +111,16 @@ TEST(KernelsKQuant, ProductEqualsTheDequantisedF32Product) {
           // dot products, against the reference on the same quantised activations.
           const bool int8 = n_rows < 3 && isa != Isa::Scalar &&
                             (t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K);
+          // Prefill of those types on AVX-512 BF16 CPUs: weights and activations rounded to bf16.
+          const bool bf16 = n_rows >= 3 && isa == Isa::Avx512 &&
+                            kernels::cpu_features().avx512bf16 &&
+                            (t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K);
           std::vector<double> xr(x.begin(), x.end());
+          std::vector<double> wr(wd.begin(), wd.end());
+          if (bf16) {
+            for (size_t k = 0; k < x.size(); ++k) xr[k] = bf16_to_f32(f32_to_bf16(x[k]));
+            for (size_t k = 0; k < wd.size(); ++k) wr[k] = bf16_to_f32(f32_to_bf16(wd[k]));
+          }
           if (int8) {
             for (size_t b = 0; b < x.size() / 32; ++b) {
               float mx = 0;
@@ -126,7 +137,7 @@ TEST(KernelsKQuant, ProductEqualsTheDequantisedF32Product) {
             for (int64_t r = 0; r < rows; ++r) {
               double s = 0, s_exact = 0;
               for (int64_t c = 0; c < cols; ++c) {
-                s += double(wd[size_t(r * cols + c)]) * xr[size_t(i * cols + c)];
+                s += wr[size_t(r * cols + c)] * xr[size_t(i * cols + c)];
                 s_exact += double(wd[size_t(r * cols + c)]) * double(x[size_t(i * cols + c)]);
               }
               const double got = yq[size_t(i * rows + r)];
@@ -140,6 +151,9 @@ TEST(KernelsKQuant, ProductEqualsTheDequantisedF32Product) {
           // f32 scaling and sums only: 2e-6 for the expansion, 1e-5 with the per-block scales
           // (d·scale·d_x and the min term rounded apart).
           EXPECT_LT(std::sqrt(num / den), int8 ? 1e-5 : 2e-6);
+          if (bf16) {
+            EXPECT_LT(std::sqrt(num_exact / den), 2e-2);  // the cost of bf16 rounding, for scale
+          }
           if (int8) {
             // The cost of 8-bit activations, for scale (random blocks: up to 5e-2 measured).
             EXPECT_LT(std::sqrt(num_exact / den), 0.1);

@@ -5,8 +5,9 @@
 // about five in series for one layer) add roughly in quadrature, so the logits' error stays below
 // sqrt(5) ≈ 2.2 times the largest per-matrix weight error; the bar is 2.5 times it (measured:
 // 1.4 to 1.9 times; docs/model-formats.md). The fast precision must agree with the exact one to
-// 1e-5 for a batch (the same f32 expansion), and one token at a time (the decode kernels) to 1e-5
-// too unless Q4_K, Q5_K or Q6_K matrices decode on 8-bit activations (2e-2; measured 5e-3 to 9e-3).
+// 1e-5, as a batch (the f32 expansion) and one token at a time (the decode kernels), unless Q4_K,
+// Q5_K or Q6_K matrices take a rounding path: bf16 prefill on AVX-512 BF16 CPUs, 8-bit
+// activations in decode on AVX2 CPUs (2e-2 both; measured 5e-3 to 9e-3 for the decode).
 #include "core/quant.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_features.h"
@@ -95,16 +96,19 @@ TEST(FidelityKQuant, LogitsWithinTheWeightErrorOfTheF16Model) {
     const std::vector<float> fast = logits(*q, kernels::Precision::Fast);
     const std::vector<float> decode = logits(*q, kernels::Precision::Fast, true);
     const double we = max_weight_error(*q, *f16), le = rel_l2(exact, ref);
+    bool any_k = false;
+    for (const auto& t : q->source->all_tensors()) any_k = any_k || detail_int8(t.type);
     std::printf(
         "%-22s max weight rel-L2 %.4f  logits rel-L2 %.4f (%.2f x)  fast %.1e  decode %.1e\n",
         e.path().filename().c_str(), we, le, le / we, rel_l2(fast, exact), rel_l2(decode, exact));
     EXPECT_LT(le, 2.5 * we) << e.path().filename();
-    EXPECT_LT(rel_l2(fast, exact), 1e-5) << e.path().filename();
+    // Prefill: Q4_K, Q5_K and Q6_K through the bf16 GEMM on AVX-512 BF16 CPUs.
+    const bool bf16 = kernels::clamp_isa(kernels::Isa::Avx512) == kernels::Isa::Avx512 &&
+                      kernels::cpu_features().avx512bf16;
+    EXPECT_LT(rel_l2(fast, exact), bf16 && any_k ? 2e-2 : 1e-5) << e.path().filename();
     // Decode: Q4_K, Q5_K and Q6_K matrices on 8-bit activations where the CPU has AVX2 (as the
     // Q8_0/Q4_0 path: about 1e-2), every other type expanded to f32 (summation order only).
     bool int8 = kernels::clamp_isa(kernels::Isa::Avx2) == kernels::Isa::Avx2;
-    bool any_k = false;
-    for (const auto& t : q->source->all_tensors()) any_k = any_k || detail_int8(t.type);
     EXPECT_LT(rel_l2(decode, exact), int8 && any_k ? 2e-2 : 1e-5) << e.path().filename();
   }
   EXPECT_GE(files, 8);

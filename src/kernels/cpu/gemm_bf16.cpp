@@ -80,8 +80,19 @@ void convert(const float* x, int64_t k, int64_t tile0, int64_t tile1, Bf16Batch&
 // Columns [k0, k0 + kc) of a row as bf16 into out, zero-padded to kc32 (a multiple of 32).
 template <DType T>
 void row_slice(const void* row, int64_t k0, int64_t kc, int64_t kc32, uint16_t* out) {
-  const uint16_t* src = static_cast<const uint16_t*>(row) + k0;
   int64_t c = 0;
+  if constexpr (dtype_block_elems(T) > 1) {
+    // Q4_K, Q5_K, Q6_K: whole super-blocks (k0 and kc are multiples of KC = 256 or end the row)
+    // expanded to f32 (exactly), then rounded to bf16.
+    alignas(64) float f[KC];
+    expand_blocks_avx2(
+        T, static_cast<const uint8_t*>(row) + k0 / kSuperBlock * dtype_block_bytes(T), f, kc);
+    for (; c + 16 <= kc; c += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), to_bf16(_mm512_load_ps(f + c)));
+    for (; c < kc32; ++c) out[c] = 0;
+    return;
+  }
+  const uint16_t* src = static_cast<const uint16_t*>(row) + k0;
   if constexpr (T == DType::BF16) {
     std::memcpy(out, src, size_t(kc) * 2);
     c = kc;
@@ -187,10 +198,18 @@ void gemm_t(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64
 
 void gemm(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t p1,
           std::vector<uint8_t>& scratch) {
-  if (w.type == DType::BF16)
-    gemm_t<DType::BF16>(w, x, y, p0, p1, scratch);
-  else
-    gemm_t<DType::F16>(w, x, y, p0, p1, scratch);
+  switch (w.type) {
+    case DType::BF16:
+      return gemm_t<DType::BF16>(w, x, y, p0, p1, scratch);
+    case DType::Q4_K:
+      return gemm_t<DType::Q4_K>(w, x, y, p0, p1, scratch);
+    case DType::Q5_K:
+      return gemm_t<DType::Q5_K>(w, x, y, p0, p1, scratch);
+    case DType::Q6_K:
+      return gemm_t<DType::Q6_K>(w, x, y, p0, p1, scratch);
+    default:
+      return gemm_t<DType::F16>(w, x, y, p0, p1, scratch);
+  }
 }
 
 }  // namespace

@@ -262,8 +262,10 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, Threa
     return;
   }
   if (precision == Precision::Fast && n_rows >= kGemmMinRows &&
-      (w.type == DType::F16 || w.type == DType::BF16) && bf16_available(isa)) {
-    // Prefill: weights and activations rounded to bf16, two products per f32 lane.
+      (w.type == DType::F16 || w.type == DType::BF16 || detail::has_int8_k_kernel(w.type)) &&
+      bf16_available(isa)) {
+    // Prefill: weights (Q4_K, Q5_K, Q6_K expanded to f32 first) and activations rounded to bf16,
+    // two products per f32 lane.
     const detail::Bf16Gemm& bg = detail::bf16_gemm_avx512();
     thread_local detail::Bf16Batch xb_buffer;
     detail::Bf16Batch& xb = xb_buffer;

@@ -26,8 +26,9 @@ namespace ep::kernels {
 //          decode with the same 8-bit activations and integer dot products on AVX2 CPUs. Batches
 //          of three or more rows (prefill) use the same 8-bit activations and integer dot
 //          products in a GEMM for Q8_0/Q4_0 on those CPUs, and otherwise compute exactly as
-//          Exact. Q4_1, Q5_0, Q5_1, Q2_K and Q3_K (and the other K-quants in prefill) are
-//          expanded to f32 block by block in both precisions.
+//          Exact, except that F16, BF16, Q4_K, Q5_K and Q6_K weights on AVX-512 BF16 CPUs are
+//          rounded to bf16 with the activations (relative error below 1e-2 per output). Q4_1,
+//          Q5_0, Q5_1, Q2_K and Q3_K are expanded to f32 block by block in both precisions.
 enum class Precision { Exact, Fast };
 
 // The weight matrices of the product a caller runs next (one matmul's, or a matmul_multi's in

@@ -141,7 +141,7 @@ struct Bf16Batch {
 struct Bf16Gemm {
   // Converts the token tiles [tile0, tile1) of x ([n_tok, k] f32) into out (sized by the caller).
   void (*convert)(const float* x, int64_t k, int64_t tile0, int64_t tile1, Bf16Batch& out);
-  // As QuantizedGemm::gemm, for F16 or BF16 weights (rounded to bf16).
+  // As QuantizedGemm::gemm, for F16, BF16, Q4_K, Q5_K or Q6_K weights (rounded to bf16).
   void (*gemm)(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t p1,
                std::vector<uint8_t>& scratch);
   int64_t panel_rows;
