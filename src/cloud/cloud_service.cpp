@@ -265,7 +265,7 @@ struct CloudService::Impl {
     try {
       r = engine.generate(req.gen, on_text);
     } catch (const EngineBusy& e) {
-      http::fail(ErrorKind::Unavailable, "{}", e.what());
+      http::fail(ErrorKind::TooManyRequests, "{}", e.what());
     } catch (const LayerStreamError& e) {
       http::fail(ErrorKind::Internal, "{}", e.what());
     } catch (const Error& e) {
@@ -305,21 +305,13 @@ struct CloudService::Impl {
       for (const CloudPrompt& p : store.list()) list.push_back(describe(p, fingerprint));
       http::send_json(r, {{"object", "list"}, {"data", list}});
     });
-    const RunCompletion run_one = [this](CompletionRequest& req, const std::string& id,
-                                         const std::function<bool(const std::string&)>& on_text) {
-      return complete(req, id, on_text);
-    };
-    s.Post("/v1/chat/completions", [this, run_one](const auto& q, auto& r) {
-      completions.add();
-      serve_completion(q, r, true, run_one, errors);
-    });
-    s.Post("/v1/completions", [this, run_one](const auto& q, auto& r) {
-      completions.add();
-      serve_completion(q, r, false, run_one, errors);
-    });
-    s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& r) {
-      http::send_json(r, model_list_body(fingerprint));
-    });
+    add_completion_routes(
+        s,
+        [this](CompletionRequest& req, const std::string& id,
+               const std::function<bool(const std::string&)>& on_text) {
+          return complete(req, id, on_text);
+        },
+        completions, errors, fingerprint);
     s.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
       http::send_json(r,
                       {{"status", "ok"}, {"fingerprint", fingerprint}, {"model", model.hp.arch}});

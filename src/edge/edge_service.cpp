@@ -98,7 +98,7 @@ struct EdgeService::Impl {
     } catch (const LayerStreamError& e) {
       http::fail(ErrorKind::Upstream, "{}", e.what());  // the cloud's KV stream failed
     } catch (const EngineBusy& e) {
-      http::fail(ErrorKind::Unavailable, "{}", e.what());
+      http::fail(ErrorKind::TooManyRequests, "{}", e.what());
     } catch (const Error& e) {
       http::fail(ErrorKind::InvalidRequest, "{}", e.what());
     }
@@ -128,21 +128,13 @@ struct EdgeService::Impl {
     s.set_post_routing_handler([this](const httplib::Request&, httplib::Response& r) {
       if (r.status >= 400) errors.add();
     });
-    const RunCompletion run_one = [this](CompletionRequest& req, const std::string& id,
-                                         const std::function<bool(const std::string&)>& on_text) {
-      return run(req, id, on_text);
-    };
-    s.Post("/v1/chat/completions", [this, run_one](const auto& q, auto& r) {
-      requests.add();
-      serve_completion(q, r, true, run_one, errors);
-    });
-    s.Post("/v1/completions", [this, run_one](const auto& q, auto& r) {
-      requests.add();
-      serve_completion(q, r, false, run_one, errors);
-    });
-    s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& r) {
-      http::send_json(r, model_list_body(fingerprint));
-    });
+    add_completion_routes(
+        s,
+        [this](CompletionRequest& req, const std::string& id,
+               const std::function<bool(const std::string&)>& on_text) {
+          return run(req, id, on_text);
+        },
+        requests, errors, fingerprint);
     s.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
       http::send_json(r,
                       {{"status", "ok"}, {"fingerprint", fingerprint}, {"cloud", opt.cloud_url}});

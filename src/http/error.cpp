@@ -16,6 +16,8 @@ int status_of(ErrorKind kind) {
       return 409;
     case ErrorKind::PayloadTooLarge:
       return 413;
+    case ErrorKind::TooManyRequests:
+      return 429;
     case ErrorKind::Upstream:
       return 502;
     case ErrorKind::Unavailable:
@@ -33,6 +35,8 @@ std::string_view type_of(ErrorKind kind) {
       return "invalid_request_error";
     case ErrorKind::Unauthorized:
       return "authentication_error";
+    case ErrorKind::TooManyRequests:
+      return "rate_limit_error";
     case ErrorKind::Forbidden:
       return "permission_error";
     case ErrorKind::NotFound:
@@ -61,6 +65,8 @@ ErrorKind kind_of_status(int status) {
       return ErrorKind::NotFound;
     case 409:
       return ErrorKind::ModelMismatch;
+    case 429:
+      return ErrorKind::TooManyRequests;
     case 413:
       return ErrorKind::PayloadTooLarge;
     case 503:

@@ -19,6 +19,7 @@ enum class ErrorKind {
   NotFound,         // 404: no such endpoint or resource
   ModelMismatch,    // 409: the other side runs another model
   PayloadTooLarge,  // 413: body over the limit
+  TooManyRequests,  // 429: the service is full now; the client may retry (Retry-After)
   Upstream,         // 502: the cloud failed, sent something corrupt, or could not be reached
   Unavailable,      // 503: the service cannot take the request now
   Internal,         // 500: a fault of this service

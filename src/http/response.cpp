@@ -27,6 +27,7 @@ nlohmann::json error_body(ErrorKind kind, const std::string& message) {
 }
 
 void send_error(httplib::Response& res, ErrorKind kind, const std::string& message) {
+  if (kind == ErrorKind::TooManyRequests) res.set_header("Retry-After", "1");
   send_json(res, error_body(kind, message), status_of(kind));
 }
 

@@ -50,4 +50,18 @@ void serve_completion(const httplib::Request& q, httplib::Response& res, bool ch
       });
 }
 
+void add_completion_routes(httplib::Server& server, RunCompletion run, http::Counter& requests,
+                           http::Counter& errors, const std::string& fingerprint) {
+  for (const bool chat : {true, false}) {
+    server.Post(chat ? "/v1/chat/completions" : "/v1/completions",
+                [run, chat, &requests, &errors](const httplib::Request& q, httplib::Response& r) {
+                  requests.add();
+                  serve_completion(q, r, chat, run, errors);
+                });
+  }
+  server.Get("/v1/models", [fingerprint](const httplib::Request&, httplib::Response& r) {
+    http::send_json(r, model_list_body(fingerprint));
+  });
+}
+
 }  // namespace ep

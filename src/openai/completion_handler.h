@@ -13,6 +13,7 @@
 #include <string>
 
 namespace httplib {
+class Server;
 struct Request;
 struct Response;
 }  // namespace httplib
@@ -29,5 +30,10 @@ using RunCompletion =
 // `errors` counts those that end a stream.
 void serve_completion(const httplib::Request& q, httplib::Response& res, bool chat,
                       RunCompletion run, http::Counter& errors);
+
+// Registers POST /v1/chat/completions and /v1/completions (each counted in `requests`) and
+// GET /v1/models (the model named by `fingerprint`).
+void add_completion_routes(httplib::Server& server, RunCompletion run, http::Counter& requests,
+                           http::Counter& errors, const std::string& fingerprint);
 
 }  // namespace ep

@@ -31,6 +31,7 @@ const std::vector<KindCase> kKinds = {
     {ErrorKind::NotFound, 404, "not_found_error"},
     {ErrorKind::ModelMismatch, 409, "model_mismatch"},
     {ErrorKind::PayloadTooLarge, 413, "invalid_request_error"},
+    {ErrorKind::TooManyRequests, 429, "rate_limit_error"},
     {ErrorKind::Upstream, 502, "cloud_error"},
     {ErrorKind::Unavailable, 503, "unavailable_error"},
     {ErrorKind::Internal, 500, "server_error"},
@@ -61,9 +62,10 @@ TEST(HttpError, KindOfStatusMapsStatusesBack) {
   EXPECT_EQ(http::kind_of_status(404), ErrorKind::NotFound);
   EXPECT_EQ(http::kind_of_status(409), ErrorKind::ModelMismatch);
   EXPECT_EQ(http::kind_of_status(413), ErrorKind::PayloadTooLarge);
+  EXPECT_EQ(http::kind_of_status(429), ErrorKind::TooManyRequests);
   EXPECT_EQ(http::kind_of_status(503), ErrorKind::Unavailable);
   // Any other 4xx is the client's fault; any 5xx (and anything else) a failure of the service.
-  for (const int status : {402, 405, 408, 418, 422, 429, 499}) {
+  for (const int status : {402, 405, 408, 418, 422, 499}) {
     EXPECT_EQ(http::kind_of_status(status), ErrorKind::InvalidRequest) << status;
   }
   for (const int status : {500, 501, 502, 504, 599}) {
@@ -120,6 +122,12 @@ TEST(HttpError, SendErrorSetsStatusAndJsonBody) {
   http::send_error(from_error, http::HttpError(ErrorKind::Unavailable, "busy"));
   EXPECT_EQ(from_error.status, 503);
   EXPECT_EQ(json::parse(from_error.body), http::error_body(ErrorKind::Unavailable, "busy"));
+  EXPECT_FALSE(from_error.has_header("Retry-After"));
+
+  httplib::Response full;
+  http::send_error(full, ErrorKind::TooManyRequests, "the queue is full");
+  EXPECT_EQ(full.status, 429);
+  EXPECT_EQ(full.get_header_value("Retry-After"), "1");
 }
 
 TEST(HttpError, SendJsonSetsStatusAndOneLine) {

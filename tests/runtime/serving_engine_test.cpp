@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -197,6 +198,34 @@ TEST(ServingEngine, AClientThatLeavesIsDroppedAndOthersGoOn) {
       engine.generate(greedy(f.whole(1), 8), [](const std::string&) { return true; });
   EXPECT_EQ(after.ids, alone.ids);
   EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+}
+
+TEST(ServingEngine, AFullQueueRefusesNewRequestsAndServesTheRest) {
+  Fixture f;
+  EngineOptions opt;
+  opt.max_seqs = 1;
+  opt.max_waiting = 2;
+  ServingEngine engine(*f.model, f.tok.get(), f.pool, opt);
+  const auto alone = generate(*f.model, f.tok.get(), f.pool, greedy(f.whole(2), 48),
+                              [](const std::string&) { return true; });
+  std::atomic<int> busy{0}, served{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      try {
+        const auto r =
+            engine.generate(greedy(f.whole(2), 48), [](const std::string&) { return true; });
+        EXPECT_EQ(r.ids, alone.ids);
+        ++served;
+      } catch (const EngineBusy&) {
+        ++busy;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GT(busy.load(), 0);
+  EXPECT_GE(served.load(), 2);
+  EXPECT_EQ(busy + served, 8);
 }
 
 TEST(ServingEngine, RequestsThatCanNeverRunAreRefusedBeforeAnyWork) {
