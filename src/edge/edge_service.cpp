@@ -39,8 +39,8 @@ struct EdgeService::Impl {
   EdgeKvCache cache;
   CloudKvSource cloud;
   http::HttpServer& server;  // the service's; routes are registered here
-  ServingEngine engine;      // the device's users, batched (max_seqs 1: one at a time)
   http::MetricsRegistry engine_metrics{"edgeprompt_"};
+  ServingEngine engine;  // the device's users, batched (max_seqs 1: one at a time)
 
   http::MetricsRegistry metrics{"edgeprompt_edge_"};
   http::Counter& requests = metrics.counter("requests_total", "Completion requests received.");
@@ -66,7 +66,7 @@ struct EdgeService::Impl {
         cache(opt.kv_cache_dir, opt.kv_cache_bytes, m, fingerprint),
         cloud(opt.cloud_url, m, fingerprint, cache),
         server(s),
-        engine(m, &t, pool, opt.engine) {
+        engine(m, &t, pool, with_engine_histograms(engine_metrics, opt.engine)) {
     register_engine_metrics(engine_metrics, engine);
     metrics.gauge("kv_cache_bytes", "Bytes of KV in the edge's cache.",
                   [this] { return double(cache.bytes()); });

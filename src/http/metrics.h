@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace ep::http {
 
@@ -32,6 +34,20 @@ class Gauge {
   std::atomic<double> value_{0};
 };
 
+// Observations counted into buckets of upper bounds (latencies, batch sizes).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds);  // ascending; +Inf is implied
+  void observe(double v);
+  std::string render(const std::string& name) const;  // _bucket{le=...}, _sum, _count lines
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // per bucket, not cumulative; last: +Inf
+  Counter sum_;
+  std::atomic<uint64_t> count_{0};
+};
+
 class MetricsRegistry {
  public:
   // Every name is `prefix` + the name given ("edgeprompt_edge_" + "requests_total").
@@ -42,6 +58,8 @@ class MetricsRegistry {
   // The references stay valid for the registry's lifetime.
   Counter& counter(const std::string& name, const std::string& help);
   Gauge& gauge(const std::string& name, const std::string& help);
+  Histogram& histogram(const std::string& name, const std::string& help,
+                       std::vector<double> bounds);
   // A gauge read when scraped (cache sizes, prompts registered).
   void gauge(const std::string& name, const std::string& help, std::function<double()> read);
 
@@ -53,6 +71,7 @@ class MetricsRegistry {
     std::string name, help, type;
     Counter* counter = nullptr;
     Gauge* gauge = nullptr;
+    Histogram* histogram = nullptr;
     std::function<double()> read;
   };
   Metric& add(const std::string& name, const std::string& help, const char* type);
@@ -61,6 +80,7 @@ class MetricsRegistry {
   mutable std::mutex mutex_;
   std::deque<Counter> counters_;  // deques: growing never moves what references point at
   std::deque<Gauge> gauges_;
+  std::deque<Histogram> histograms_;
   std::deque<Metric> metrics_;
 };
 

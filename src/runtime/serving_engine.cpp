@@ -152,6 +152,7 @@ void ServingEngine::finish(Request& r, const std::string& error) {
     r.result.finish_reason = r.out.finish_reason();
     if (r.result.ttft_s == 0) r.result.ttft_s = seconds(now - r.t_submit);
     r.result.generation_s = r.out.ids().empty() ? 0 : seconds(now - r.t_first);
+    if (opt_.on_finished) opt_.on_finished(r.result);
   } else {
     r.error = error;
   }
@@ -239,11 +240,14 @@ void ServingEngine::step(std::vector<StepItem>& items) {
   }
   scheduler_.completed(items);
   const auto now = Clock::now();
+  int64_t step_tokens = 0;
+  for (const StepItem& it : items) step_tokens += it.n;
   {
     std::lock_guard lock(mutex_);
     ++stats_.steps;
-    for (const StepItem& it : items) stats_.batch_tokens += uint64_t(it.n);
+    stats_.batch_tokens += uint64_t(step_tokens);
   }
+  if (opt_.on_step) opt_.on_step(items.size(), step_tokens);
   const SampleableVocab sampleable = sampleable_vocab(tokenizer_, model_.hp.n_vocab);
   std::vector<float> row;
   int64_t at = 0;

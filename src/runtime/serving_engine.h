@@ -35,6 +35,10 @@ struct EngineOptions {
   kernels::Precision precision = kernels::Precision::Exact;
   int64_t n_ctx = 0;          // longest sequence, shared prefix included; 0: the model's
   size_t max_waiting = 1024;  // requests queued beyond this are refused (EngineBusy)
+  // Called on the engine's thread (keep them cheap): after each step with the sequences and
+  // tokens it computed, and after each request that ended well with its result.
+  std::function<void(size_t seqs, int64_t tokens)> on_step;
+  std::function<void(const GenerationResult&)> on_finished;
 };
 
 // The engine cannot take the request now (its queue is full); trying later can succeed.

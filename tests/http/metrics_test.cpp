@@ -155,5 +155,20 @@ TEST(Metrics, CounterAddsFromFourThreadsAreExact) {
   EXPECT_EQ(value_of(r, "p_level"), "0");
 }
 
+TEST(Metrics, HistogramsCountIntoCumulativeBucketsWithSumAndCount) {
+  http::MetricsRegistry m("p_");
+  http::Histogram& h = m.histogram("latency_seconds", "How long.", {0.1, 1, 10});
+  for (const double v : {0.05, 0.1, 0.5, 2.0, 50.0}) h.observe(v);
+  const std::string r = m.render();
+  EXPECT_NE(r.find("# TYPE p_latency_seconds histogram\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("p_latency_seconds_bucket{le=\"0.1\"} 2\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("p_latency_seconds_bucket{le=\"1\"} 3\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("p_latency_seconds_bucket{le=\"10\"} 4\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("p_latency_seconds_bucket{le=\"+Inf\"} 5\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("p_latency_seconds_sum 52.65\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("p_latency_seconds_count 5\n"), std::string::npos) << r;
+  EXPECT_THROW(http::Histogram({1, 1}), Error);
+}
+
 }  // namespace
 }  // namespace ep

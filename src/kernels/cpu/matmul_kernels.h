@@ -74,8 +74,9 @@ struct QuantizedKernels {
 // fill). Only with AVX2 + FMA + F16C; the matvec of both kernel sets below hands these types to it.
 void matvec_k_int8_avx2(const MatrixView& w, const QuantizedActivations& x, float* y, int64_t r0,
                         int64_t r1);
-// Expands n values (whole blocks) of Q4_K, Q5_K or Q6_K to f32, bit-identical to dequantize_row,
-// and returns true; false (nothing written) for any other type. Only with AVX2 + F16C.
+// Expands n values (whole blocks) of Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K or Q6_K to f32,
+// bit-identical to dequantize_row, and returns true; false (nothing written) for any other type
+// (Q2_K included). Only with AVX2 + F16C.
 bool expand_blocks_avx2(DType type, const void* src, float* dst, int64_t n);
 
 constexpr bool has_int8_k_kernel(DType t) {
