@@ -3,7 +3,7 @@
 // activations with the dequantised weights stored as F32, at every instruction-set level and batch
 // size; in the fast precision it stays within 2e-6 (relative L2) of a double reference over the
 // dequantised weights where the blocks are expanded to f32 (only the summation order differs), and
-// within 1e-5 of that reference on 8-bit activations where Q4_K, Q5_K and Q6_K decode with integer
+// within 1e-5 of that reference on 8-bit activations where Q3_K ... Q6_K decode with integer
 // dot products (within 0.1 of the unquantised product on these random blocks), and within 2e-6 of
 // the reference on bf16-rounded weights and activations where they prefill through the bf16 GEMM
 // (AVX-512 BF16).
@@ -106,15 +106,16 @@ TEST(KernelsKQuant, ProductEqualsTheDequantisedF32Product) {
                 << " n_rows " << n_rows << " output " << i;
           }
           // The fast precision against a double reference of the dequantised weights: the f32
-          // expansion (exact products), or for Q4_K/Q5_K/Q6_K decode on SIMD CPUs 8-bit
+          // expansion (exact products), or for Q3_K ... Q6_K decode on SIMD CPUs 8-bit
           // activations (d = max|x| / 127 per 32-block, q rounded to nearest even) and integer
           // dot products, against the reference on the same quantised activations.
-          const bool int8 = n_rows < 3 && isa != Isa::Scalar &&
-                            (t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K);
+          const bool int8 =
+              n_rows < 3 && isa != Isa::Scalar &&
+              (t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K);
           // Prefill of those types on AVX-512 BF16 CPUs: weights and activations rounded to bf16.
-          const bool bf16 = n_rows >= 3 && isa == Isa::Avx512 &&
-                            kernels::cpu_features().avx512bf16 &&
-                            (t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K);
+          const bool bf16 =
+              n_rows >= 3 && isa == Isa::Avx512 && kernels::cpu_features().avx512bf16 &&
+              (t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K);
           std::vector<double> xr(x.begin(), x.end());
           std::vector<double> wr(wd.begin(), wd.end());
           if (bf16) {

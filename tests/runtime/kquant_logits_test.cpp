@@ -5,8 +5,8 @@
 // about five in series for one layer) add roughly in quadrature, so the logits' error stays below
 // sqrt(5) ≈ 2.2 times the largest per-matrix weight error; the bar is 2.5 times it (measured:
 // 1.4 to 1.9 times; docs/model-formats.md). The fast precision must agree with the exact one to
-// 1e-5, as a batch (the f32 expansion) and one token at a time (the decode kernels), unless Q4_K,
-// Q5_K or Q6_K matrices take a rounding path: bf16 prefill on AVX-512 BF16 CPUs, 8-bit
+// 1e-5, as a batch (the f32 expansion) and one token at a time (the decode kernels), unless Q3_K
+// ... Q6_K matrices take a rounding path: bf16 prefill on AVX-512 BF16 CPUs, 8-bit
 // activations in decode on AVX2 CPUs (2e-2 both; measured 5e-3 to 9e-3 for the decode).
 #include "core/quant.h"
 #include "core/thread_pool.h"
@@ -81,7 +81,7 @@ double max_weight_error(const Model& q, const Model& f) {
 }
 
 bool detail_int8(DType t) {
-  return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+  return t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
 }
 
 TEST(FidelityKQuant, LogitsWithinTheWeightErrorOfTheF16Model) {

@@ -82,8 +82,8 @@ template <DType T>
 void row_slice(const void* row, int64_t k0, int64_t kc, int64_t kc32, uint16_t* out) {
   int64_t c = 0;
   if constexpr (dtype_block_elems(T) > 1) {
-    // Q4_K, Q5_K, Q6_K: whole super-blocks (k0 and kc are multiples of KC = 256 or end the row)
-    // expanded to f32 (exactly), then rounded to bf16.
+    // Q3_K, Q4_K, Q5_K, Q6_K: whole super-blocks (k0 and kc are multiples of KC = 256 or end the
+    // row) expanded to f32 (exactly), then rounded to bf16.
     alignas(64) float f[KC];
     expand_blocks_avx2(
         T, static_cast<const uint8_t*>(row) + k0 / kSuperBlock * dtype_block_bytes(T), f, kc);
@@ -201,6 +201,8 @@ void gemm(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t
   switch (w.type) {
     case DType::BF16:
       return gemm_t<DType::BF16>(w, x, y, p0, p1, scratch);
+    case DType::Q3_K:
+      return gemm_t<DType::Q3_K>(w, x, y, p0, p1, scratch);
     case DType::Q4_K:
       return gemm_t<DType::Q4_K>(w, x, y, p0, p1, scratch);
     case DType::Q5_K:

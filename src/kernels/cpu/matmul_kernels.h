@@ -69,7 +69,7 @@ struct QuantizedKernels {
                  int64_t r1);
 };
 
-// y[r] = w.row(r) · x for r in [r0, r1), w Q4_K, Q5_K or Q6_K with w.cols == 32 · n_blocks:
+// y[r] = w.row(r) · x for r in [r0, r1), w Q3_K, Q4_K, Q5_K or Q6_K with w.cols == 32 · n_blocks:
 // integer dot products per activation block (reads q, scale and corr, which both quantisers
 // fill). Only with AVX2 + FMA + F16C; the matvec of both kernel sets below hands these types to it.
 void matvec_k_int8_avx2(const MatrixView& w, const QuantizedActivations& x, float* y, int64_t r0,
@@ -80,7 +80,7 @@ void matvec_k_int8_avx2(const MatrixView& w, const QuantizedActivations& x, floa
 bool expand_blocks_avx2(DType type, const void* src, float* dst, int64_t n);
 
 constexpr bool has_int8_k_kernel(DType t) {
-  return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+  return t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
 }
 
 const QuantizedKernels& quantized_kernels_vnni();  // only with AVX-512 F/BW/VL/DQ + VNNI
@@ -142,7 +142,7 @@ struct Bf16Batch {
 struct Bf16Gemm {
   // Converts the token tiles [tile0, tile1) of x ([n_tok, k] f32) into out (sized by the caller).
   void (*convert)(const float* x, int64_t k, int64_t tile0, int64_t tile1, Bf16Batch& out);
-  // As QuantizedGemm::gemm, for F16, BF16, Q4_K, Q5_K or Q6_K weights (rounded to bf16).
+  // As QuantizedGemm::gemm, for F16, BF16, Q3_K, Q4_K, Q5_K or Q6_K weights (rounded to bf16).
   void (*gemm)(const MatrixView& w, const Bf16Batch& x, float* y, int64_t p0, int64_t p1,
                std::vector<uint8_t>& scratch);
   int64_t panel_rows;

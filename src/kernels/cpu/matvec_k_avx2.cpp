@@ -1,5 +1,5 @@
-// AVX2 matrix-vector kernels for Q4_K, Q5_K and Q6_K weights against activations quantised to 8
-// bits per 32-element block (the fast decode precision; the same QuantizedActivations as the
+// AVX2 matrix-vector kernels for Q3_K, Q4_K, Q5_K and Q6_K weights against activations quantised to
+// 8 bits per 32-element block (the fast decode precision; the same QuantizedActivations as the
 // Q8_0/Q4_0 kernels, from either quantiser). Compiled for AVX2 + FMA + F16C by the target region
 // below; called only on CPUs that have them.
 //
@@ -9,8 +9,9 @@
 //                q in 0..15 (0..31), so Σ x_w·x = d_x·(d·s·Σ q·q_x − dmin·m·Σ q_x): q is the
 //                unsigned operand of vpmaddubsw (pairs at most 2·31·127, no saturation), and the
 //                min term is one scalar product per block.
-//   Q6_K:        two sub-blocks of 16 with signed scales, x_w = d·s·(q − 32): q − 32 in −32..31
-//                goes in as |q − 32| with its sign moved onto q_x (pairs at most 2·32·127); the
+//   Q3_K, Q6_K:  two sub-blocks of 16 with signed scales, x_w = d·s·v with v in −4..3 (Q3_K)
+//                or v = q − 32 in −32..31 (Q6_K): v goes in as |v| with its sign moved onto
+//                q_x (pairs at most 2·32·127); the
 //                eight int32 lanes of a block are elements 0-15 (lanes 0-3) and 16-31 (4-7), so
 //                one vector of the two scales (times d·d_x) scales them.
 // The integer sums are exact; only the f32 scaling and summation round.
@@ -167,6 +168,62 @@ float dot_q6k(const BlockQ6_K* w, int64_t n_super, const QuantizedActivations& a
   return hsum(_mm256_add_ps(acc0, acc1));
 }
 
+// The sixteen 6-bit scales of a Q3_K block less 32, as signed bytes (as core/quant_k.cpp): the
+// low four bits of scale j are the low nibble of byte j (j < 8) or the high nibble of byte j − 8,
+// its high two bits bits 2·(j / 4) and up of byte 8 + j % 4.
+inline __m128i q3k_scales(const uint8_t* s) {
+  uint32_t u0 = 0, u1 = 0, u2 = 0;
+  std::memcpy(&u0, s, 4);
+  std::memcpy(&u1, s + 4, 4);
+  std::memcpy(&u2, s + 8, 4);
+  const uint32_t k4 = 0x0f0f0f0fu, k2 = 0x03030303u;
+  const uint32_t w0 = (u0 & k4) | (((u2 >> 0) & k2) << 4);         // scales 0-3
+  const uint32_t w1 = (u1 & k4) | (((u2 >> 2) & k2) << 4);         // 4-7
+  const uint32_t w2 = ((u0 >> 4) & k4) | (((u2 >> 4) & k2) << 4);  // 8-11
+  const uint32_t w3 = ((u1 >> 4) & k4) | (((u2 >> 6) & k2) << 4);  // 12-15
+  return _mm_sub_epi8(_mm_setr_epi32(int(w0), int(w1), int(w2), int(w3)), _mm_set1_epi8(32));
+}
+
+// Q3_K: the element layout of Q6_K (activation block 4h + s holds elements 128h + 32s + l, its two
+// 16-element sub-blocks 8h + 2s and 8h + 2s + 1), v = two bits of qs less 4 where the hmask bit
+// is clear, in −4..3; the same sign trick, reduction and scaling as dot_q6k.
+float dot_q3k(const BlockQ3_K* w, int64_t n_super, const QuantizedActivations& a,
+              const float* dxs) {
+  const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+  const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n_super; ++i) {
+    const BlockQ3_K& blk = w[i];
+    prefetch_stream(&blk, int64_t(sizeof(BlockQ3_K)));
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk.d));
+    const __m128i sc = _mm_shuffle_epi8(q3k_scales(blk.scales), order);
+    const __m256i hm = load32(blk.hmask);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = load32(blk.qs + 32 * h);
+      const int64_t b0 = i * 8 + 4 * h;
+      __m256i dots[4];
+      for (int s = 0; s < 4; ++s) {
+        const __m256i bit = _mm256_set1_epi8(char(1 << (4 * h + s)));
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+        const __m256i v = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(qs, 2 * s), three),
+                                          _mm256_andnot_si256(set, four));
+        const __m256i xq = load32(&a.q[size_t((b0 + s) * 32)]);
+        dots[s] = dot_u8_s8(_mm256_sign_epi8(v, v), _mm256_sign_epi8(xq, v));
+      }
+      const __m256i sums = _mm256_hadd_epi32(_mm256_hadd_epi32(dots[0], dots[1]),
+                                             _mm256_hadd_epi32(dots[2], dots[3]));
+      const __m256 scf =
+          _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h == 0 ? sc : _mm_unpackhi_epi64(sc, sc)));
+      const __m128 dx4 = _mm_loadu_ps(dxs + b0);
+      const __m256 dx = _mm256_set_m128(dx4, dx4);
+      __m256& acc = h == 0 ? acc0 : acc1;
+      acc =
+          _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(_mm256_mul_ps(scf, d), dx), acc);
+    }
+  }
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
 }  // namespace
 }  // namespace ep::kernels::detail::k_avx2
 
@@ -198,6 +255,9 @@ void matvec_k_int8_avx2(const MatrixView& w, const QuantizedActivations& a, floa
         break;
       case DType::Q6_K:
         y[r] = k_avx2::dot_q6k(static_cast<const BlockQ6_K*>(w.row(r)), n_super, a, dxs);
+        break;
+      case DType::Q3_K:
+        y[r] = k_avx2::dot_q3k(static_cast<const BlockQ3_K*>(w.row(r)), n_super, a, dxs);
         break;
       default:
         break;
