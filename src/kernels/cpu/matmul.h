@@ -22,13 +22,13 @@ namespace ep::kernels {
 //          AVX-512 VNNI the activations are quantised to 8 bits per 32-element block, as
 //          llama.cpp does, and multiplied with integer dot products (relative error about 1e-2
 //          per output); for F16 weights on AVX-512 CPUs they are rounded to F16, as llama.cpp
-//          does (exact products; relative error about 2e-4 per output); Q4_K, Q5_K and Q6_K
+//          does (exact products; relative error about 2e-4 per output); Q3_K, Q4_K, Q5_K and Q6_K
 //          decode with the same 8-bit activations and integer dot products on AVX2 CPUs. Batches
 //          of three or more rows (prefill) use the same 8-bit activations and integer dot
 //          products in a GEMM for Q8_0/Q4_0 on those CPUs, and otherwise compute exactly as
-//          Exact, except that F16, BF16, Q4_K, Q5_K and Q6_K weights on AVX-512 BF16 CPUs are
+//          Exact, except that F16, BF16 and Q3_K ... Q6_K weights on AVX-512 BF16 CPUs are
 //          rounded to bf16 with the activations (relative error below 1e-2 per output). Q4_1,
-//          Q5_0, Q5_1, Q2_K and Q3_K are expanded to f32 block by block in both precisions.
+//          Q5_0, Q5_1 and Q2_K are expanded to f32 block by block in both precisions.
 enum class Precision { Exact, Fast };
 
 // The weight matrices of the product a caller runs next (one matmul's, or a matmul_multi's in
