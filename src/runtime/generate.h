@@ -25,6 +25,9 @@ struct GenerationRequest {
   std::vector<std::string> stop;
   int64_t n_ctx = 0;  // context incl. the prefix; 0: the model's
   kernels::Precision precision = kernels::Precision::Exact;
+  // Prefix caching shares KV blocks only between requests with the same salt (one per tenant), so
+  // a tenant cannot learn from timing whether another tenant sent a prompt.
+  uint64_t cache_salt = 0;
 };
 
 struct GenerationResult {

@@ -91,6 +91,7 @@ GenerationResult ServingEngine::generate(const GenerationRequest& g,
   r->seq.n_prompt = int64_t(g.tokens.size());
   r->seq.max_tokens = n_own;
   r->seq.prefix = g.prefix;
+  r->seq.salt = g.cache_salt;
   r->result.prompt_layers.resize(size_t(model_.hp.n_layer));
   for (const int32_t t : g.tokens) r->sampler.accept(t);
   {

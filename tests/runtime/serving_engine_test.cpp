@@ -154,6 +154,26 @@ TEST(ServingEngine, RelayAndPrefixAnswerAsNoneDoes) {
   }
 }
 
+TEST(ServingEngine, PrefixCacheBlocksAreSharedOnlyWithinOneSalt) {
+  Fixture f;
+  EngineOptions opt;
+  opt.cache_mode = CacheMode::Prefix;
+  ServingEngine engine(*f.model, f.tok.get(), f.pool, opt);
+  const auto ok = [](const std::string&) { return true; };
+  auto a = greedy(f.whole(0), 4);
+  a.cache_salt = 1;
+  const auto first = engine.generate(a, ok);
+  auto b = greedy(f.whole(1), 4);  // same system prompt, another tenant
+  b.cache_salt = 2;
+  const auto other = engine.generate(b, ok);
+  EXPECT_EQ(engine.stats().prefix_hit_tokens, 0u) << "a block crossed tenants";
+  b.cache_salt = 1;  // the same tenant again: its system prompt's full blocks are reused
+  const auto same = engine.generate(b, ok);
+  EXPECT_GE(engine.stats().prefix_hit_tokens, 16u);
+  EXPECT_EQ(same.ids, other.ids);
+  EXPECT_FALSE(first.ids.empty());
+}
+
 TEST(ServingEngine, PreemptionUnderATinyKvPoolChangesNoOutput) {
   Fixture f;
   std::vector<GenerationRequest> reqs;
