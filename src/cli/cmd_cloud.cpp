@@ -1,5 +1,6 @@
 // edgeprompt cloud --model M --listen HOST:PORT [--cache-dir DIR] [--admin-token T]
 #include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/serving_forward.h"
 #include "cli/command.h"
 #include "cli/engine_flags.h"
 #include "cli/listen_address.h"
@@ -14,7 +15,6 @@
 
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 namespace ep::cli {
@@ -24,6 +24,7 @@ Command add_cloud(CLI::App& root) {
     std::string model, listen = "127.0.0.1:8080", cache_dir, admin_token, kv_dtype = "f16";
     std::string device = "cpu";
     int64_t max_prompt = 0;
+    double gpu_memory_fraction = 0.9;
     int threads = ThreadPool::default_threads();
     EngineFlags engine{cloud_engine_options(), ""};
   };
@@ -40,49 +41,63 @@ Command add_cloud(CLI::App& root) {
   app->add_option("--max-prompt", o->max_prompt,
                   "Longest cloud prompt in tokens (cuda; default: the model's training context)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  app->add_option("--gpu-memory-fraction", o->gpu_memory_fraction,
+                  "cuda: share of the GPU's free memory (after the weights) for the completions' "
+                  "KV blocks")
+      ->check(CLI::Range(0.01, 1.0));
   add_engine_flags(app, o->engine, "--kv-cache-bytes", true);
-  return {app, [o] {
-            const StopSignals signals;  // before any thread starts
-            CloudOptions opt;
-            std::tie(opt.host, opt.port) = parse_listen_address(o->listen);
-            opt.cache_dir = o->cache_dir;
-            opt.admin_token = o->admin_token;
-            opt.threads = o->threads;
-            opt.engine_threads = o->threads;
-            opt.engine = engine_options(o->engine);
-            const auto dtype = kv_dtype_from_name(o->kv_dtype);
-            if (!dtype) fail("--kv-dtype: '{}' is not f16 or f32", o->kv_dtype);
-            opt.kv_dtype = *dtype;
-            if (o->device == "cuda") cuda::require_device();
-            const auto model = load_model(o->model);
-            const auto tokenizer = load_tokenizer(*model->source);
-            // On the GPU one engine prefills one cloud prompt at a time, each in a fresh sequence.
-            std::unique_ptr<cuda::Engine> engine;
-            std::mutex engine_mutex;
-            if (o->device == "cuda") {
-              cuda::EngineOptions eo;
-              eo.max_ctx = o->max_prompt > 0           ? o->max_prompt
-                           : model->hp.n_ctx_train > 0 ? model->hp.n_ctx_train
-                                                       : 4096;
-              engine = std::make_unique<cuda::Engine>(*model, eo);
-              opt.prefill = [&](std::span<const int32_t> tokens, const LayerSink& layer) {
-                std::lock_guard lock(engine_mutex);
-                const int seq = engine->open_sequence();
-                try {
-                  engine->prefill(seq, tokens, nullptr, false, layer);
-                } catch (...) {
-                  engine->close_sequence(seq);
-                  throw;
-                }
-                engine->close_sequence(seq);
-              };
-              fmt::print(stderr, "cloud: prefilling on {} (prompts up to {} tokens)\n",
-                         engine->device_name(), eo.max_ctx);
+  return {
+      app, [o] {
+        const StopSignals signals;  // before any thread starts
+        CloudOptions opt;
+        std::tie(opt.host, opt.port) = parse_listen_address(o->listen);
+        opt.cache_dir = o->cache_dir;
+        opt.admin_token = o->admin_token;
+        opt.threads = o->threads;
+        opt.engine_threads = o->threads;
+        opt.engine = engine_options(o->engine);
+        const auto dtype = kv_dtype_from_name(o->kv_dtype);
+        if (!dtype) fail("--kv-dtype: '{}' is not f16 or f32", o->kv_dtype);
+        opt.kv_dtype = *dtype;
+        if (o->device == "cuda") cuda::require_device();
+        const auto model = load_model(o->model);
+        const auto tokenizer = load_tokenizer(*model->source);
+        // On the GPU one engine prefills one cloud prompt at a time, each in a fresh sequence,
+        // and runs the completions' steps over a block pool in the rest of its memory (the
+        // engine serialises its callers).
+        std::unique_ptr<cuda::Engine> engine;
+        if (o->device == "cuda") {
+          cuda::EngineOptions eo;
+          eo.max_ctx = o->max_prompt > 0           ? o->max_prompt
+                       : model->hp.n_ctx_train > 0 ? model->hp.n_ctx_train
+                                                   : 4096;
+          engine = std::make_unique<cuda::Engine>(*model, eo);
+          opt.prefill = [&](std::span<const int32_t> tokens, const LayerSink& layer) {
+            const int seq = engine->open_sequence();
+            try {
+              engine->prefill(seq, tokens, nullptr, false, layer);
+            } catch (...) {
+              engine->close_sequence(seq);
+              throw;
             }
-            CloudService service(*model, tokenizer.get(), opt);
-            return serve_until_stopped(service, signals, "cloud",
-                                       fmt::format("model {}", o->model));
-          }};
+            engine->close_sequence(seq);
+          };
+          const int64_t block = opt.engine.kv_block;
+          const int64_t blocks = cuda::pool_blocks_for(*engine, o->gpu_memory_fraction, block);
+          opt.engine.kv_blocks = blocks;
+          opt.step_forward = [&engine, blocks, block] {
+            return cuda::serving_forward(*engine, blocks, block);
+          };
+          fmt::print(
+              stderr,
+              "cloud: prefilling on {} (prompts up to {} tokens); completions over {} "
+              "KV blocks of {} tokens ({:.1f} GiB)\n",
+              engine->device_name(), eo.max_ctx, opt.engine.kv_blocks, block,
+              double(opt.engine.kv_blocks * engine->kv_block_bytes(block)) / double(1ull << 30));
+        }
+        CloudService service(*model, tokenizer.get(), opt);
+        return serve_until_stopped(service, signals, "cloud", fmt::format("model {}", o->model));
+      }};
 }
 
 }  // namespace ep::cli

@@ -82,7 +82,8 @@ struct CloudService::Impl {
             tokenizer ? detect_chat_format(chat_template_text(*m.source)).value_or(ChatFormat::none)
                       : ChatFormat::none),
         engine_pool(opt.engine_threads),
-        engine(m, t, engine_pool, with_engine_histograms(engine_metrics, opt.engine)),
+        engine(m, t, engine_pool, with_engine_histograms(engine_metrics, opt.engine),
+               opt.step_forward ? opt.step_forward() : nullptr),
         prefills(
             opt.prefill ? opt.prefill : cpu_prefill(),
             [this](const CloudPrompt& p, double secs) {

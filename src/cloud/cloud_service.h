@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -41,6 +42,8 @@ struct CloudOptions {
   // default (a request naming a cloud prompt attends its KV, held once).
   EngineOptions engine = cloud_engine_options();
   int engine_threads = ThreadPool::default_threads();  // the engine's own pool
+  // What computes the engine's steps (a GPU: backend/cuda/serving_forward.h); empty: the CPU.
+  std::function<std::unique_ptr<StepForward>()> step_forward;
 };
 
 class CloudService : public http::Service {

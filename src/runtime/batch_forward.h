@@ -35,6 +35,9 @@ struct BatchChunk {
   SequenceKv* kv = nullptr;
   const KvSegment* prefix = nullptr;  // precedes the own positions; may still be arriving
   bool logits = true;                 // the logits of this chunk's last token are wanted
+  // The sequence's block table when its KV is paged (KvBlockPool block ids): what a backend that
+  // keeps the blocks in its own memory (a GPU) reads instead of `kv`.
+  std::span<const int32_t> blocks = {};
 };
 
 // Throws ep::Error unless `prefix` is shaped for `model` (layers, values per token).

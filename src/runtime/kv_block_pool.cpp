@@ -6,14 +6,17 @@
 
 namespace ep {
 
-KvBlockPool::KvBlockPool(int64_t n_blocks, int64_t block_size, int64_t n_layer, int64_t row)
+KvBlockPool::KvBlockPool(int64_t n_blocks, int64_t block_size, int64_t n_layer, int64_t row,
+                         bool host_storage)
     : block_size_(block_size), n_layer_(n_layer), row_(row) {
   if (n_blocks < 1 || block_size < 1 || n_layer < 1 || row < 1) {
     fail("KV pool of {} blocks of {} tokens: both must be at least 1", n_blocks, block_size);
   }
   const size_t floats = size_t(n_blocks * n_layer * block_size * row);
-  k_.reset(new float[floats]);
-  v_.reset(new float[floats]);
+  if (host_storage) {
+    k_.reset(new float[floats]);
+    v_.reset(new float[floats]);
+  }
   refs_.assign(size_t(n_blocks), 0);
   hash_.resize(size_t(n_blocks));
   lru_pos_.resize(size_t(n_blocks), cached_lru_.end());

@@ -26,7 +26,10 @@ struct BlockHashKey {
 
 class KvBlockPool {
  public:
-  KvBlockPool(int64_t n_blocks, int64_t block_size, int64_t n_layer, int64_t row);
+  // Without `host_storage` the pool only keeps the books (references, hashes, LRU) and the K/V
+  // live elsewhere under the same block ids (a GPU's memory); k() and v() must not be used then.
+  KvBlockPool(int64_t n_blocks, int64_t block_size, int64_t n_layer, int64_t row,
+              bool host_storage = true);
   // How many blocks `bytes` of KV memory hold.
   static int64_t blocks_for_bytes(uint64_t bytes, int64_t block_size, int64_t n_layer, int64_t row);
 

@@ -7,12 +7,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace ep {
 
-class KvSegment {
+// Held by shared_ptr (make_shared): a backend that copies it elsewhere (a GPU) keeps a weak_ptr
+// to know that its copy still belongs to this segment and not to a later one at the same address.
+class KvSegment : public std::enable_shared_from_this<KvSegment> {
  public:
   KvSegment(int64_t n_layers, int64_t n_tokens, int64_t n_head_kv, int64_t head_dim);
 

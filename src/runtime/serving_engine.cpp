@@ -43,18 +43,26 @@ double seconds(Clock::duration d) {
 
 }  // namespace
 
+namespace {
+
+int64_t pool_blocks(const EngineOptions& o, const HParams& hp) {
+  return o.kv_blocks > 0 ? o.kv_blocks
+                         : KvBlockPool::blocks_for_bytes(o.kv_cache_bytes, o.kv_block, hp.n_layer,
+                                                         hp.n_head_kv * hp.head_dim);
+}
+
+}  // namespace
+
 ServingEngine::ServingEngine(const Model& model, const Tokenizer* tokenizer, ThreadPool& pool,
-                             EngineOptions options)
+                             EngineOptions options, std::unique_ptr<StepForward> forward)
     : model_(model),
       tokenizer_(tokenizer),
       opt_(options),
-      pool_(KvBlockPool::blocks_for_bytes(opt_.kv_cache_bytes, opt_.kv_block, model.hp.n_layer,
-                                          model.hp.n_head_kv * model.hp.head_dim),
-            opt_.kv_block, model.hp.n_layer, model.hp.n_head_kv * model.hp.head_dim),
+      forward_(forward ? std::move(forward) : cpu_step_forward(model, pool, opt_.precision)),
+      pool_(pool_blocks(opt_, model.hp), opt_.kv_block, model.hp.n_layer,
+            model.hp.n_head_kv * model.hp.head_dim, forward_->host_kv()),
       scheduler_(pool_, {opt_.max_seqs, opt_.max_batched_tokens, opt_.cache_mode}),
-      layers_(model, pool),
       n_ctx_(opt_.n_ctx > 0 ? opt_.n_ctx : model.hp.n_ctx_train) {
-  layers_.set_precision(opt_.precision);
   stats_.kv_blocks_total = pool_.n_blocks();
   thread_ = std::thread([this] { loop(); });
 }
@@ -209,7 +217,7 @@ void ServingEngine::step(std::vector<StepItem>& items) {
   for (const StepItem& it : items) {
     ScheduledSequence& s = *it.seq;
     chunks.push_back({std::span(s.tokens).subspan(size_t(it.begin), size_t(it.n)), it.begin, &s.kv,
-                      s.prefix.get(), it.begin + it.n == int64_t(s.tokens.size())});
+                      s.prefix.get(), it.begin + it.n == int64_t(s.tokens.size()), s.kv.blocks()});
   }
   const auto request_of = [&](const ScheduledSequence* s) -> Request& {
     for (const auto& r : active_) {
@@ -219,7 +227,7 @@ void ServingEngine::step(std::vector<StepItem>& items) {
   };
   std::vector<float> logits;
   try {
-    layers_.forward(chunks, logits);
+    forward_->forward(chunks, logits);
   } catch (const std::exception& e) {
     // A prefix that failed to arrive fails its requests; anything else fails the whole step.
     bool blamed = false;
@@ -257,8 +265,8 @@ void ServingEngine::step(std::vector<StepItem>& items) {
     Request& r = request_of(it.seq);
     if (it.begin < it.seq->n_prompt) {
       for (size_t l = 0; l < r.result.prompt_layers.size(); ++l) {
-        r.result.prompt_layers[l].wait_s += layers_.last_timings()[l].wait_s;
-        r.result.prompt_layers[l].compute_s += layers_.last_timings()[l].compute_s;
+        r.result.prompt_layers[l].wait_s += forward_->last_timings()[l].wait_s;
+        r.result.prompt_layers[l].compute_s += forward_->last_timings()[l].compute_s;
       }
     }
     if (!chunks[i].logits) continue;

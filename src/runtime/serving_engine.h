@@ -12,6 +12,7 @@
 #include "runtime/generate.h"
 #include "runtime/kv_block_pool.h"
 #include "runtime/scheduler.h"
+#include "runtime/step_forward.h"
 #include "tokenizer/tokenizer.h"
 
 #include <atomic>
@@ -30,7 +31,8 @@ struct EngineOptions {
   int64_t max_seqs = 16;
   int64_t max_batched_tokens = 512;
   int64_t kv_block = 16;                   // tokens per KV block
-  uint64_t kv_cache_bytes = 256ull << 20;  // the KV pool
+  uint64_t kv_cache_bytes = 256ull << 20;  // the KV pool (host memory)
+  int64_t kv_blocks = 0;  // blocks of the KV pool; 0: as many as kv_cache_bytes hold
   CacheMode cache_mode = CacheMode::None;
   kernels::Precision precision = kernels::Precision::Exact;
   int64_t n_ctx = 0;          // longest sequence, shared prefix included; 0: the model's
@@ -56,8 +58,9 @@ struct EngineStats {
 
 class ServingEngine {
  public:
+  // `forward` computes the steps (a GPU backend); without one, the CPU layer loop on `pool`.
   ServingEngine(const Model& model, const Tokenizer* tokenizer, ThreadPool& pool,
-                EngineOptions options);
+                EngineOptions options, std::unique_ptr<StepForward> forward = nullptr);
   ~ServingEngine();  // requests still running fail with "the engine stopped"
   ServingEngine(const ServingEngine&) = delete;
   ServingEngine& operator=(const ServingEngine&) = delete;
@@ -83,9 +86,9 @@ class ServingEngine {
   const Model& model_;
   const Tokenizer* tokenizer_;
   EngineOptions opt_;
+  std::unique_ptr<StepForward> forward_;
   KvBlockPool pool_;
   Scheduler scheduler_;
-  BatchForward layers_;
   int64_t n_ctx_;
 
   mutable std::mutex mutex_;  // guards incoming_, stopping_ and the counters read by stats()

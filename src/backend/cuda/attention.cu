@@ -88,18 +88,20 @@ __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
   int j_begin = 0;
   if (a.window > 0) j_begin = max(0, a.q_pos0 + q0 - a.window + 1 - a.k_pos0) / kBk * kBk;
 
-  // Issues the copy of the key tile starting at kt into stage b; rows past n_kv become zeros.
+  // Issues the copy of the key tile starting at kt into stage b; rows past n_kv become zeros. A
+  // tile spans one or more whole pages.
+  const int shift = a.kv.page_shift, in_page = (1 << shift) - 1;
   const auto load_tile = [&](int kt, int b) {
-    const int page = a.table[kt / kBk];
-    const uint16_t* kbase = a.kv.k + size_t(page) * kBk * kv_stride + kvh * HD;
-    const uint16_t* vbase = a.kv.v + size_t(page) * kBk * kv_stride + kvh * HD;
     uint16_t* ks = kv_stage + b * 2 * kBk * LD;
     uint16_t* vs = ks + kBk * LD;
     for (int i = tid; i < kBk * HD / 8; i += 128) {
       const int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
-      const bool valid = kt + r < a.n_kv;
-      cp_async16(ks + r * LD + c, kbase + size_t(r) * kv_stride + c, valid);
-      cp_async16(vs + r * LD + c, vbase + size_t(r) * kv_stride + c, valid);
+      const int j = kt + r;
+      const bool valid = j < a.n_kv;
+      const size_t row = valid ? (size_t(a.table[j >> shift]) << shift) + (j & in_page) : 0;
+      const size_t off = row * kv_stride + kvh * HD + c;
+      cp_async16(ks + r * LD + c, a.kv.k + off, valid);
+      cp_async16(vs + r * LD + c, a.kv.v + off, valid);
     }
   };
   if (j_begin < j_end) load_tile(j_begin, 0);
@@ -290,7 +292,8 @@ __global__ void __launch_bounds__(128) rows_kernel(RowAttention a) {
       const int j = base + sub + u * KPB;
       kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
       if (j < end) {
-        const size_t row = size_t(table[j / kPageTokens]) * kPageTokens + j % kPageTokens;
+        const size_t row = (size_t(table[j >> a.kv.page_shift]) << a.kv.page_shift) +
+                           (j & ((1 << a.kv.page_shift) - 1));
         const size_t off = row * kv_stride + kvh * HD + part * 8;
         kr[u] = __ldg(reinterpret_cast<const uint4*>(a.kv.k + off));
         vr[u] = __ldg(reinterpret_cast<const uint4*>(a.kv.v + off));
@@ -376,7 +379,39 @@ __global__ void merge_kernel(const float* part_out, const float* part_lse, int n
   if (lse && threadIdx.x == 0) lse[size_t(r) * n_head + h] = wsum > 0 ? mx + logf(wsum) : -INFINITY;
 }
 
+__global__ void merge_two_kernel(uint16_t* a, const float* lse_a, const uint16_t* b,
+                                 const float* lse_b, int n_head, int hd, int64_t stride) {
+  pdl_begin();
+  const int h = blockIdx.x, r = blockIdx.y;
+  const float la = lse_a[size_t(r) * n_head + h], lb = lse_b[size_t(r) * n_head + h];
+  const float mx = fmaxf(la, lb);
+  float wa = 0, wb = 0;
+  if (mx != -INFINITY) {
+    wa = expf(la - mx);
+    wb = expf(lb - mx);
+    const float inv = 1.0f / (wa + wb);
+    wa *= inv;
+    wb *= inv;
+  }
+  uint16_t* pa = a + size_t(r) * stride + size_t(h) * hd;
+  const uint16_t* pb = b + size_t(r) * stride + size_t(h) * hd;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    pa[d] = float_to_bf16_bits(wa * bf16_bits_to_float(pa[d]) + wb * bf16_bits_to_float(pb[d]));
+  }
+}
+
 }  // namespace
+
+int page_shift_of(int64_t page_tokens) {
+  return page_tokens == 16 ? 4 : page_tokens == 32 ? 5 : page_tokens == 64 ? 6 : -1;
+}
+
+void merge_two(bf16_t* a, const float* lse_a, const bf16_t* b, const float* lse_b, int n_rows,
+               int n_head, int head_dim, int64_t stride, cudaStream_t s) {
+  if (n_rows == 0) return;
+  launch("merge_two", merge_two_kernel, dim3(n_head, n_rows), 128, 0, s, a, lse_a, b, lse_b, n_head,
+         head_dim, stride);
+}
 
 bool flash_supported(int head_dim) {
   return head_dim == 64 || head_dim == 128;

@@ -5,11 +5,13 @@
 #pragma once
 
 #include "model/model.h"
+#include "runtime/batch_forward.h"
 #include "runtime/layer_sink.h"
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <utility>
@@ -62,7 +64,20 @@ class Engine {
   void decode(std::span<const int> seqs, std::span<const int32_t> tokens,
               std::vector<float>* logits, std::vector<int32_t>* greedy);
 
-  // Seconds the device spent in the last prefill or decode call (device events).
+  // The serving engine's KV on the device: `n_blocks` blocks of `block_tokens` (16, 32 or 64)
+  // tokens, every layer's keys and values, addressed by the block ids of the host's KvBlockPool.
+  // Reconfiguring drops what the pool held.
+  void configure_pool(int64_t n_blocks, int64_t block_tokens);
+  // Device bytes one such block takes.
+  int64_t kv_block_bytes(int64_t block_tokens) const;
+  uint64_t free_device_bytes() const;
+  // One serving step: the chunks' own KV in the pool's blocks (BatchChunk::blocks), a shared
+  // prefix copied to the device once and attended for all its chunks together. Logits as
+  // BatchForward gives them; per-layer timings (prefix waits; compute spread evenly).
+  void step(std::span<const BatchChunk> chunks, std::vector<float>& logits,
+            std::vector<LayerTiming>& timings);
+
+  // Seconds the device spent in the last prefill, decode or step call (device events).
   double last_device_seconds() const;
   // With profiling on, each prefill also times its stages (an event between stages, so slightly
   // slower); last_profile() gives seconds per stage of the last prefill, summed over layers.
@@ -70,6 +85,8 @@ class Engine {
   std::vector<std::pair<std::string, double>> last_profile() const;
 
  private:
+  // One caller at a time (the cloud prefills prompts on one thread and serves on another).
+  mutable std::mutex mutex_;
   std::unique_ptr<EngineBackend> impl_;
 };
 

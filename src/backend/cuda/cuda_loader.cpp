@@ -68,7 +68,7 @@ Plugin load_plugin() {
   const PluginApi expected;
   if (api->interface_version != expected.interface_version ||
       api->model_size != expected.model_size || api->hparams_size != expected.hparams_size ||
-      api->options_size != expected.options_size) {
+      api->options_size != expected.options_size || api->chunk_size != expected.chunk_size) {
     p.why = fmt::format(
         "{} is from a different EdgePrompt build (interface {}, type sizes {}/{}/{}; this binary: "
         "{}, {}/{}/{}): rebuild both together",
@@ -119,38 +119,66 @@ Engine::Engine(const HParams& hp, uint64_t seed, EngineOptions options) {
 Engine::~Engine() = default;
 
 const HParams& Engine::hparams() const {
+  const std::lock_guard lock(mutex_);
   return impl_->hparams();
 }
 int64_t Engine::weight_bytes() const {
+  const std::lock_guard lock(mutex_);
   return impl_->weight_bytes();
 }
 std::string Engine::device_name() const {
+  const std::lock_guard lock(mutex_);
   return impl_->device_name();
 }
 int Engine::open_sequence() {
+  const std::lock_guard lock(mutex_);
   return impl_->open_sequence();
 }
 void Engine::close_sequence(int seq) {
+  const std::lock_guard lock(mutex_);
   impl_->close_sequence(seq);
 }
 int64_t Engine::seq_len(int seq) const {
+  const std::lock_guard lock(mutex_);
   return impl_->seq_len(seq);
 }
 void Engine::prefill(int seq, std::span<const int32_t> tokens, std::vector<float>* logits,
                      bool all_logits, const LayerSink& observer) {
+  const std::lock_guard lock(mutex_);
   impl_->prefill(seq, tokens, logits, all_logits, observer);
 }
 void Engine::decode(std::span<const int> seqs, std::span<const int32_t> tokens,
                     std::vector<float>* logits, std::vector<int32_t>* greedy) {
+  const std::lock_guard lock(mutex_);
   impl_->decode(seqs, tokens, logits, greedy);
 }
+void Engine::configure_pool(int64_t n_blocks, int64_t block_tokens) {
+  const std::lock_guard lock(mutex_);
+  impl_->configure_pool(n_blocks, block_tokens);
+}
+int64_t Engine::kv_block_bytes(int64_t block_tokens) const {
+  const HParams& hp = impl_->hparams();
+  return 2 * hp.n_layer * block_tokens * hp.n_head_kv * hp.head_dim * int64_t(sizeof(uint16_t));
+}
+uint64_t Engine::free_device_bytes() const {
+  const std::lock_guard lock(mutex_);
+  return impl_->free_device_bytes();
+}
+void Engine::step(std::span<const BatchChunk> chunks, std::vector<float>& logits,
+                  std::vector<LayerTiming>& timings) {
+  const std::lock_guard lock(mutex_);
+  impl_->step(chunks, logits, timings);
+}
 double Engine::last_device_seconds() const {
+  const std::lock_guard lock(mutex_);
   return impl_->last_device_seconds();
 }
 void Engine::set_profiling(bool on) {
+  const std::lock_guard lock(mutex_);
   impl_->set_profiling(on);
 }
 std::vector<std::pair<std::string, double>> Engine::last_profile() const {
+  const std::lock_guard lock(mutex_);
   return impl_->last_profile();
 }
 

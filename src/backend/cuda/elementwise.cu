@@ -173,6 +173,20 @@ __global__ void fill_value_kernel(float* p, int64_t n, float value) {
   }
 }
 
+__global__ void gather_rows_kernel(const float* x, const int32_t* rows, int d, float* out) {
+  pdl_begin();
+  const float* src = x + size_t(rows[blockIdx.x]) * d;
+  float* dst = out + size_t(blockIdx.x) * d;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) dst[i] = src[i];
+}
+
+__global__ void to_bf16_kernel(const float* in, int64_t n, uint16_t* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    out[i] = float_to_bf16_bits(in[i]);
+  }
+}
+
 int grid_for(int64_t n, int threads) {
   return int(std::min<int64_t>((n + threads - 1) / threads, 65536));
 }
@@ -213,6 +227,17 @@ void argmax_rows(const float* logits, int n, int vocab, int32_t* out, cudaStream
 void fill_random(bf16_t* p, int64_t n, uint64_t seed, float scale, cudaStream_t s) {
   fill_random_kernel<<<grid_for(n, 256), 256, 0, s>>>(p, n, seed, scale);
   check_launch("fill_random");
+}
+
+void gather_rows(const float* x, const int32_t* rows, int n, int d, float* out, cudaStream_t s) {
+  if (n == 0) return;
+  launch("gather_rows", gather_rows_kernel, dim3(n), 256, 0, s, x, rows, d, out);
+}
+
+void to_bf16(const float* in, int64_t n, bf16_t* out, cudaStream_t s) {
+  if (n == 0) return;
+  to_bf16_kernel<<<grid_for(n, 256), 256, 0, s>>>(in, n, out);
+  check_launch("to_bf16");
 }
 
 void fill_value(float* p, int64_t n, float value, cudaStream_t s) {

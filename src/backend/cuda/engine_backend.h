@@ -32,12 +32,16 @@ class EngineBackend {
                        bool all_logits, const LayerSink& observer) = 0;
   virtual void decode(std::span<const int> seqs, std::span<const int32_t> tokens,
                       std::vector<float>* logits, std::vector<int32_t>* greedy) = 0;
+  virtual uint64_t free_device_bytes() const = 0;
+  virtual void configure_pool(int64_t n_blocks, int64_t block_tokens) = 0;
+  virtual void step(std::span<const BatchChunk> chunks, std::vector<float>& logits,
+                    std::vector<LayerTiming>& timings) = 0;
   virtual double last_device_seconds() const = 0;
   virtual void set_profiling(bool on) = 0;
   virtual std::vector<std::pair<std::string, double>> last_profile() const = 0;
 };
 
-inline constexpr int kPluginInterfaceVersion = 1;
+inline constexpr int kPluginInterfaceVersion = 2;
 inline constexpr const char* kPluginFile = "libedgeprompt_cuda.so";
 inline constexpr const char* kPluginEntry = "ep_cuda_plugin";  // const PluginApi* (*)()
 
@@ -46,6 +50,7 @@ struct PluginApi {
   size_t model_size = sizeof(Model);
   size_t hparams_size = sizeof(HParams);
   size_t options_size = sizeof(EngineOptions);
+  size_t chunk_size = sizeof(BatchChunk);
   // False, with the reason in `why`, when no device can be used.
   bool (*device_available)(std::string* why) = nullptr;
   // New engines (the caller owns them); throw ep::Error on failure.

@@ -45,6 +45,10 @@ void argmax_rows(const float* logits, int n, int vocab, int32_t* out, cudaStream
 // Fills n elements with uniform values in [-scale, scale] from a counter hash of (seed, index).
 void fill_random(bf16_t* p, int64_t n, uint64_t seed, float scale, cudaStream_t s);
 void fill_value(float* p, int64_t n, float value, cudaStream_t s);
+// out[i, :] = x[rows[i], :] for i < n; x and out [., d] f32.
+void gather_rows(const float* x, const int32_t* rows, int n, int d, float* out, cudaStream_t s);
+// out[i] = bf16(in[i]) (round to nearest even).
+void to_bf16(const float* in, int64_t n, bf16_t* out, cudaStream_t s);
 
 // ---- matrix-vector product (gemv.cu) --------------------------------------------------------
 
@@ -58,12 +62,18 @@ void gemv(const bf16_t* w, const bf16_t* x, int rows, int cols, void* y, GemvOut
 
 // ---- attention (attention.cu) ---------------------------------------------------------------
 
-// Keys and values of one layer in pages: key j of a sequence whose page-table row is `table`
-// lives at row table[j / kPageTokens] * kPageTokens + j % kPageTokens, n_head_kv * head_dim wide.
+// Keys and values of one layer in pages of 2^page_shift tokens: key j of a sequence whose
+// page-table row is `table` lives at row table[j >> page_shift] * 2^page_shift + j % 2^page_shift,
+// n_head_kv * head_dim wide. The engine's own sequences use pages of kPageTokens; the serving
+// engine's block pool uses its block size (16, 32 or 64: a flash key tile spans whole pages).
 struct PagedLayer {
   const bf16_t* k = nullptr;
   const bf16_t* v = nullptr;
+  int page_shift = 6;
 };
+static_assert(kPageTokens == 64, "PagedLayer's default page_shift is log2(kPageTokens)");
+// log2 of a page size the kernels take (16, 32 or 64 tokens), or -1.
+int page_shift_of(int64_t page_tokens);
 
 // Causal flash attention of n_q queries of one sequence over its first n_kv keys (positions
 // k_pos0 + j), tensor cores, head_dim 64 or 128. Query i is at position q_pos0 + i.
@@ -106,6 +116,12 @@ struct RowAttention {
 };
 bool rows_supported(int head_dim);
 void attention_rows(const RowAttention& a, cudaStream_t s);
+
+// a[r, h] = the exact combination of two attention results over disjoint key sets, each
+// normalised over its own keys with its natural log-sum-exp (lse_a[r, h], lse_b[r, h]): the relay
+// fusion of a shared prefix's part with a sequence's own part. a and b are [n_rows, stride] bf16.
+void merge_two(bf16_t* a, const float* lse_a, const bf16_t* b, const float* lse_b, int n_rows,
+               int n_head, int head_dim, int64_t stride, cudaStream_t s);
 
 // The log-sum-exp merge: for each (row, head), combines n_split partial results (each normalised
 // over its own keys, with its log-sum-exp) into the exact result over all their keys.
