@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -26,6 +27,16 @@ std::filesystem::path fixtures_dir() {
 }
 std::filesystem::path default_model(const std::string& type) {
   return source_dir() / "models" / ("edgeprompt-tiny-" + type + ".gguf");
+}
+std::filesystem::path python3() {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    const auto p = std::filesystem::path(dir) / "python3";
+    if (std::filesystem::exists(p)) return p;
+  }
+  return "/usr/bin/python3";
 }
 std::filesystem::path edgeprompt_binary() {
   return EP_BINARY;
@@ -206,7 +217,8 @@ std::filesystem::path make_chat_model_dir(const std::filesystem::path& hf_dir) {
   auto config = nlohmann::json::parse(read_file(tok / "tokenizer_config.json"));
   config["added_tokens_decoder"]["402"] = {{"content", "<|im_start|>"}, {"special", true}};
   config["chat_template"] =
-      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}";
+      "{{ bos_token }}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+      "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
   write_file(hf_dir / "tokenizer_config.json", config.dump());
   return hf_dir;
 }

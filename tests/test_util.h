@@ -12,6 +12,8 @@ std::filesystem::path fixtures_dir();       // tests/fixtures
 std::filesystem::path edgeprompt_binary();  // the built CLI
 // The trained default model shipped in models/: "f16" or "q8_0".
 std::filesystem::path default_model(const std::string& type = "q8_0");
+// The first python3 on PATH (the reference scripts need it).
+std::filesystem::path python3();
 
 // A fresh empty directory under the system temp dir, removed when the object dies.
 class ScratchDir {

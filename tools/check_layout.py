@@ -21,7 +21,7 @@ ALLOWED = {
     "core": set(),
     "kernels": {"core"},
     "model": {"core"},
-    "tokenizer": {"core", "model"},
+    "tokenizer": {"core", "model", "jinja"},
     "runtime": {"core", "kernels", "model", "tokenizer"},
     "backend": {"core", "kernels", "model", "runtime"},
     "convert": {"core", "model", "tokenizer"},

@@ -12,6 +12,7 @@
 #include "protocol/kv_fetch.h"
 #include "runtime/generate.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/model_tokenizer.h"
 #include "tokenizer/prompt_parts.h"
 
 #include <fmt/core.h>
@@ -30,7 +31,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::string model, system, prompt, tokens, chat_template, cloud, cloud_prompt;
+  std::string model, system, prompt, tokens, chat_template, chat_template_file, cloud, cloud_prompt;
   bool timeline = false;
   int n_predict = 128;
   int threads = ThreadPool::default_threads();
@@ -49,15 +50,17 @@ void write_out(std::string_view text) {
 
 // With --cloud-prompt: the private part only (the user message in the cloud prompt's chat
 // format, after its system part), tokenised here; it never leaves this process.
-std::vector<int32_t> edge_tokens(const Options& o, const Tokenizer* tok,
-                                 const std::string& format_name) {
+std::vector<int32_t> edge_tokens(const Options& o, const Model& model, const Tokenizer* tok,
+                                 const std::string& template_name) {
   if (o.prompt.empty()) fail("--cloud-prompt needs --prompt TEXT (the private part)");
   if (!o.system.empty() || !o.tokens.empty()) {
     fail("--cloud-prompt takes its system part from the cloud: give only --prompt");
   }
   if (!tok) fail("the model has no tokenizer");
   const std::vector<ChatMessage> messages = {{"user", o.prompt}};
-  return private_prompt_tokens(*tok, chat_format_from_name(format_name), messages);
+  return private_prompt_tokens(
+      *tok, chat_template_by_name(template_name, model_chat_template(*model.source, tok)),
+      messages);
 }
 
 // Per layer: when its KV arrived, how long the edge waited for it, how long it computed; and
@@ -90,22 +93,26 @@ std::vector<int32_t> prompt_tokens(const Options& o, const Model& model, const T
     if (!o.prompt.empty()) fail("give --prompt or --tokens, not both");
     if (!o.system.empty()) fail("--system needs --prompt (token ids are used as given)");
     if (!o.chat_template.empty() && o.chat_template != "none") {
-      chat_format_from_name(o.chat_template);  // an unknown name is still reported as such
+      if (o.chat_template != "model") chat_format_from_name(o.chat_template);  // unknown: say so
       fail("--chat-template {} needs --prompt (token ids are used as given)", o.chat_template);
     }
+    if (!o.chat_template_file.empty()) fail("--chat-template-file needs --prompt");
     return parse_token_list(o.tokens);
   }
   if (o.prompt.empty()) fail("the prompt is empty (give --prompt TEXT or --tokens IDS)");
   if (!tok)
     fail("{}: the model has no tokenizer (use --tokens with token ids)", model.path.string());
-  ChatFormat format = ChatFormat::none;
-  if (!o.chat_template.empty()) {
-    format = chat_format_from_name(o.chat_template);
-  } else if (const auto detected = detect_chat_format(chat_template_text(*model.source))) {
-    format = *detected;
+  if (!o.chat_template.empty() && !o.chat_template_file.empty()) {
+    fail("give --chat-template or --chat-template-file, not both");
   }
+  // The model's own template unless one is named or given as a file.
+  const ChatTemplate own = model_chat_template(*model.source, tok);
+  const ChatTemplate tmpl = !o.chat_template_file.empty()
+                                ? chat_template_file(o.chat_template_file, *tok)
+                            : !o.chat_template.empty() ? chat_template_by_name(o.chat_template, own)
+                                                       : own;
   const std::vector<ChatMessage> messages = {{"user", o.prompt}};
-  return local_chat_tokens(*tok, format, o.system, messages);
+  return local_chat_tokens(*tok, tmpl, o.system, messages);
 }
 
 int run(const Options& o) {
@@ -118,9 +125,9 @@ int run(const Options& o) {
     fetch = std::make_unique<CloudKvFetch>(o.cloud, o.cloud_prompt, *model,
                                            model_fingerprint(*model->source));
   }
-  const std::vector<int32_t> prompt = fetch
-                                          ? edge_tokens(o, tok.get(), fetch->header().chat_template)
-                                          : prompt_tokens(o, *model, tok.get());
+  const std::vector<int32_t> prompt =
+      fetch ? edge_tokens(o, *model, tok.get(), fetch->header().chat_template)
+            : prompt_tokens(o, *model, tok.get());
   // The cloud prompt occupies the first positions of the context.
   const int64_t n_ctx = o.ctx > 0 ? o.ctx : model->hp.n_ctx_train;
   const int64_t room = n_ctx - (fetch ? int64_t(fetch->header().tokens.size()) : 0);
@@ -183,7 +190,10 @@ Command add_run(CLI::App& root) {
   app->add_option("--prompt,-p", o->prompt, "User message (UTF-8)");
   app->add_option("--tokens", o->tokens, "Prompt as comma-separated token ids, used as given");
   app->add_option("--chat-template", o->chat_template,
-                  "llama2, llama3, chatml or none (default: recognised from the model)");
+                  "llama2, llama3, chatml, none, or model (default: the model's own Jinja "
+                  "template, if it has one; otherwise none)");
+  app->add_option("--chat-template-file", o->chat_template_file,
+                  "A Jinja chat template to render the prompt with");
   app->add_option("-n,--n-predict", o->n_predict, "Most tokens to generate")
       ->check(CLI::Range(0, 1 << 24));
   app->add_option("--ctx-size,-c", o->ctx, "Context length (default: the model's)")

@@ -63,7 +63,7 @@ struct CloudService::Impl {
       metrics.counter("completion_requests_total", "Completion requests received.");
 
   http::MetricsRegistry engine_metrics{"edgeprompt_"};
-  ChatFormat local_format;
+  ChatTemplate local_template;  // the model's own (tokenizer/model_tokenizer.h)
   ThreadPool engine_pool;
   RelaySegments relay;
   ServingEngine engine;
@@ -78,9 +78,7 @@ struct CloudService::Impl {
         pool(opt.threads),
         server(s),
         store(opt.cache_dir, m, fingerprint, opt.kv_dtype),
-        local_format(
-            tokenizer ? detect_chat_format(chat_template_text(*m.source)).value_or(ChatFormat::none)
-                      : ChatFormat::none),
+        local_template(model_chat_template(*m.source, t)),
         engine_pool(opt.engine_threads),
         engine(m, t, engine_pool, with_engine_histograms(engine_metrics, opt.engine),
                opt.step_forward ? opt.step_forward() : nullptr),
@@ -135,7 +133,8 @@ struct CloudService::Impl {
         http::fail(ErrorKind::InvalidRequest,
                    "this model has no tokenizer: send \"tokens\" instead of \"text\"");
       }
-      return cloud_prompt_tokens(*tokenizer, chat_format_from_name(chat_template), text);
+      return cloud_prompt_tokens(*tokenizer, chat_template_by_name(chat_template, local_template),
+                                 text);
     } catch (const http::HttpError&) {
       throw;
     } catch (const std::exception& e) {
@@ -239,11 +238,9 @@ struct CloudService::Impl {
                  "this model has no tokenizer: send \"prompt\" as token ids");
     }
     std::vector<int32_t> own =
-        tokenizer
-            ? completion_tokens(req, *tokenizer, model.hp.n_vocab, local_format,
-                                prompt ? std::optional(chat_format_from_name(prompt->chat_template))
-                                       : std::nullopt)
-            : *req.prompt_ids;
+        tokenizer ? completion_tokens(req, *tokenizer, model.hp.n_vocab, local_template,
+                                      prompt ? std::optional(prompt->chat_template) : std::nullopt)
+                  : *req.prompt_ids;
     if (!tokenizer) check_token_ids(own, model.hp.n_vocab);
     if (own.empty()) http::fail(ErrorKind::InvalidRequest, "the prompt is empty");
     SharedKvUsage shared;

@@ -34,7 +34,7 @@ struct EdgeService::Impl {
   const Tokenizer& tokenizer;
   EdgeOptions opt;
   std::string fingerprint;
-  ChatFormat local_format;
+  ChatTemplate local_template;  // the model's own (tokenizer/model_tokenizer.h)
   ThreadPool pool;
   EdgeKvCache cache;
   CloudKvSource cloud;
@@ -61,7 +61,7 @@ struct EdgeService::Impl {
         tokenizer(t),
         opt(std::move(o)),
         fingerprint(model_fingerprint(*m.source)),
-        local_format(detect_chat_format(chat_template_text(*m.source)).value_or(ChatFormat::none)),
+        local_template(model_chat_template(*m.source, &t)),
         pool(opt.threads),
         cache(opt.kv_cache_dir, opt.kv_cache_bytes, m, fingerprint),
         cloud(opt.cloud_url, m, fingerprint, cache),
@@ -85,9 +85,8 @@ struct EdgeService::Impl {
       kv = cloud.resolve(*req.cloud_prompt);
       (kv->fetch ? cache_misses : cache_hits).add();
     }
-    req.gen.tokens = completion_tokens(
-        req, tokenizer, model.hp.n_vocab, local_format,
-        kv ? std::optional(chat_format_from_name(kv->chat_template)) : std::nullopt);
+    req.gen.tokens = completion_tokens(req, tokenizer, model.hp.n_vocab, local_template,
+                                       kv ? std::optional(kv->chat_template) : std::nullopt);
     if (req.gen.tokens.empty()) http::fail(ErrorKind::InvalidRequest, "the prompt is empty");
     req.gen.prefix = kv ? kv->segment : nullptr;
     const double setup_s =

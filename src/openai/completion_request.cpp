@@ -74,6 +74,17 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
     }
     if (chat) {
       read_messages(j, req);
+      if (j.contains("tools") && !j["tools"].is_null()) {
+        if (!j["tools"].is_array())
+          http::fail(ErrorKind::InvalidRequest, "'tools' must be an array");
+        if (req.cloud_prompt) {
+          http::fail(ErrorKind::InvalidRequest,
+                     "'tools' cannot be combined with 'cloud_prompt' (its system part is rendered "
+                     "without them)");
+        }
+        // Again in the document's key order, which the template prints (tojson).
+        req.tools = nlohmann::ordered_json::parse(body)["tools"];
+      }
     } else {
       if (!j.contains("prompt")) http::fail(ErrorKind::InvalidRequest, "'prompt' is required");
       if (j["prompt"].is_string()) {

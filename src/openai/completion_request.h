@@ -6,6 +6,8 @@
 #include "runtime/generate.h"
 #include "tokenizer/chat_template.h"
 
+#include <nlohmann/json.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,14 +20,15 @@ struct CompletionRequest {
   GenerationRequest gen;  // tokens and prefix are filled in later
   std::optional<std::string> cloud_prompt;
   std::vector<ChatMessage> messages;
-  std::string system;  // a local system message (only without cloud_prompt)
-  std::string prompt;  // /v1/completions
+  std::string system;            // a local system message (only without cloud_prompt)
+  nlohmann::ordered_json tools;  // "tools" as sent (for a Jinja template), or null
+  std::string prompt;            // /v1/completions
   std::optional<std::vector<int32_t>> prompt_ids;
   std::string model_name = "edgeprompt";
 };
 
 // Throws http::HttpError (InvalidRequest) naming what is wrong: malformed JSON, a missing or
-// mistyped field, a system message beside a cloud prompt, max_tokens < 1.
+// mistyped field, a system message or tools beside a cloud prompt, max_tokens < 1.
 CompletionRequest parse_completion_request(const std::string& body, bool chat);
 
 }  // namespace ep

@@ -1,6 +1,7 @@
 #include "tokenizer/chat_template.h"
 
 #include "core/error.h"
+#include "tokenizer/jinja_chat.h"
 #include "tokenizer/tokenizer.h"
 
 #include <fmt/format.h>
@@ -67,7 +68,14 @@ ChatFormat chat_format_from_name(std::string_view name) {
   if (name == "llama2") return ChatFormat::llama2;
   if (name == "llama3") return ChatFormat::llama3;
   if (name == "chatml") return ChatFormat::chatml;
-  fail("unknown chat template '{}' (choose llama2, llama3, chatml or none)", name);
+  fail(
+      "unknown chat template '{}' (choose llama2, llama3, chatml or none, or model for the "
+      "model's own)",
+      name);
+}
+
+bool is_chat_format_name(std::string_view name) {
+  return name == "none" || name == "llama2" || name == "llama3" || name == "chatml";
 }
 
 std::string_view chat_format_name(ChatFormat format) {
@@ -116,6 +124,59 @@ ChatTokens chat_tokens(const Tokenizer& tokenizer, const RenderedChat& chat, Cha
   t.prefix = tokenizer.encode(chat.prefix, tokenizer.add_bos_default(), special);
   t.suffix = tokenizer.encode(chat.suffix, false, special);
   return t;
+}
+
+ChatTemplate::ChatTemplate(ChatFormat format) : name_(chat_format_name(format)), format_(format) {}
+
+ChatTemplate::ChatTemplate(std::shared_ptr<const JinjaChat> jinja)
+    : name_(jinja->name()), jinja_(std::move(jinja)) {}
+
+ChatTemplate ChatTemplate::broken(std::string name, std::string error) {
+  ChatTemplate t;
+  t.name_ = std::move(name);
+  t.error_ = std::move(error);
+  return t;
+}
+
+void ChatTemplate::check() const {
+  if (!error_.empty()) fail("{}", error_);
+}
+
+RenderedChat ChatTemplate::render(std::string_view system,
+                                  std::span<const ChatMessage> messages) const {
+  check();
+  return jinja_ ? jinja_->split(system, messages) : render_chat(format_, system, messages);
+}
+
+std::string ChatTemplate::render_whole(std::string_view system,
+                                       std::span<const ChatMessage> messages,
+                                       const nlohmann::ordered_json& tools) const {
+  check();
+  if (jinja_) return jinja_->render_chat(system, messages, tools);
+  if (!tools.is_null()) fail("chat template '{}' has no place for tools", name_);
+  RenderedChat r = render_chat(format_, system, messages);
+  return r.prefix + r.suffix;
+}
+
+ChatTokens ChatTemplate::tokens(const Tokenizer& tokenizer, const RenderedChat& chat) const {
+  if (!jinja_) return chat_tokens(tokenizer, chat, format_);
+  return {tokenizer.encode(chat.prefix, false, true), tokenizer.encode(chat.suffix, false, true)};
+}
+
+std::vector<int32_t> ChatTemplate::tokens(const Tokenizer& tokenizer,
+                                          std::string_view whole) const {
+  if (jinja_) return tokenizer.encode(whole, false, true);
+  return tokenizer.encode(whole, tokenizer.add_bos_default(), format_ != ChatFormat::none);
+}
+
+ChatTemplate chat_template_by_name(std::string_view name, const ChatTemplate& model) {
+  if (name == "model") {
+    if (model.name() == "none") {
+      fail("chat template 'model': the model carries no chat template");
+    }
+    return model;
+  }
+  return ChatTemplate(chat_format_from_name(name));
 }
 
 }  // namespace ep

@@ -3,10 +3,12 @@
 #include "core/error.h"
 #include "model/gguf.h"
 #include "model/weight_source.h"
+#include "tokenizer/jinja_chat.h"
 
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <sstream>
 
 namespace ep {
 
@@ -55,6 +57,41 @@ std::string chat_template_text(const WeightSource& source) {
     return v ? v->as_string() : std::string();
   }
   return hf_chat_template(source.path());
+}
+
+namespace {
+
+std::string token_text(const Tokenizer& tokenizer, int32_t id) {
+  return id >= 0 && id < tokenizer.n_vocab() ? tokenizer.token_to_piece(id) : std::string();
+}
+
+std::shared_ptr<const JinjaChat> parse_jinja(std::string name, std::string_view source,
+                                             const Tokenizer& tokenizer) {
+  return std::make_shared<const JinjaChat>(std::move(name), source,
+                                           token_text(tokenizer, tokenizer.bos()),
+                                           token_text(tokenizer, tokenizer.eos()));
+}
+
+}  // namespace
+
+ChatTemplate model_chat_template(const WeightSource& source, const Tokenizer* tokenizer) {
+  if (tokenizer == nullptr) return ChatTemplate(ChatFormat::none);
+  const std::string text = chat_template_text(source);
+  if (text.empty()) return ChatTemplate(ChatFormat::none);
+  try {
+    return ChatTemplate(parse_jinja("model", text, *tokenizer));
+  } catch (const Error& e) {
+    if (const auto format = detect_chat_format(text)) return ChatTemplate(*format);
+    return ChatTemplate::broken("model", e.what());
+  }
+}
+
+ChatTemplate chat_template_file(const fs::path& path, const Tokenizer& tokenizer) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot open {}", path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ChatTemplate(parse_jinja(path.string(), text.str(), tokenizer));
 }
 
 }  // namespace ep

@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -20,17 +19,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
 
 constexpr std::int64_t kNow = 1721952000;  // what strftime_now formats: 2024-07-26 UTC
-
-fs::path find_python() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const fs::path p = fs::path(dir) / "python3";
-    if (fs::exists(p)) return p;
-  }
-  return "/usr/bin/python3";
-}
 
 const char* kTemplates[] = {
     "Qwen-Qwen2.5-7B-Instruct.jinja",
@@ -101,7 +89,7 @@ std::vector<std::pair<std::string, json>> contexts() {
 }
 
 TEST(JinjaReference, FixtureTemplatesMatchPythonJinja2) {
-  const fs::path python = find_python();
+  const fs::path python = test::python3();
   const fs::path script = test::source_dir() / "tests/jinja/render_reference.py";
   const auto check = test::run_program(python, {"-c", "import jinja2"});
   ASSERT_EQ(check.exit_code, 0) << "python3 with jinja2 is needed (Debian: python3-jinja2): "

@@ -80,7 +80,7 @@ TEST(CompletionTokens, AfterACloudPromptOnlyThePrivatePartWithoutItsSystem) {
   const auto req = parse_completion_request(
       R"({"messages": [{"role": "user", "content": "What does \"river\" mean?"}]})", true);
   const auto own =
-      completion_tokens(req, *tok, model->hp.n_vocab, ChatFormat::chatml, ChatFormat::chatml);
+      completion_tokens(req, *tok, model->hp.n_vocab, ChatFormat::chatml, "chatml");
   EXPECT_EQ(own, private_prompt_tokens(*tok, ChatFormat::chatml, req.messages));
   const auto whole =
       completion_tokens(req, *tok, model->hp.n_vocab, ChatFormat::chatml, std::nullopt);
