@@ -64,6 +64,13 @@ void write_tokenizer(GgufWriter& w, const std::filesystem::path& hf_dir, const H
       if (!v.scores.empty()) v.scores.push_back(0.0f);
     }
     v.write_to_gguf(w);
+  } else {
+    // No vocabulary, but config.json's BOS/EOS ids still describe the model (generation stops
+    // at EOS; token ids given to it start with BOS); GGUF keeps them in the same keys.
+    if (hp.bos_token >= 0)
+      w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(uint32_t(hp.bos_token)));
+    if (hp.eos_token >= 0)
+      w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(uint32_t(hp.eos_token)));
   }
   if (const std::string chat = hf_chat_template(hf_dir); !chat.empty()) {
     w.set("tokenizer.chat_template", GgufValue::string(chat));

@@ -366,6 +366,11 @@ TEST(Converter, HyperParametersReadBackEqualTheDirectorys) {
     EXPECT_EQ(b.tied_embeddings, a.tied_embeddings);
     EXPECT_EQ(b.attn_qkv_bias, a.attn_qkv_bias);
     EXPECT_EQ(b.sliding_window, a.sliding_window);
+    // No tokenizer files in the fixtures, yet config.json's BOS and EOS travel.
+    EXPECT_EQ(a.bos_token, 1);
+    EXPECT_EQ(a.eos_token, 2);
+    EXPECT_EQ(b.bos_token, a.bos_token);
+    EXPECT_EQ(b.eos_token, a.eos_token);
     EXPECT_EQ(b.rope_layout,
               a.arch == "qwen2" ? RopeLayout::RotateHalf : RopeLayout::AdjacentPairs);
     EXPECT_EQ(b.arch, a.arch == "qwen2" ? "qwen2" : "llama");  // Mistral is written as llama
@@ -411,6 +416,27 @@ void expect_same_tokenizer(const Tokenizer& hf, const Tokenizer& gg, int32_t n_v
       EXPECT_EQ(gg.decode(ids), hf.decode(ids)) << "'" << s << "'";
     }
   }
+}
+
+TEST(Converter, BosAndEosWithoutTokenizerFilesFollowTheConfig) {
+  test::ScratchDir scratch;
+  const fs::path dir = scratch / "hf";
+  fs::create_directories(dir);
+  fs::copy_file(kModels / "llama-gqa" / "model.safetensors", dir / "model.safetensors");
+  json config = json::parse(test::read_file(kModels / "llama-gqa" / "config.json"));
+  config.erase("bos_token_id");
+  config["eos_token_id"] = {7, 2};  // Llama 3.1 lists several; the first is the main one
+  test::write_file(dir / "config.json", config.dump());
+  const fs::path out = scratch / "m.gguf";
+  convert_hf_to_gguf(dir, out, DType::F32);
+  const auto gguf = GgufFile::open(out);
+  EXPECT_EQ(gguf->find("tokenizer.ggml.bos_token_id"), nullptr);
+  ASSERT_NE(gguf->find("tokenizer.ggml.eos_token_id"), nullptr);
+  EXPECT_EQ(gguf->find("tokenizer.ggml.eos_token_id")->as_u64(), 7u);
+  EXPECT_EQ(gguf->find("tokenizer.ggml.model"), nullptr);  // still no vocabulary
+  const auto m = load_model(out);
+  EXPECT_EQ(m->hp.bos_token, -1);
+  EXPECT_EQ(m->hp.eos_token, 7);
 }
 
 TEST(Converter, SentencePieceTokenizerAndChatTemplateTravel) {
