@@ -62,8 +62,10 @@ ServingEngine::ServingEngine(const Model& model, const Tokenizer* tokenizer, Thr
       pool_(pool_blocks(opt_, model.hp), opt_.kv_block, model.hp.n_layer,
             model.hp.n_head_kv * model.hp.head_dim, forward_->host_kv()),
       scheduler_(pool_, {opt_.max_seqs, opt_.max_batched_tokens, opt_.cache_mode}),
-      n_ctx_(opt_.n_ctx > 0 ? opt_.n_ctx : model.hp.n_ctx_train) {
+      n_ctx_(opt_.n_ctx > 0 ? opt_.n_ctx : model.hp.n_ctx_train),
+      sampleable_(sampleable_vocab(tokenizer, model.hp.n_vocab)) {
   stats_.kv_blocks_total = pool_.n_blocks();
+  forward_->set_sampleable(sampleable_.n, sampleable_.masked);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -225,9 +227,19 @@ void ServingEngine::step(std::vector<StepItem>& items) {
     }
     fail("a scheduled sequence without its request");
   };
+  // When every row asks for plain greedy, a backend may pick the tokens itself (a GPU: no logits
+  // cross to the host).
+  bool all_greedy = true;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!chunks[i].logits) continue;
+    const SamplerParams& p = request_of(items[i].seq).sampler.params();
+    all_greedy &= p.temperature <= 0 && p.repeat_penalty == 1.0f && p.presence_penalty == 0.0f;
+  }
   std::vector<float> logits;
+  std::vector<int32_t> greedy;
+  bool picked = false;
   try {
-    forward_->forward(chunks, logits);
+    picked = forward_->forward(chunks, logits, all_greedy ? &greedy : nullptr);
   } catch (const std::exception& e) {
     // A prefix that failed to arrive fails its requests; anything else fails the whole step.
     bool blamed = false;
@@ -257,7 +269,6 @@ void ServingEngine::step(std::vector<StepItem>& items) {
     stats_.batch_tokens += uint64_t(step_tokens);
   }
   if (opt_.on_step) opt_.on_step(items.size(), step_tokens);
-  const SampleableVocab sampleable = sampleable_vocab(tokenizer_, model_.hp.n_vocab);
   std::vector<float> row;
   int64_t at = 0;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -270,16 +281,21 @@ void ServingEngine::step(std::vector<StepItem>& items) {
       }
     }
     if (!chunks[i].logits) continue;
-    row.assign(logits.begin() + at * model_.hp.n_vocab,
-               logits.begin() + (at + 1) * model_.hp.n_vocab);
-    ++at;
+    const int64_t logit_row = at++;
     if (r.out.ids().empty() && r.result.prompt_s == 0)
       r.result.prompt_s = seconds(now - r.t_submit);
     if (r.out.done()) {  // max_tokens 0: the prompt pass only
       finish(r);
       continue;
     }
-    const int32_t next = r.sampler.sample(sampleable.apply(row));
+    int32_t next;
+    if (picked) {
+      next = greedy[size_t(logit_row)];
+    } else {
+      row.assign(logits.begin() + logit_row * model_.hp.n_vocab,
+                 logits.begin() + (logit_row + 1) * model_.hp.n_vocab);
+      next = r.sampler.sample(sampleable_.apply(row));
+    }
     if (r.out.ids().empty() && r.result.ttft_s == 0) {
       r.t_first = Clock::now();
       r.result.ttft_s = seconds(r.t_first - r.t_submit);

@@ -13,6 +13,7 @@
 #include "runtime/kv_block_pool.h"
 #include "runtime/scheduler.h"
 #include "runtime/step_forward.h"
+#include "tokenizer/sampleable_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 #include <atomic>
@@ -90,6 +91,7 @@ class ServingEngine {
   KvBlockPool pool_;
   Scheduler scheduler_;
   int64_t n_ctx_;
+  SampleableVocab sampleable_;  // what the samplers may draw
 
   mutable std::mutex mutex_;  // guards incoming_, stopping_ and the counters read by stats()
   std::condition_variable wake_;

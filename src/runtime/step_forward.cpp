@@ -10,8 +10,10 @@ class CpuStepForward final : public StepForward {
     layers_.set_precision(precision);
   }
   bool host_kv() const override { return true; }
-  void forward(std::span<const BatchChunk> chunks, std::vector<float>& logits) override {
+  bool forward(std::span<const BatchChunk> chunks, std::vector<float>& logits,
+               std::vector<int32_t>*) override {
     layers_.forward(chunks, logits);
+    return false;
   }
   const std::vector<LayerTiming>& last_timings() const override { return layers_.last_timings(); }
 

@@ -23,8 +23,13 @@ class StepForward {
   // the pool need not allocate any.
   virtual bool host_kv() const = 0;
   // Runs the chunks; `logits` receives one row per chunk whose `logits` flag is set, in chunk
-  // order. Throws ep::Error (LayerStreamError when a prefix failed to arrive).
-  virtual void forward(std::span<const BatchChunk> chunks, std::vector<float>& logits) = 0;
+  // order. With `greedy` a backend may instead give each such row's argmax over the sampleable
+  // ids there (saving the rows' copy and the host's pass over them) and return true. Throws
+  // ep::Error (LayerStreamError when a prefix failed to arrive).
+  virtual bool forward(std::span<const BatchChunk> chunks, std::vector<float>& logits,
+                       std::vector<int32_t>* greedy = nullptr) = 0;
+  // The ids greedy picks may come from: [0, n) less `masked`.
+  virtual void set_sampleable(int64_t /*n*/, std::span<const int32_t> /*masked*/) {}
   virtual const std::vector<LayerTiming>& last_timings() const = 0;
 };
 

@@ -269,8 +269,11 @@ class CudaEngine final : public EngineBackend {
     impl_.configure_pool(n_blocks, block_tokens);
   }
   void step(std::span<const BatchChunk> chunks, std::vector<float>& logits,
-            std::vector<LayerTiming>& timings) override {
-    impl_.step(chunks, logits, timings);
+            std::vector<int32_t>* greedy, std::vector<LayerTiming>& timings) override {
+    impl_.step(chunks, logits, greedy, timings);
+  }
+  void set_sampleable(int64_t n, std::span<const int32_t> masked) override {
+    impl_.set_sampleable(n, masked);
   }
   double last_device_seconds() const override { return impl_.last_s; }
   void set_profiling(bool on) override { impl_.profile_prefill = on; }

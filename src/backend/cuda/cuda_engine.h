@@ -74,8 +74,11 @@ class Engine {
   // One serving step: the chunks' own KV in the pool's blocks (BatchChunk::blocks), a shared
   // prefix copied to the device once and attended for all its chunks together. Logits as
   // BatchForward gives them; per-layer timings (prefix waits; compute spread evenly).
+  // With `greedy`, each logits row's argmax (over the sampleable ids) goes there instead.
   void step(std::span<const BatchChunk> chunks, std::vector<float>& logits,
-            std::vector<LayerTiming>& timings);
+            std::vector<int32_t>* greedy, std::vector<LayerTiming>& timings);
+  // The ids a greedy step may pick: [0, n) less `masked` (default: every id).
+  void set_sampleable(int64_t n, std::span<const int32_t> masked);
 
   // Seconds the device spent in the last prefill, decode or step call (device events).
   double last_device_seconds() const;

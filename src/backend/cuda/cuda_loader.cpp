@@ -165,9 +165,13 @@ uint64_t Engine::free_device_bytes() const {
   return impl_->free_device_bytes();
 }
 void Engine::step(std::span<const BatchChunk> chunks, std::vector<float>& logits,
-                  std::vector<LayerTiming>& timings) {
+                  std::vector<int32_t>* greedy, std::vector<LayerTiming>& timings) {
   const std::lock_guard lock(mutex_);
-  impl_->step(chunks, logits, timings);
+  impl_->step(chunks, logits, greedy, timings);
+}
+void Engine::set_sampleable(int64_t n, std::span<const int32_t> masked) {
+  const std::lock_guard lock(mutex_);
+  impl_->set_sampleable(n, masked);
 }
 double Engine::last_device_seconds() const {
   const std::lock_guard lock(mutex_);

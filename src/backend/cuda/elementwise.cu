@@ -187,6 +187,14 @@ __global__ void to_bf16_kernel(const float* in, int64_t n, uint16_t* out) {
   }
 }
 
+__global__ void mask_logits_kernel(float* logits, int vocab, int n_keep, const int32_t* masked,
+                                   int n_masked) {
+  pdl_begin();
+  float* row = logits + size_t(blockIdx.x) * vocab;
+  for (int j = n_keep + threadIdx.x; j < vocab; j += blockDim.x) row[j] = -INFINITY;
+  for (int i = threadIdx.x; i < n_masked; i += blockDim.x) row[masked[i]] = -INFINITY;
+}
+
 int grid_for(int64_t n, int threads) {
   return int(std::min<int64_t>((n + threads - 1) / threads, 65536));
 }
@@ -218,6 +226,13 @@ void swiglu(const bf16_t* gu, int n, int ff, bf16_t* out, cudaStream_t s) {
 
 void add_rows(float* x, const float* bias, int n, int d, cudaStream_t s) {
   launch("add_rows", add_rows_kernel, n, 256, 0, s, x, bias, d);
+}
+
+void mask_logits(float* logits, int n, int vocab, int n_keep, const int32_t* masked, int n_masked,
+                 cudaStream_t s) {
+  if (n == 0 || (n_keep >= vocab && n_masked == 0)) return;
+  launch("mask_logits", mask_logits_kernel, dim3(n), 256, 0, s, logits, vocab, n_keep, masked,
+         n_masked);
 }
 
 void argmax_rows(const float* logits, int n, int vocab, int32_t* out, cudaStream_t s) {

@@ -35,7 +35,8 @@ class EngineBackend {
   virtual uint64_t free_device_bytes() const = 0;
   virtual void configure_pool(int64_t n_blocks, int64_t block_tokens) = 0;
   virtual void step(std::span<const BatchChunk> chunks, std::vector<float>& logits,
-                    std::vector<LayerTiming>& timings) = 0;
+                    std::vector<int32_t>* greedy, std::vector<LayerTiming>& timings) = 0;
+  virtual void set_sampleable(int64_t n, std::span<const int32_t> masked) = 0;
   virtual double last_device_seconds() const = 0;
   virtual void set_profiling(bool on) = 0;
   virtual std::vector<std::pair<std::string, double>> last_profile() const = 0;

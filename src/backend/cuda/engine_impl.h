@@ -341,7 +341,8 @@ struct EngineImpl {
   // Brings layer l of a prefix to the device (waiting for it to arrive); returns seconds waited.
   double prefix_layer(DevicePrefix& p, const KvSegment& seg, int64_t l);
   void step(std::span<const BatchChunk> chunks, std::vector<float>& logits,
-            std::vector<LayerTiming>& timings);
+            std::vector<int32_t>* greedy, std::vector<LayerTiming>& timings);
+  void set_sampleable(int64_t n, std::span<const int32_t> masked);
 };
 
 }  // namespace ep::cuda

@@ -40,6 +40,9 @@ void qkv_rope(const QkvRope& a, cudaStream_t s);
 void swiglu(const bf16_t* gu, int n, int ff, bf16_t* out, cudaStream_t s);
 // x[i, :] += bias for every row.
 void add_rows(float* x, const float* bias, int n, int d, cudaStream_t s);
+// logits[i, j] = -inf for j >= n_keep and for the ids in masked[0, n_masked), every row.
+void mask_logits(float* logits, int n, int vocab, int n_keep, const int32_t* masked, int n_masked,
+                 cudaStream_t s);
 // out[i] = index of the largest logits[i, :] (the first on ties).
 void argmax_rows(const float* logits, int n, int vocab, int32_t* out, cudaStream_t s);
 // Fills n elements with uniform values in [-scale, scale] from a counter hash of (seed, index).

@@ -13,8 +13,13 @@ class ServingForward final : public StepForward {
     engine_.configure_pool(n_blocks, block_tokens);
   }
   bool host_kv() const override { return false; }
-  void forward(std::span<const BatchChunk> chunks, std::vector<float>& logits) override {
-    engine_.step(chunks, logits, timings_);
+  bool forward(std::span<const BatchChunk> chunks, std::vector<float>& logits,
+               std::vector<int32_t>* greedy) override {
+    engine_.step(chunks, logits, greedy, timings_);
+    return greedy != nullptr;
+  }
+  void set_sampleable(int64_t n, std::span<const int32_t> masked) override {
+    engine_.set_sampleable(n, masked);
   }
   const std::vector<LayerTiming>& last_timings() const override { return timings_; }
 

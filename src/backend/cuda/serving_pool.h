@@ -58,6 +58,10 @@ struct StepBuffers {
   DeviceBuffer<int32_t> table, rows;        // block tables [chunks, stride]; logit rows
   PinnedBuffer<int32_t> table_host, rows_host;
   std::map<const KvSegment*, DevicePrefix> prefixes;
+  // What a greedy step may pick: ids [0, n_sampleable) less `masked` (device copy).
+  int64_t n_sampleable = 0;
+  DeviceBuffer<int32_t> masked;
+  int64_t n_masked = 0;
 };
 
 }  // namespace ep::cuda

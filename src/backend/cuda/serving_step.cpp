@@ -78,8 +78,22 @@ double EngineImpl::prefix_layer(DevicePrefix& p, const KvSegment& seg, int64_t l
   return waited;
 }
 
+void EngineImpl::set_sampleable(int64_t n, std::span<const int32_t> masked) {
+  for (const int32_t id : masked) {
+    if (id < 0 || id >= hp.n_vocab) fail("masked id {} is outside the vocabulary", id);
+  }
+  sb.n_sampleable = std::clamp<int64_t>(n, 1, hp.n_vocab);
+  sb.masked.resize(masked.size());
+  sb.n_masked = int64_t(masked.size());
+  if (!masked.empty()) {
+    check(cudaMemcpy(sb.masked.get(), masked.data(), masked.size() * sizeof(int32_t),
+                     cudaMemcpyHostToDevice),
+          "cudaMemcpy(masked ids)");
+  }
+}
+
 void EngineImpl::step(std::span<const BatchChunk> chunks, std::vector<float>& logits,
-                      std::vector<LayerTiming>& timings) {
+                      std::vector<int32_t>* greedy, std::vector<LayerTiming>& timings) {
   if (pool.n_blocks == 0) fail("CUDA engine: the serving block pool is not configured");
   if (chunks.empty()) fail("no tokens to process");
   const int64_t bt = pool.block_tokens;
@@ -294,11 +308,22 @@ void EngineImpl::step(std::span<const BatchChunk> chunks, std::vector<float>& lo
       sb.gathered.reserve(size_t(n_logits * d));
       gather_rows(stp.x.get(), sb.rows.get(), int(n_logits), int(d), sb.gathered.get(), stream);
       head(stp, sb.gathered.get(), n_logits);
-      logits_host.reserve(size_t(n_logits * hp.n_vocab));
-      check(cudaMemcpyAsync(logits_host.get(), stp.logits.get(),
-                            size_t(n_logits * hp.n_vocab) * sizeof(float), cudaMemcpyDeviceToHost,
-                            stream),
-            "cudaMemcpyAsync(logits)");
+      if (greedy) {
+        const int64_t keep = sb.n_sampleable > 0 ? sb.n_sampleable : hp.n_vocab;
+        mask_logits(stp.logits.get(), int(n_logits), int(hp.n_vocab), int(keep), sb.masked.get(),
+                    int(sb.n_masked), stream);
+        argmax_rows(stp.logits.get(), int(n_logits), int(hp.n_vocab), stp.greedy.get(), stream);
+        greedy_host.reserve(size_t(n_logits));
+        check(cudaMemcpyAsync(greedy_host.get(), stp.greedy.get(),
+                              size_t(n_logits) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream),
+              "cudaMemcpyAsync(greedy)");
+      } else {
+        logits_host.reserve(size_t(n_logits * hp.n_vocab));
+        check(cudaMemcpyAsync(logits_host.get(), stp.logits.get(),
+                              size_t(n_logits * hp.n_vocab) * sizeof(float), cudaMemcpyDeviceToHost,
+                              stream),
+              "cudaMemcpyAsync(logits)");
+      }
     }
     check(cudaEventRecord(t1, stream), "cudaEventRecord");
     check(cudaStreamSynchronize(stream), "serving step");
@@ -310,7 +335,12 @@ void EngineImpl::step(std::span<const BatchChunk> chunks, std::vector<float>& lo
   check(cudaEventElapsedTime(&ms, t0, t1), "cudaEventElapsedTime");
   last_s = ms / 1e3;
   for (LayerTiming& t : timings) t.compute_s = last_s / double(hp.n_layer);
-  logits.assign(logits_host.get(), logits_host.get() + n_logits * hp.n_vocab);
+  if (greedy) {
+    logits.clear();
+    greedy->assign(greedy_host.get(), greedy_host.get() + n_logits);
+  } else {
+    logits.assign(logits_host.get(), logits_host.get() + n_logits * hp.n_vocab);
+  }
 }
 
 }  // namespace ep::cuda
