@@ -57,6 +57,7 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
       req.cloud_prompt = j["cloud_prompt"].get<std::string>();
     }
     req.gen.max_tokens = j.value("max_tokens", j.value("max_completion_tokens", 128));
+    req.gen.ignore_eos = j.value("ignore_eos", false);  // as vLLM and llama-server take it
     SamplerParams& s = req.gen.sampling;
     s.temperature = j.value("temperature", 1.0f);
     s.top_p = j.value("top_p", 1.0f);

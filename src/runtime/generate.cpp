@@ -33,7 +33,7 @@ GenerationResult generate(const Model& model, const Tokenizer* tokenizer, Thread
   tf.set_precision(req.precision);
   Sampler sampler(req.sampling);
   for (int32_t t : req.tokens) sampler.accept(t);
-  TokenOutput out(tokenizer, req.stop, req.max_tokens);
+  TokenOutput out(tokenizer, req.stop, req.max_tokens, req.ignore_eos);
   const SampleableVocab sampleable = sampleable_vocab(tokenizer, model.hp.n_vocab);
 
   GenerationResult r;

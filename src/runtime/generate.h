@@ -28,6 +28,7 @@ struct GenerationRequest {
   // Prefix caching shares KV blocks only between requests with the same salt (one per tenant), so
   // a tenant cannot learn from timing whether another tenant sent a prompt.
   uint64_t cache_salt = 0;
+  bool ignore_eos = false;  // only the stop strings and max_tokens end generation
 };
 
 struct GenerationResult {

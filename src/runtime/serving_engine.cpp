@@ -17,7 +17,7 @@ using Clock = std::chrono::steady_clock;
 
 struct ServingEngine::Request {
   Request(KvBlockPool& pool, const GenerationRequest& g, const Tokenizer* tokenizer)
-      : seq(pool), sampler(g.sampling), out(tokenizer, g.stop, g.max_tokens) {}
+      : seq(pool), sampler(g.sampling), out(tokenizer, g.stop, g.max_tokens, g.ignore_eos) {}
 
   ScheduledSequence seq;
   Sampler sampler;

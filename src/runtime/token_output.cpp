@@ -4,14 +4,18 @@
 
 namespace ep {
 
-TokenOutput::TokenOutput(const Tokenizer* tokenizer, std::vector<std::string> stop, int max_tokens)
-    : tokenizer_(tokenizer), stops_(std::move(stop)), max_tokens_(max_tokens) {
+TokenOutput::TokenOutput(const Tokenizer* tokenizer, std::vector<std::string> stop, int max_tokens,
+                         bool ignore_eos)
+    : tokenizer_(tokenizer),
+      stops_(std::move(stop)),
+      max_tokens_(max_tokens),
+      ignore_eos_(ignore_eos) {
   if (tokenizer_) detok_.emplace(*tokenizer_, /*skip_special=*/true);
   if (max_tokens_ <= 0) done_ = true;
 }
 
 std::string TokenOutput::push(int32_t id) {
-  if (tokenizer_ && tokenizer_->is_eog(id)) {
+  if (tokenizer_ && !ignore_eos_ && tokenizer_->is_eog(id)) {
     finish_reason_ = "stop";
     done_ = true;
     return {};

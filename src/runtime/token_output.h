@@ -18,7 +18,10 @@ namespace ep {
 class TokenOutput {
  public:
   // Throws ep::Error for an invalid stop string.
-  TokenOutput(const Tokenizer* tokenizer, std::vector<std::string> stop, int max_tokens);
+  // With `ignore_eos` an end-of-generation token is shown like any other and only the stop
+  // strings and the limit end generation (load tests that need outputs of a set length).
+  TokenOutput(const Tokenizer* tokenizer, std::vector<std::string> stop, int max_tokens,
+              bool ignore_eos = false);
 
   // Adds a sampled token and returns the text it makes visible (often empty). After the token
   // that ends generation, done() is true and push() must not be called again.
@@ -37,6 +40,7 @@ class TokenOutput {
   StopStrings stops_;
   std::optional<StreamingDetokenizer> detok_;
   int max_tokens_;
+  bool ignore_eos_;
   bool done_ = false;
   std::string finish_reason_ = "length";
   std::vector<int32_t> ids_;

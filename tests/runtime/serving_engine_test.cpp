@@ -174,6 +174,21 @@ TEST(ServingEngine, PrefixCacheBlocksAreSharedOnlyWithinOneSalt) {
   EXPECT_FALSE(first.ids.empty());
 }
 
+TEST(ServingEngine, IgnoreEosRunsToMaxTokens) {
+  Fixture f;
+  ServingEngine engine(*f.model, f.tok.get(), f.pool, {});
+  const auto ok = [](const std::string&) { return true; };
+  const auto natural = engine.generate(greedy(f.whole(0), 120), ok);
+  ASSERT_EQ(natural.finish_reason, "stop") << "the answer should end with its end token";
+  auto r = greedy(f.whole(0), int(natural.ids.size()) + 12);
+  r.ignore_eos = true;
+  const auto forced = engine.generate(r, ok);
+  EXPECT_EQ(forced.finish_reason, "length");
+  ASSERT_EQ(forced.ids.size(), natural.ids.size() + 12);
+  EXPECT_TRUE(std::equal(natural.ids.begin(), natural.ids.end(), forced.ids.begin()));
+  EXPECT_TRUE(f.tok->is_eog(forced.ids[natural.ids.size()])) << "the end token is kept";
+}
+
 TEST(ServingEngine, PreemptionUnderATinyKvPoolChangesNoOutput) {
   Fixture f;
   std::vector<GenerationRequest> reqs;
