@@ -18,8 +18,15 @@ struct CudaBenchOptions {
   uint32_t seed = 1;
   bool json = false;
   bool profile = false;  // one more prefill, timed stage by stage
+  // The serving engine's steps instead (bench_cuda_serving.cpp): B sequences that share a
+  // system prompt of `shared_prefix` tokens, decoded together, with that prompt in every
+  // sequence's own blocks (none) and as one shared prefix (relay).
+  bool serving = false;
+  int shared_prefix = 0;
+  int kv_block = 16;
 };
 
 int run_cuda_bench(const CudaBenchOptions& o);
+int run_cuda_serving_bench(const CudaBenchOptions& o);
 
 }  // namespace ep::cli

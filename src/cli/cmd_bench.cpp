@@ -88,7 +88,8 @@ Command add_bench(CLI::App& root) {
     std::string device = "cpu", shape;
     std::vector<int> batches = {1};
     int decode_prompt = 512;
-    bool profile = false;
+    bool profile = false, serving = false;
+    int shared_prefix = 0;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("bench", "Measure prefill and decode speed");
@@ -118,6 +119,12 @@ Command add_bench(CLI::App& root) {
                   "cuda: tokens prefilled into each sequence before the decode steps")
       ->check(CLI::Range(0, 1 << 20));
   app->add_flag("--profile", o->profile, "cuda: also time the prefill's stages");
+  app->add_flag("--serving", o->serving,
+                "cuda: time the serving engine's decode steps over its block pool, with the shared "
+                "prefix in each sequence's blocks (none) and held once (relay)");
+  app->add_option("--shared-prefix", o->shared_prefix,
+                  "cuda --serving: tokens of the system prompt every sequence shares")
+      ->check(CLI::Range(0, 1 << 20));
   return {app, [o] {
             if (o->device == "cuda") {
               if (o->model.empty() == o->shape.empty())
@@ -133,7 +140,9 @@ Command add_bench(CLI::App& root) {
               c.seed = o->seed;
               c.json = o->json;
               c.profile = o->profile;
-              return run_cuda_bench(c);
+              c.serving = o->serving;
+              c.shared_prefix = o->shared_prefix;
+              return c.serving ? run_cuda_serving_bench(c) : run_cuda_bench(c);
             }
             if (o->model.empty()) fail("bench: --model is required");
             if (!o->shape.empty()) fail("bench: --shape needs --device cuda");
