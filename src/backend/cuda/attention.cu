@@ -246,8 +246,14 @@ __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
 template <int HD>
 void launch_flash(const FlashPrefill& a, cudaStream_t s) {
   constexpr int bytes = flash_smem_bytes<HD>();
-  check(cudaFuncSetAttribute(flash_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+  // Once per process (and so never inside a graph capture): the attribute is the kernel's own.
+  static const bool raised = [] {
+    check(
+        cudaFuncSetAttribute(flash_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
         "cudaFuncSetAttribute(flash)");
+    return true;
+  }();
+  (void)raised;
   const dim3 grid((a.n_q + kBq - 1) / kBq, a.n_head);
   launch("attention_flash", flash_kernel<HD>, grid, 128, bytes, s, a);
 }

@@ -77,7 +77,8 @@ struct EngineImpl {
   PinnedBuffer<float> logits_host;
   PinnedBuffer<int32_t> greedy_host;
   PinnedBuffer<bf16_t> kv_host;
-  std::map<int, Graph> graphs;  // decode step per batch size
+  std::map<int, Graph> graphs;                          // decode step per batch size
+  std::map<std::vector<uintptr_t>, Graph> step_graphs;  // serving decode steps per shape
 
   // Stage profile of prefill (EngineOptions::profile): an event after each stage.
   bool profile_prefill = false, profiling = false;
@@ -155,6 +156,9 @@ struct EngineImpl {
 
   ~EngineImpl() {
     for (auto& [b, g] : graphs) cudaGraphExecDestroy(g.exec);
+    for (auto& [k, g] : step_graphs) {
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+    }
     for (auto e : kv_ready) cudaEventDestroy(e);
     for (auto e : kv_copied) cudaEventDestroy(e);
     cudaEventDestroy(t0);

@@ -139,6 +139,9 @@ void EngineImpl::step(std::span<const BatchChunk> chunks, std::vector<float>& lo
     stride = std::max(stride, int64_t(ch.blocks.size()));
   }
   if (n > 65535) fail("a step of {} tokens; at most 65535", n);
+  // Block tables padded to a multiple of 64 blocks: the row width (a kernel argument) then
+  // changes rarely, so a captured decode step can be replayed for many steps.
+  stride = (stride + 63) / 64 * 64;
 
   // Copies of prefixes whose segment is gone are dropped (their memory may be needed now).
   for (auto it = sb.prefixes.begin(); it != sb.prefixes.end();) {
@@ -295,7 +298,8 @@ void EngineImpl::step(std::span<const BatchChunk> chunks, std::vector<float>& lo
                 int(g.rows), int(hp.n_head), int(hd), q_dim, stream);
     }
   };
-  try {
+  // Everything after the uploads: launched directly, or replayed from a captured graph.
+  const auto body = [&] {
     embed_rows(w.tok_embd.get(), meta + kTokens * n, int(n), int(d), stp.x.get(), stream);
     layers(
         stp, n, kv,
@@ -313,6 +317,74 @@ void EngineImpl::step(std::span<const BatchChunk> chunks, std::vector<float>& lo
         mask_logits(stp.logits.get(), int(n_logits), int(hp.n_vocab), int(keep), sb.masked.get(),
                     int(sb.n_masked), stream);
         argmax_rows(stp.logits.get(), int(n_logits), int(hp.n_vocab), stp.greedy.get(), stream);
+      }
+    }
+  };
+  // A step of decodes only, every prefix on the device: its launches depend on the batch's shape
+  // alone (the rows' data is in the uploaded tables), so it is captured once per shape and
+  // replayed. The key holds the shape and every buffer the launches point into.
+  bool replay = opt.graphs;
+  for (const PlannedChunk& c : plan) replay &= c.n == 1;
+  for (const PrefixGroup& g : groups) replay &= g.device->layers_ready == hp.n_layer;
+  const auto graph_key = [&] {
+    std::vector<uintptr_t> key = {uintptr_t(n), uintptr_t(stride), uintptr_t(n_logits),
+                                  uintptr_t(greedy != nullptr)};
+    for (const PrefixGroup& g : groups) {
+      key.insert(key.end(), {uintptr_t(g.device->k.get()), uintptr_t(g.row0), uintptr_t(g.rows)});
+    }
+    for (const void* p : {(const void*)stp.x.get(),         (const void*)stp.xn.get(),
+                          (const void*)stp.qkv.get(),       (const void*)stp.q.get(),
+                          (const void*)stp.attn.get(),      (const void*)stp.gu.get(),
+                          (const void*)stp.h.get(),         (const void*)stp.meta.get(),
+                          (const void*)stp.logits.get(),    (const void*)stp.greedy.get(),
+                          (const void*)stp.part_out.get(),  (const void*)stp.part_lse.get(),
+                          (const void*)sb.table.get(),      (const void*)sb.rows.get(),
+                          (const void*)sb.gathered.get(),   (const void*)sb.lse_own.get(),
+                          (const void*)sb.lse_prefix.get(), (const void*)sb.attn_prefix.get(),
+                          (const void*)pool.k.get(),        (const void*)pool.v.get()}) {
+      key.push_back(uintptr_t(p));
+    }
+    return key;
+  };
+  try {
+    if (replay) {
+      auto key = graph_key();
+      if (!step_graphs.count(key)) {
+        body();  // direct first: buffers reach their size and cuBLAS picks outside the capture
+        key = graph_key();
+      }
+      Graph& g = step_graphs[key];
+      if (!g.exec) {
+        if (step_graphs.size() > 256) {  // many shapes seen: start again
+          for (auto& [k, old] : step_graphs) {
+            if (old.exec) cudaGraphExecDestroy(old.exec);
+          }
+          step_graphs.clear();
+        }
+        Graph& fresh = step_graphs[key];
+        cudaGraph_t graph = nullptr;
+        check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal),
+              "cudaStreamBeginCapture");
+        try {
+          body();
+        } catch (...) {
+          cudaStreamEndCapture(stream, &graph);
+          if (graph) cudaGraphDestroy(graph);
+          step_graphs.erase(key);
+          throw;
+        }
+        check(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
+        const cudaError_t e = cudaGraphInstantiate(&fresh.exec, graph, 0);
+        cudaGraphDestroy(graph);
+        if (e != cudaSuccess) step_graphs.erase(key);
+        check(e, "cudaGraphInstantiate");
+      }
+      check(cudaGraphLaunch(step_graphs[key].exec, stream), "cudaGraphLaunch");
+    } else {
+      body();
+    }
+    if (n_logits) {
+      if (greedy) {
         greedy_host.reserve(size_t(n_logits));
         check(cudaMemcpyAsync(greedy_host.get(), stp.greedy.get(),
                               size_t(n_logits) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream),
