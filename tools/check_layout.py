@@ -32,8 +32,9 @@ ALLOWED = {
     "edge": {"core", "model", "tokenizer", "runtime", "http", "protocol", "openai"},
     "relay": {"core"},
     "jinja": {"core"},
+    "loadgen": {"core"},
     "cli": {"core", "kernels", "model", "tokenizer", "runtime", "backend", "convert", "http",
-            "protocol", "openai", "cloud", "edge", "relay", "jinja"},
+            "protocol", "openai", "cloud", "edge", "relay", "jinja", "loadgen"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/', re.MULTILINE)

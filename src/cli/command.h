@@ -26,5 +26,6 @@ Command add_detokenize(CLI::App& root);
 Command add_bench(CLI::App& root);
 Command add_perplexity(CLI::App& root);
 Command add_chat_template(CLI::App& root);
+Command add_bench_serve(CLI::App& root);
 
 }  // namespace ep::cli

@@ -12,11 +12,13 @@ int main(int argc, char** argv) {
   root.require_subcommand(1);
   root.set_version_flag("--version", "edgeprompt 0.1.0");
   const std::vector<ep::cli::Command> commands = {
-      ep::cli::add_logits(root),        ep::cli::add_info(root),  ep::cli::add_convert(root),
-      ep::cli::add_synth(root),         ep::cli::add_run(root),   ep::cli::add_tokenize(root),
-      ep::cli::add_detokenize(root),    ep::cli::add_cloud(root), ep::cli::add_edge(root),
-      ep::cli::add_relay(root),         ep::cli::add_bench(root), ep::cli::add_perplexity(root),
-      ep::cli::add_chat_template(root),
+      ep::cli::add_logits(root),        ep::cli::add_info(root),
+      ep::cli::add_convert(root),       ep::cli::add_synth(root),
+      ep::cli::add_run(root),           ep::cli::add_tokenize(root),
+      ep::cli::add_detokenize(root),    ep::cli::add_cloud(root),
+      ep::cli::add_edge(root),          ep::cli::add_relay(root),
+      ep::cli::add_bench(root),         ep::cli::add_perplexity(root),
+      ep::cli::add_chat_template(root), ep::cli::add_bench_serve(root),
   };
   try {
     root.parse(argc, argv);
