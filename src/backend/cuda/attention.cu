@@ -7,6 +7,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ep::cuda {
@@ -84,9 +85,16 @@ __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
   const int kv_stride = a.n_head_kv * HD;
 
   const int last_q = min(q0 + kBq, a.n_q) - 1;
-  const int j_end = min(a.n_kv, a.q_pos0 + last_q - a.k_pos0 + 1);
+  int j_end = min(a.n_kv, a.q_pos0 + last_q - a.k_pos0 + 1);
   int j_begin = 0;
   if (a.window > 0) j_begin = max(0, a.q_pos0 + q0 - a.window + 1 - a.k_pos0) / kBk * kBk;
+  if (a.n_split > 1) {  // this block's share of the key tiles
+    const int tiles = max(0, (j_end - j_begin + kBk - 1) / kBk);
+    const int per = (tiles + a.n_split - 1) / a.n_split;
+    const int begin = j_begin + int(blockIdx.z) * per * kBk;
+    j_end = min(j_end, begin + per * kBk);
+    j_begin = begin;
+  }
 
   // Issues the copy of the key tile starting at kt into stage b; rows past n_kv become zeros. A
   // tile spans one or more whole pages.
@@ -231,14 +239,16 @@ __global__ void __launch_bounds__(128) flash_kernel(FlashPrefill a) {
     const int qi = q0 + warp * 16 + g + rr * 8;
     if (qi >= a.n_q) continue;
     const float inv = lt > 0 ? 1.0f / lt : 0.0f;
-    uint16_t* out = a.out + size_t(qi) * a.out_stride + h * HD;
+    uint16_t* out =
+        a.out + size_t(blockIdx.z) * a.split_out_stride + size_t(qi) * a.out_stride + h * HD;
 #pragma unroll
     for (int i = 0; i < HD / 8; ++i) {
       *reinterpret_cast<uint32_t*>(out + i * 8 + tig * 2) =
           pack_bf16x2(o[i][2 * rr] * inv, o[i][2 * rr + 1] * inv);
     }
     if (a.lse && tig == 0) {
-      a.lse[size_t(qi) * a.n_head + h] = lt > 0 ? (m[rr] + log2f(lt)) * kLn2 : -INFINITY;
+      a.lse[size_t(blockIdx.z) * a.split_lse_stride + size_t(qi) * a.n_head + h] =
+          lt > 0 ? (m[rr] + log2f(lt)) * kLn2 : -INFINITY;
     }
   }
 }
@@ -254,7 +264,7 @@ void launch_flash(const FlashPrefill& a, cudaStream_t s) {
     return true;
   }();
   (void)raised;
-  const dim3 grid((a.n_q + kBq - 1) / kBq, a.n_head);
+  const dim3 grid((a.n_q + kBq - 1) / kBq, a.n_head, std::max(a.n_split, 1));
   launch("attention_flash", flash_kernel<HD>, grid, 128, bytes, s, a);
 }
 
@@ -385,24 +395,34 @@ __global__ void merge_kernel(const float* part_out, const float* part_lse, int n
   if (lse && threadIdx.x == 0) lse[size_t(r) * n_head + h] = wsum > 0 ? mx + logf(wsum) : -INFINITY;
 }
 
-__global__ void merge_two_kernel(uint16_t* a, const float* lse_a, const uint16_t* b,
-                                 const float* lse_b, int n_head, int hd, int64_t stride) {
+constexpr int kMaxMergeParts = 32;
+
+__global__ void merge_parts_kernel(uint16_t* a, const float* lse_a, const uint16_t* parts,
+                                   const float* part_lse, int n_parts, int64_t part_stride,
+                                   int64_t part_lse_stride, int n_head, int hd, int64_t stride) {
   pdl_begin();
   const int h = blockIdx.x, r = blockIdx.y;
-  const float la = lse_a[size_t(r) * n_head + h], lb = lse_b[size_t(r) * n_head + h];
-  const float mx = fmaxf(la, lb);
-  float wa = 0, wb = 0;
-  if (mx != -INFINITY) {
-    wa = expf(la - mx);
-    wb = expf(lb - mx);
-    const float inv = 1.0f / (wa + wb);
-    wa *= inv;
-    wb *= inv;
+  const size_t at = size_t(r) * n_head + h;
+  float w[kMaxMergeParts + 1];
+  w[0] = lse_a[at];
+  float mx = w[0];
+  for (int p = 0; p < n_parts; ++p) {
+    w[p + 1] = part_lse[size_t(p) * part_lse_stride + at];
+    mx = fmaxf(mx, w[p + 1]);
   }
+  float sum = 0;
+  for (int p = 0; p <= n_parts; ++p) {
+    w[p] = mx == -INFINITY ? 0.0f : expf(w[p] - mx);
+    sum += w[p];
+  }
+  const float inv = sum > 0 ? 1.0f / sum : 0.0f;
   uint16_t* pa = a + size_t(r) * stride + size_t(h) * hd;
-  const uint16_t* pb = b + size_t(r) * stride + size_t(h) * hd;
+  const uint16_t* pb = parts + size_t(r) * stride + size_t(h) * hd;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    pa[d] = float_to_bf16_bits(wa * bf16_bits_to_float(pa[d]) + wb * bf16_bits_to_float(pb[d]));
+    float acc = w[0] * bf16_bits_to_float(pa[d]);
+    for (int p = 0; p < n_parts; ++p)
+      acc += w[p + 1] * bf16_bits_to_float(pb[size_t(p) * part_stride + d]);
+    pa[d] = float_to_bf16_bits(acc * inv);
   }
 }
 
@@ -412,11 +432,14 @@ int page_shift_of(int64_t page_tokens) {
   return page_tokens == 16 ? 4 : page_tokens == 32 ? 5 : page_tokens == 64 ? 6 : -1;
 }
 
-void merge_two(bf16_t* a, const float* lse_a, const bf16_t* b, const float* lse_b, int n_rows,
-               int n_head, int head_dim, int64_t stride, cudaStream_t s) {
+void merge_parts(bf16_t* a, const float* lse_a, const bf16_t* parts, const float* part_lse,
+                 int n_parts, int64_t part_stride, int64_t part_lse_stride, int n_rows, int n_head,
+                 int head_dim, int64_t stride, cudaStream_t s) {
   if (n_rows == 0) return;
-  launch("merge_two", merge_two_kernel, dim3(n_head, n_rows), 128, 0, s, a, lse_a, b, lse_b, n_head,
-         head_dim, stride);
+  if (n_parts < 1 || n_parts > kMaxMergeParts)
+    fail_message("merge_parts: " + std::to_string(n_parts) + " parts; 1 to 32 are taken");
+  launch("merge_parts", merge_parts_kernel, dim3(n_head, n_rows), 128, 0, s, a, lse_a, parts,
+         part_lse, n_parts, part_stride, part_lse_stride, n_head, head_dim, stride);
 }
 
 bool flash_supported(int head_dim) {
@@ -425,6 +448,7 @@ bool flash_supported(int head_dim) {
 
 void attention_flash(const FlashPrefill& a, cudaStream_t s) {
   if (a.n_q == 0) return;
+  if (a.n_split > 1 && !a.lse) fail_message("attention_flash: split keys need the lse output");
   switch (a.head_dim) {
     case 64:
       launch_flash<64>(a, s);

@@ -93,6 +93,11 @@ struct FlashPrefill {
   bf16_t* out = nullptr;  // [n_q, out_stride], head h at h * head_dim
   int64_t out_stride = 0;
   float* lse = nullptr;  // [n_q, n_head] natural log, or null
+  // Keys split into n_split ranges, one block each (a long shared prefix attended by few
+  // queries fills the chip); range s writes its own result at out + s * split_out_stride and
+  // lse + s * split_lse_stride (lse required), for merge_parts to combine.
+  int n_split = 1;
+  int64_t split_out_stride = 0, split_lse_stride = 0;
 };
 bool flash_supported(int head_dim);
 void attention_flash(const FlashPrefill& a, cudaStream_t s);
@@ -120,11 +125,14 @@ struct RowAttention {
 bool rows_supported(int head_dim);
 void attention_rows(const RowAttention& a, cudaStream_t s);
 
-// a[r, h] = the exact combination of two attention results over disjoint key sets, each
-// normalised over its own keys with its natural log-sum-exp (lse_a[r, h], lse_b[r, h]): the relay
-// fusion of a shared prefix's part with a sequence's own part. a and b are [n_rows, stride] bf16.
-void merge_two(bf16_t* a, const float* lse_a, const bf16_t* b, const float* lse_b, int n_rows,
-               int n_head, int head_dim, int64_t stride, cudaStream_t s);
+// a[r, h] = the exact combination of attention results over disjoint key sets, each normalised
+// over its own keys with its natural log-sum-exp: a itself (lse_a) and n_parts results at
+// parts + p * part_stride (lse at part_lse + p * part_lse_stride): the relay fusion of a shared
+// prefix's parts with a sequence's own part. a and each part are [n_rows, stride] bf16, the lses
+// [n_rows, n_head].
+void merge_parts(bf16_t* a, const float* lse_a, const bf16_t* parts, const float* part_lse,
+                 int n_parts, int64_t part_stride, int64_t part_lse_stride, int n_rows, int n_head,
+                 int head_dim, int64_t stride, cudaStream_t s);
 
 // The log-sum-exp merge: for each (row, head), combines n_split partial results (each normalised
 // over its own keys, with its log-sum-exp) into the exact result over all their keys.

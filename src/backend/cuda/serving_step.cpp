@@ -193,8 +193,18 @@ void EngineImpl::step(std::span<const BatchChunk> chunks, std::vector<float>& lo
   stp.part_out.reserve(size_t(part_rows * hp.n_head * hd));
   stp.part_lse.reserve(size_t(part_rows * hp.n_head));
   sb.lse_own.reserve(size_t(n * hp.n_head));
-  sb.lse_prefix.reserve(size_t(n * hp.n_head));
-  sb.attn_prefix.reserve(size_t(n * q_dim));
+  // A prefix's keys are split so that its pass fills the chip however few rows attend it (each
+  // split one flash block per query tile and head), up to a split per 128 keys.
+  const auto prefix_splits = [&](const PrefixGroup& g) {
+    const int64_t blocks = (g.rows + 63) / 64 * hp.n_head;
+    const int64_t want = (2 * int64_t(n_sm) + blocks - 1) / blocks;
+    return int(
+        std::clamp<int64_t>(want, 1, std::min<int64_t>(16, (g.device->n_tokens + 127) / 128)));
+  };
+  int max_splits = 1;
+  for (const PrefixGroup& g : groups) max_splits = std::max(max_splits, prefix_splits(g));
+  sb.lse_prefix.reserve(size_t(max_splits * n * hp.n_head));
+  sb.attn_prefix.reserve(size_t(max_splits * n * q_dim));
   sb.table.reserve(size_t(int64_t(plan.size()) * stride));
   sb.rows.reserve(size_t(std::max<int64_t>(n_logits, 1)));
 
@@ -292,10 +302,14 @@ void EngineImpl::step(std::span<const BatchChunk> chunks, std::vector<float>& lo
       f.out = sb.attn_prefix.get() + g.row0 * q_dim;
       f.out_stride = q_dim;
       f.lse = sb.lse_prefix.get() + g.row0 * hp.n_head;
+      f.n_split = prefix_splits(g);
+      f.split_out_stride = n * q_dim;
+      f.split_lse_stride = n * hp.n_head;
       attention_flash(f, stream);
-      merge_two(stp.attn.get() + g.row0 * q_dim, sb.lse_own.get() + g.row0 * hp.n_head,
-                sb.attn_prefix.get() + g.row0 * q_dim, sb.lse_prefix.get() + g.row0 * hp.n_head,
-                int(g.rows), int(hp.n_head), int(hd), q_dim, stream);
+      merge_parts(stp.attn.get() + g.row0 * q_dim, sb.lse_own.get() + g.row0 * hp.n_head,
+                  sb.attn_prefix.get() + g.row0 * q_dim, sb.lse_prefix.get() + g.row0 * hp.n_head,
+                  f.n_split, n * q_dim, n * hp.n_head, int(g.rows), int(hp.n_head), int(hd), q_dim,
+                  stream);
     }
   };
   // Everything after the uploads: launched directly, or replayed from a captured graph.

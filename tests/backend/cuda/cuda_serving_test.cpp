@@ -68,7 +68,7 @@ void expect_steps_match_cpu(const Model& m, int64_t block, const std::string& wh
   BatchForward cpu(m, threads);
   Engine engine(m, {});
   const auto gpu = serving_forward(engine, pool.n_blocks(), block);
-  const auto prefix = prefix_kv(m, random_ids(70, vocab, 99));
+  const auto prefix = prefix_kv(m, random_ids(700, vocab, 99));  // long: split keys
 
   std::vector<TestSeq> seqs(5);
   for (size_t i = 0; i < seqs.size(); ++i) {
