@@ -100,14 +100,22 @@ ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
   ConvertReport report;
 
   // Canonical tensor order: embeddings, layers, output.
+  // Phi-3 keeps its fused q/k/v and gate/up matrices, as GGUF's phi3 files do.
+  const bool fused = hp.arch == "phi3";
+  std::vector<std::string> per_layer = {"attn_norm.weight"};
+  if (fused) {
+    per_layer.insert(per_layer.end(), {"attn_qkv.weight"});
+  } else {
+    per_layer.insert(per_layer.end(), {"attn_q.weight", "attn_q.bias", "attn_k.weight",
+                                       "attn_k.bias", "attn_v.weight", "attn_v.bias"});
+  }
+  if (hp.qk_norm) per_layer.insert(per_layer.end(), {"attn_q_norm.weight", "attn_k_norm.weight"});
+  per_layer.insert(per_layer.end(), {"attn_output.weight", "attn_output.bias", "ffn_norm.weight"});
+  if (!fused) per_layer.push_back("ffn_gate.weight");
+  per_layer.insert(per_layer.end(), {"ffn_up.weight", "ffn_down.weight"});
   std::vector<std::string> names{"token_embd.weight"};
   for (int64_t l = 0; l < hp.n_layer; ++l) {
-    for (const char* s :
-         {"attn_norm.weight", "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias",
-          "attn_v.weight", "attn_v.bias", "attn_output.weight", "attn_output.bias",
-          "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) {
-      names.push_back(fmt::format("blk.{}.{}", l, s));
-    }
+    for (const auto& s : per_layer) names.push_back(fmt::format("blk.{}.{}", l, s));
   }
   names.push_back("output_norm.weight");
   names.push_back("output.weight");

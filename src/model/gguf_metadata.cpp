@@ -39,7 +39,9 @@ uint32_t file_type_id(DType t) {
 }  // namespace
 
 std::string gguf_arch_name(const HParams& hp) {
-  return hp.arch == "qwen2" ? "qwen2" : "llama";
+  // Mistral is written as llama (adjacent-pair rows); the others keep their names and rotate-half.
+  if (hp.arch == "qwen2" || hp.arch == "qwen3" || hp.arch == "phi3") return hp.arch;
+  return "llama";
 }
 
 void write_hparams_metadata(GgufWriter& w, const HParams& hp, DType weights_type,

@@ -23,8 +23,13 @@ TensorRef to_ref(const GgufTensorInfo& t) {
 HParams read_hparams(const GgufFile& f) {
   HParams hp;
   hp.arch = f.get_string("general.architecture");
-  if (hp.arch != "llama" && hp.arch != "qwen2" && hp.arch != "mistral") {
-    fail("{}: unknown architecture '{}' (supported: llama, mistral, qwen2)", f.name(), hp.arch);
+  if (hp.arch != "llama" && hp.arch != "qwen2" && hp.arch != "mistral" && hp.arch != "qwen3" &&
+      hp.arch != "phi3") {
+    fail("{}: unknown architecture '{}' (supported: llama, mistral, qwen2, qwen3, phi3)", f.name(),
+         hp.arch);
+  }
+  if (f.find_tensor("rope_factors_long.weight") || f.find_tensor("rope_factors_short.weight")) {
+    fail("{}: LongRoPE (rope_factors_long/short.weight) is not supported", f.name());
   }
   const std::string& a = hp.arch;
   const auto key = [&](const char* k) { return a + "." + k; };
@@ -67,8 +72,11 @@ HParams read_hparams(const GgufFile& f) {
   }
   hp.sliding_window = u64_or(key("attention.sliding_window"), 0);
   // llama-arch files were written with q/k rows permuted for adjacent-pair rotation.
-  hp.rope_layout = hp.arch == "qwen2" ? RopeLayout::RotateHalf : RopeLayout::AdjacentPairs;
+  // (qwen2, qwen3 and phi3 rotate halves, as llama.cpp's "neox" rotation).
+  hp.rope_layout = hp.arch == "llama" || hp.arch == "mistral" ? RopeLayout::AdjacentPairs
+                                                              : RopeLayout::RotateHalf;
   hp.attn_qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  hp.qk_norm = f.find_tensor("blk.0.attn_q_norm.weight") != nullptr;
   hp.tied_embeddings = f.find_tensor("output.weight") == nullptr;
   if (const GgufTensorInfo* emb = f.find_tensor("token_embd.weight");
       emb && emb->shape.size() == 2) {

@@ -253,8 +253,10 @@ HParams parse_fields(const json& config, const std::string& path) {
   const bool llama = hp.arch == "llama";
   const bool mistral = hp.arch == "mistral";
   const bool qwen2 = hp.arch == "qwen2";
-  if (!llama && !mistral && !qwen2) {
-    fail("{}: unknown architecture '{}' (supported: llama, mistral, qwen2)", path,
+  const bool qwen3 = hp.arch == "qwen3";
+  const bool phi3 = hp.arch == "phi3";
+  if (!llama && !mistral && !qwen2 && !qwen3 && !phi3) {
+    fail("{}: unknown architecture '{}' (supported: llama, mistral, qwen2, qwen3, phi3)", path,
          shown_string(hp.arch));
   }
 
@@ -265,14 +267,19 @@ HParams parse_fields(const json& config, const std::string& path) {
   hp.n_head_kv = f.int_or("num_key_value_heads", hp.n_head);
   hp.n_ff = f.require_int("intermediate_size");
   // Defaults for absent fields are those of the transformers config classes.
-  hp.n_ctx_train = f.int_or("max_position_embeddings", llama ? 2048 : mistral ? 4096 * 32 : 32768);
-  hp.rms_norm_eps = float(f.positive_or("rms_norm_eps", 1e-6));
+  hp.n_ctx_train = f.int_or("max_position_embeddings", llama     ? 2048
+                                                       : mistral ? 4096 * 32
+                                                       : phi3    ? 4096
+                                                                 : 32768);
+  hp.rms_norm_eps = float(f.positive_or("rms_norm_eps", phi3 ? 1e-5 : 1e-6));
   hp.tied_embeddings = f.bool_or("tie_word_embeddings", false);
   hp.bos_token = f.token_or_none("bos_token_id");
   hp.eos_token = f.token_or_none("eos_token_id");
 
   if (f.get("head_dim") != nullptr) {
     hp.head_dim = f.require_int("head_dim");
+  } else if (qwen3) {
+    hp.head_dim = 128;  // Qwen3Config's default, whatever the hidden size
   } else {
     if (hp.n_embd % hp.n_head != 0) {
       fail(
@@ -303,6 +310,19 @@ HParams parse_fields(const json& config, const std::string& path) {
     // MistralConfig's default window is 4096 when the key is absent; null means none.
     const auto it = config.find("sliding_window");
     hp.sliding_window = it == config.end() ? 4096 : f.int_or("sliding_window", 0);
+  } else if (phi3) {
+    hp.attn_qkv_bias = false;
+    hp.sliding_window = f.int_or("sliding_window", 0);  // Phi3Config: none unless given
+    if (const json* partial = f.get("partial_rotary_factor")) {
+      if (f.to_positive("partial_rotary_factor", *partial) != 1.0) {
+        fail("{}: partial_rotary_factor {} is not supported (only 1.0)", path, shown(*partial));
+      }
+    }
+  } else if (qwen3) {
+    // Qwen3's attention_bias gives q, k, v and o biases (o's is optional when loading).
+    hp.attn_qkv_bias = f.bool_or("attention_bias", false);
+    hp.qk_norm = true;
+    hp.sliding_window = qwen2_sliding_window(f, path, hp.n_layer);
   } else {
     hp.attn_qkv_bias = true;
     hp.sliding_window = qwen2_sliding_window(f, path, hp.n_layer);

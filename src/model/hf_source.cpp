@@ -22,6 +22,9 @@ std::optional<std::string> hf_to_gguf_name(const std::string& hf) {
   static const std::map<std::string, std::string, std::less<>> kLayer = {
       {"input_layernorm.weight", "attn_norm.weight"},
       {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.qkv_proj.weight", "attn_qkv.weight"},  // Phi-3: q, k and v rows in one
+      {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+      {"self_attn.k_norm.weight", "attn_k_norm.weight"},
       {"self_attn.k_proj.weight", "attn_k.weight"},
       {"self_attn.v_proj.weight", "attn_v.weight"},
       {"self_attn.q_proj.bias", "attn_q.bias"},
@@ -32,6 +35,7 @@ std::optional<std::string> hf_to_gguf_name(const std::string& hf) {
       {"post_attention_layernorm.weight", "ffn_norm.weight"},
       {"mlp.gate_proj.weight", "ffn_gate.weight"},
       {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.gate_up_proj.weight", "ffn_up.weight"},  // Phi-3: gate rows, then up rows (as GGUF)
       {"mlp.down_proj.weight", "ffn_down.weight"},
   };
   if (auto it = kGlobal.find(hf); it != kGlobal.end()) return it->second;

@@ -21,7 +21,7 @@ struct RopeScaling {
 };
 
 struct HParams {
-  std::string arch;  // "llama", "mistral" or "qwen2" (as the source named it)
+  std::string arch;  // "llama", "mistral", "qwen2", "qwen3" or "phi3" (as the source named it)
   int64_t n_vocab = 0;
   int64_t n_embd = 0;  // hidden size
   int64_t n_layer = 0;
@@ -35,6 +35,7 @@ struct HParams {
   RopeScaling rope_scaling;
   RopeLayout rope_layout = RopeLayout::RotateHalf;
   bool attn_qkv_bias = false;    // qwen2, or llama with attention_bias
+  bool qk_norm = false;          // qwen3: RMS norm of each query and key head before RoPE
   bool tied_embeddings = false;  // no separate output matrix
   int64_t sliding_window = 0;    // 0: full causal attention
   int64_t bos_token = -1;

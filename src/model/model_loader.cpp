@@ -67,6 +67,11 @@ class Builder {
   std::string where_;
 };
 
+// Rows [first, first + n) of `m`: a view into the same bytes (rows are stored one after another).
+MatrixView row_range(const MatrixView& m, int64_t first, int64_t n) {
+  return MatrixView{m.type, n, m.cols, m.row(first)};
+}
+
 void check_hparams(const HParams& hp, const std::string& where) {
   const auto positive = [&](int64_t v, const char* what) {
     if (v <= 0 || v > (int64_t(1) << 32)) fail("{}: invalid {} ({})", where, what, v);
@@ -126,9 +131,20 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     const std::string p = fmt::format("blk.{}.", l);
     LayerWeights w;
     w.attn_norm = b.vector(p + "attn_norm.weight", hp.n_embd);
-    w.wq = b.matrix(p + "attn_q.weight", q_dim, hp.n_embd);
-    w.wk = b.matrix(p + "attn_k.weight", kv_dim, hp.n_embd);
-    w.wv = b.matrix(p + "attn_v.weight", kv_dim, hp.n_embd);
+    if (hp.arch == "phi3") {
+      const MatrixView qkv = b.matrix(p + "attn_qkv.weight", q_dim + 2 * kv_dim, hp.n_embd);
+      w.wq = row_range(qkv, 0, q_dim);
+      w.wk = row_range(qkv, q_dim, kv_dim);
+      w.wv = row_range(qkv, q_dim + kv_dim, kv_dim);
+    } else {
+      w.wq = b.matrix(p + "attn_q.weight", q_dim, hp.n_embd);
+      w.wk = b.matrix(p + "attn_k.weight", kv_dim, hp.n_embd);
+      w.wv = b.matrix(p + "attn_v.weight", kv_dim, hp.n_embd);
+    }
+    if (hp.qk_norm) {
+      w.q_norm = b.vector(p + "attn_q_norm.weight", hp.head_dim);
+      w.k_norm = b.vector(p + "attn_k_norm.weight", hp.head_dim);
+    }
     w.wo = b.matrix(p + "attn_output.weight", hp.n_embd, q_dim);
     if (hp.attn_qkv_bias) {
       w.bq = b.vector(p + "attn_q.bias", q_dim);
@@ -137,8 +153,14 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     }
     w.bo = b.optional_vector(p + "attn_output.bias", hp.n_embd);
     w.ffn_norm = b.vector(p + "ffn_norm.weight", hp.n_embd);
-    w.w_gate = b.matrix(p + "ffn_gate.weight", hp.n_ff, hp.n_embd);
-    w.w_up = b.matrix(p + "ffn_up.weight", hp.n_ff, hp.n_embd);
+    if (hp.arch == "phi3") {
+      const MatrixView gate_up = b.matrix(p + "ffn_up.weight", 2 * hp.n_ff, hp.n_embd);
+      w.w_gate = row_range(gate_up, 0, hp.n_ff);
+      w.w_up = row_range(gate_up, hp.n_ff, hp.n_ff);
+    } else {
+      w.w_gate = b.matrix(p + "ffn_gate.weight", hp.n_ff, hp.n_embd);
+      w.w_up = b.matrix(p + "ffn_up.weight", hp.n_ff, hp.n_embd);
+    }
     w.w_down = b.matrix(p + "ffn_down.weight", hp.n_embd, hp.n_ff);
     m->layers.push_back(std::move(w));
   }

@@ -134,6 +134,11 @@ void BatchForward::attention_block(std::span<const BatchChunk> chunks, const Lay
   add_bias(q_.data(), w.bq, T);
   add_bias(k_.data(), w.bk, T);
   add_bias(v_.data(), w.bv, T);
+  if (hp_.qk_norm) {  // each head's query and key normalised on its own, before the rotation
+    kernels::rmsnorm(q_.data(), w.q_norm.data(), q_.data(), T * hp_.n_head, hd, hp_.rms_norm_eps);
+    kernels::rmsnorm(k_.data(), w.k_norm.data(), k_.data(), T * hp_.n_head_kv, hd,
+                     hp_.rms_norm_eps);
+  }
   const auto pairs = hp_.rope_layout == RopeLayout::RotateHalf ? kernels::RotaryPairs::Halves
                                                                : kernels::RotaryPairs::Adjacent;
   kernels::rope(q_.data(), T, hp_.n_head, hd, positions_.data(), inv_freq_, pairs);

@@ -260,11 +260,38 @@ TEST(ParserHfConfig, SlidingWindow) {
 TEST(ParserHfConfig, UnknownArchitecture) {
   json c = fixture_config("llama-gqa");
   c["model_type"] = "gemma";
-  expect_error(c, {"unknown architecture 'gemma' (supported: llama, mistral, qwen2)"});
+  expect_error(c, {"unknown architecture 'gemma' (supported: llama, mistral, qwen2, qwen3, phi3)"});
   c["model_type"] = 7;
   expect_error(c, {"'model_type'", "string"});
   c.erase("model_type");
   expect_error(c, {"missing field 'model_type'"});
+}
+
+TEST(ParserHfConfig, Qwen3AndPhi3) {
+  json c = fixture_config("llama-gqa");
+  c["model_type"] = "qwen3";
+  c.erase("head_dim");
+  HParams hp = parse_hf_config(c, kPath);
+  EXPECT_TRUE(hp.qk_norm);
+  EXPECT_FALSE(hp.attn_qkv_bias);
+  EXPECT_EQ(hp.head_dim, 128);  // Qwen3Config's default, not hidden / heads
+  EXPECT_EQ(hp.rope_layout, RopeLayout::RotateHalf);
+  c["attention_bias"] = true;
+  EXPECT_TRUE(parse_hf_config(c, kPath).attn_qkv_bias);
+
+  c = fixture_config("llama-gqa");
+  c["model_type"] = "phi3";
+  c["sliding_window"] = 2047;
+  hp = parse_hf_config(c, kPath);
+  EXPECT_FALSE(hp.qk_norm);
+  EXPECT_EQ(hp.sliding_window, 2047);
+  c["sliding_window"] = nullptr;
+  EXPECT_EQ(parse_hf_config(c, kPath).sliding_window, 0);
+  c["partial_rotary_factor"] = 0.75;
+  expect_error(c, {"partial_rotary_factor 0.75 is not supported"});
+  c.erase("partial_rotary_factor");
+  c["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 10000.0}};
+  expect_error(c, {"unsupported RoPE type 'longrope'"});
 }
 
 TEST(ParserHfConfig, UnsupportedRopeTypes) {

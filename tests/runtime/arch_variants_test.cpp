@@ -1,0 +1,343 @@
+// The architectures whose layers differ from Llama's in one respect each, built from the
+// llama-gqa fixture (tools/make_reference.py) by rewriting its Hugging Face directory:
+//   phi3:  the same weights with q/k/v and gate/up fused into one matrix each (qkv_proj,
+//          gate_up_proj) is the same model, so it must give transformers' float64 logits of
+//          llama-gqa, from the directory and from the GGUF our converter writes (fused too);
+//   qwen3: Llama plus an RMS norm of each query and key head before RoPE (q_norm, k_norm);
+//          checked against a plain float64 forward pass written here from transformers'
+//          definition, and by the norm's invariance: scaling one head's projection rows changes
+//          nothing.
+#include "convert/converter.h"
+#include "core/npy.h"
+#include "core/quant.h"
+#include "core/thread_pool.h"
+#include "core/token_list.h"
+#include "model/gguf.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+#include "runtime/transformer.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+namespace ep {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const fs::path kLlama = test::fixtures_dir() / "models" / "llama-gqa";
+
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+using Tensors = std::map<std::string, Tensor>;
+
+Tensors read_tensors(const fs::path& dir) {
+  Tensors out;
+  const auto archive = SafetensorsArchive::open_directory(dir);
+  for (const auto& t : archive->tensors()) {
+    Tensor x{t.shape, std::vector<float>(size_t(t.n_elements()))};
+    dequantize_row(t.dtype, t.data, x.data.data(), t.n_elements());
+    out.emplace(t.name, std::move(x));
+  }
+  return out;
+}
+
+// A float32 safetensors file, as transformers writes one.
+void write_safetensors(const fs::path& path, const Tensors& tensors) {
+  json header = json::object();
+  uint64_t at = 0;
+  for (const auto& [name, t] : tensors) {
+    const uint64_t n = t.data.size() * sizeof(float);
+    header[name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {at, at + n}}};
+    at += n;
+  }
+  std::string h = header.dump();
+  while (h.size() % 8 != 0) h += ' ';
+  std::string bytes(8, '\0');
+  const uint64_t len = h.size();
+  std::memcpy(bytes.data(), &len, 8);
+  bytes += h;
+  for (const auto& [name, t] : tensors) {
+    bytes.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
+  }
+  test::write_file(path, bytes);
+}
+
+Tensor concat_rows(const Tensor& a, const Tensor& b) {
+  Tensor c{{a.shape[0] + b.shape[0], a.shape[1]}, a.data};
+  c.data.insert(c.data.end(), b.data.begin(), b.data.end());
+  return c;
+}
+
+std::string layer(int64_t l, const char* what) {
+  return "model.layers." + std::to_string(l) + "." + what;
+}
+
+json llama_config() {
+  return json::parse(test::read_file(kLlama / "config.json"));
+}
+
+fs::path write_model(const fs::path& dir, const json& config, const Tensors& tensors) {
+  fs::create_directories(dir);
+  test::write_file(dir / "config.json", config.dump(2));
+  write_safetensors(dir / "model.safetensors", tensors);
+  return dir;
+}
+
+fs::path make_phi3(const fs::path& dir) {
+  json config = llama_config();
+  config["model_type"] = "phi3";
+  config["architectures"] = {"Phi3ForCausalLM"};
+  config["sliding_window"] = nullptr;
+  config.erase("attention_bias");
+  config.erase("mlp_bias");
+  Tensors in = read_tensors(kLlama), out;
+  const int64_t n_layer = config["num_hidden_layers"];
+  for (auto& [name, t] : in) {
+    if (name.find("q_proj") != std::string::npos || name.find("k_proj") != std::string::npos ||
+        name.find("v_proj") != std::string::npos || name.find("gate_proj") != std::string::npos ||
+        name.find("up_proj") != std::string::npos) {
+      continue;
+    }
+    out.emplace(name, t);
+  }
+  for (int64_t l = 0; l < n_layer; ++l) {
+    out[layer(l, "self_attn.qkv_proj.weight")] =
+        concat_rows(concat_rows(in.at(layer(l, "self_attn.q_proj.weight")),
+                                in.at(layer(l, "self_attn.k_proj.weight"))),
+                    in.at(layer(l, "self_attn.v_proj.weight")));
+    out[layer(l, "mlp.gate_up_proj.weight")] =
+        concat_rows(in.at(layer(l, "mlp.gate_proj.weight")), in.at(layer(l, "mlp.up_proj.weight")));
+  }
+  return write_model(dir, config, out);
+}
+
+std::vector<float> logits_of(const fs::path& model_path, const std::vector<int32_t>& ids) {
+  const auto model = load_model(model_path);
+  ThreadPool pool(2);
+  Transformer tf(*model, int64_t(ids.size()), pool);
+  std::vector<float> logits;
+  tf.forward(ids, logits, true);
+  return logits;
+}
+
+double rel_l2(const std::vector<float>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+std::vector<double> widen(const std::vector<float>& v) {
+  return {v.begin(), v.end()};
+}
+
+std::vector<int32_t> prompt(int n) {
+  return parse_token_list(
+      test::read_file(kLlama / "reference" / ("prompt_" + std::to_string(n) + ".txt")));
+}
+
+TEST(ArchVariants, Phi3FusedWeightsGiveTransformersLlamaLogits) {
+  test::ScratchDir dir;
+  const fs::path phi3 = make_phi3(dir / "phi3");
+  const fs::path gguf = dir / "phi3.gguf";
+  convert_hf_to_gguf(phi3, gguf, DType::F32);
+  const auto file = GgufFile::open(gguf);
+  EXPECT_EQ(file->get_string("general.architecture"), "phi3");
+  ASSERT_NE(file->find_tensor("blk.0.attn_qkv.weight"), nullptr);
+  EXPECT_EQ(file->find_tensor("blk.0.attn_q.weight"), nullptr);
+  EXPECT_EQ(file->find_tensor("blk.0.ffn_gate.weight"), nullptr);
+  EXPECT_EQ(file->find_tensor("blk.0.ffn_up.weight")->shape[1], 2 * 176);
+  for (const int n : {8, 40, 150}) {
+    const NpyArray ref = read_npy(kLlama / "reference" / ("logits_" + std::to_string(n) + ".npy"));
+    for (const fs::path& m : {phi3, gguf}) {
+      SCOPED_TRACE(m.string() + ", prompt " + std::to_string(n));
+      EXPECT_LE(rel_l2(logits_of(m, prompt(n)), ref.data), 1e-5);
+    }
+  }
+}
+
+// ---- qwen3 --------------------------------------------------------------------------------
+
+float wiggle(size_t i, float base, float amplitude) {
+  return base + amplitude * float(std::sin(0.7 * double(i) + 0.3));
+}
+
+fs::path make_qwen3(const fs::path& dir, const std::map<std::string, float>& row_scale = {}) {
+  json config = llama_config();
+  config["model_type"] = "qwen3";
+  config["architectures"] = {"Qwen3ForCausalLM"};
+  config["use_sliding_window"] = false;
+  config["rms_norm_eps"] = 1e-6;
+  config.erase("mlp_bias");
+  Tensors t = read_tensors(kLlama);
+  const int64_t n_layer = config["num_hidden_layers"], hd = config["head_dim"];
+  for (int64_t l = 0; l < n_layer; ++l) {
+    Tensor q{{hd}, {}}, k{{hd}, {}};
+    for (int64_t i = 0; i < hd; ++i) {
+      q.data.push_back(wiggle(size_t(i + 7 * l), 1.0f, 0.3f));
+      k.data.push_back(wiggle(size_t(i + 11 * l + 3), 0.9f, 0.4f));
+    }
+    t[layer(l, "self_attn.q_norm.weight")] = q;
+    t[layer(l, "self_attn.k_norm.weight")] = k;
+  }
+  // Scale the rows of head 0 of each layer's named projection.
+  for (const auto& [what, s] : row_scale) {
+    for (int64_t l = 0; l < n_layer; ++l) {
+      Tensor& w = t.at(layer(l, what.c_str()));
+      for (int64_t i = 0; i < hd * w.shape[1]; ++i) w.data[size_t(i)] *= s;
+    }
+  }
+  return write_model(dir, config, t);
+}
+
+// transformers' Qwen3 forward in float64, spelled out: embeddings; per layer x += o(attn(...))
+// with q/k = RMSNorm_head(proj(RMSNorm(x))) rotated by RoPE (halves), causal softmax attention
+// with grouped heads; x += down(silu(gate) * up); logits = lm_head(RMSNorm(x)).
+std::vector<double> qwen3_reference(const fs::path& dir, const std::vector<int32_t>& ids) {
+  const json c = json::parse(test::read_file(dir / "config.json"));
+  const Tensors t = read_tensors(dir);
+  const int64_t d = c["hidden_size"], L = c["num_hidden_layers"], H = c["num_attention_heads"],
+                Hkv = c["num_key_value_heads"], hd = c["head_dim"], ff = c["intermediate_size"],
+                V = c["vocab_size"], T = int64_t(ids.size());
+  const double eps = c["rms_norm_eps"], theta = c["rope_parameters"]["rope_theta"];
+  using Vec = std::vector<double>;
+  const auto w = [&](const std::string& name) -> const Tensor& { return t.at(name); };
+  const auto norm = [&](const double* x, const Tensor& g, int64_t n, double* y) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
+    const double inv = 1.0 / std::sqrt(ss / double(n) + eps);
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * g.data[size_t(i)];
+  };
+  const auto matvec = [&](const Tensor& m, const double* x, double* y) {
+    const int64_t rows = m.shape[0], cols = m.shape[1];
+    for (int64_t r = 0; r < rows; ++r) {
+      double s = 0;
+      for (int64_t j = 0; j < cols; ++j) s += double(m.data[size_t(r * cols + j)]) * x[j];
+      y[r] = s;
+    }
+  };
+  const auto rope = [&](double* v, int64_t pos) {
+    for (int64_t i = 0; i < hd / 2; ++i) {
+      const double f = double(pos) / std::pow(theta, double(2 * i) / double(hd));
+      const double a = v[i], b = v[i + hd / 2];
+      v[i] = a * std::cos(f) - b * std::sin(f);
+      v[i + hd / 2] = b * std::cos(f) + a * std::sin(f);
+    }
+  };
+  Vec x(size_t(T * d));
+  for (int64_t p = 0; p < T; ++p) {
+    for (int64_t i = 0; i < d; ++i)
+      x[size_t(p * d + i)] = w("model.embed_tokens.weight").data[size_t(ids[size_t(p)] * d + i)];
+  }
+  for (int64_t l = 0; l < L; ++l) {
+    Vec q(size_t(T * H * hd)), k(size_t(T * Hkv * hd)), v(size_t(T * Hkv * hd)), xn(static_cast<size_t>(d));
+    for (int64_t p = 0; p < T; ++p) {
+      norm(&x[size_t(p * d)], w(layer(l, "input_layernorm.weight")), d, xn.data());
+      matvec(w(layer(l, "self_attn.q_proj.weight")), xn.data(), &q[size_t(p * H * hd)]);
+      matvec(w(layer(l, "self_attn.k_proj.weight")), xn.data(), &k[size_t(p * Hkv * hd)]);
+      matvec(w(layer(l, "self_attn.v_proj.weight")), xn.data(), &v[size_t(p * Hkv * hd)]);
+      for (int64_t h = 0; h < H; ++h) {
+        double* qh = &q[size_t((p * H + h) * hd)];
+        norm(qh, w(layer(l, "self_attn.q_norm.weight")), hd, qh);
+        rope(qh, p);
+      }
+      for (int64_t h = 0; h < Hkv; ++h) {
+        double* kh = &k[size_t((p * Hkv + h) * hd)];
+        norm(kh, w(layer(l, "self_attn.k_norm.weight")), hd, kh);
+        rope(kh, p);
+      }
+    }
+    Vec attn(size_t(T * H * hd), 0.0), o(static_cast<size_t>(d));
+    for (int64_t p = 0; p < T; ++p) {
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t g = h / (H / Hkv);
+        Vec s(size_t(p + 1));
+        double mx = -1e300, sum = 0;
+        for (int64_t j = 0; j <= p; ++j) {
+          double dot = 0;
+          for (int64_t i = 0; i < hd; ++i)
+            dot += q[size_t((p * H + h) * hd + i)] * k[size_t((j * Hkv + g) * hd + i)];
+          s[size_t(j)] = dot / std::sqrt(double(hd));
+          mx = std::max(mx, s[size_t(j)]);
+        }
+        for (auto& e : s) sum += (e = std::exp(e - mx));
+        for (int64_t j = 0; j <= p; ++j) {
+          for (int64_t i = 0; i < hd; ++i)
+            attn[size_t((p * H + h) * hd + i)] +=
+                s[size_t(j)] / sum * v[size_t((j * Hkv + g) * hd + i)];
+        }
+      }
+    }
+    Vec gate(static_cast<size_t>(ff)), up(static_cast<size_t>(ff));
+    for (int64_t p = 0; p < T; ++p) {
+      matvec(w(layer(l, "self_attn.o_proj.weight")), &attn[size_t(p * H * hd)], o.data());
+      for (int64_t i = 0; i < d; ++i) x[size_t(p * d + i)] += o[size_t(i)];
+      norm(&x[size_t(p * d)], w(layer(l, "post_attention_layernorm.weight")), d, xn.data());
+      matvec(w(layer(l, "mlp.gate_proj.weight")), xn.data(), gate.data());
+      matvec(w(layer(l, "mlp.up_proj.weight")), xn.data(), up.data());
+      for (int64_t i = 0; i < ff; ++i)
+        gate[size_t(i)] *= up[size_t(i)] / (1 + std::exp(-gate[size_t(i)]));
+      matvec(w(layer(l, "mlp.down_proj.weight")), gate.data(), o.data());
+      for (int64_t i = 0; i < d; ++i) x[size_t(p * d + i)] += o[size_t(i)];
+    }
+  }
+  Vec logits(size_t(T * V)), xn(static_cast<size_t>(d));
+  const Tensor& head =
+      t.count("lm_head.weight") ? w("lm_head.weight") : w("model.embed_tokens.weight");
+  for (int64_t p = 0; p < T; ++p) {
+    norm(&x[size_t(p * d)], w("model.norm.weight"), d, xn.data());
+    matvec(head, xn.data(), &logits[size_t(p * V)]);
+  }
+  return logits;
+}
+
+TEST(ArchVariants, Qwen3HeadNormsMatchAPlainFloat64ForwardPass) {
+  test::ScratchDir dir;
+  const fs::path qwen3 = make_qwen3(dir / "qwen3");
+  const fs::path gguf = dir / "qwen3.gguf";
+  convert_hf_to_gguf(qwen3, gguf, DType::F32);
+  const auto file = GgufFile::open(gguf);
+  EXPECT_EQ(file->get_string("general.architecture"), "qwen3");
+  ASSERT_NE(file->find_tensor("blk.1.attn_k_norm.weight"), nullptr);
+  EXPECT_TRUE(load_model(gguf)->hp.qk_norm);
+  for (const int n : {8, 40}) {
+    const std::vector<double> ref = qwen3_reference(qwen3, prompt(n));
+    const std::vector<float> ours = logits_of(qwen3, prompt(n));
+    SCOPED_TRACE("prompt " + std::to_string(n));
+    EXPECT_LE(rel_l2(ours, ref), 1e-5);
+    EXPECT_EQ(logits_of(gguf, prompt(n)), ours);  // the same numbers from the converted file
+    // The head norms change the model: Llama's logits are far from these.
+    const NpyArray llama =
+        read_npy(kLlama / "reference" / ("logits_" + std::to_string(n) + ".npy"));
+    EXPECT_GT(rel_l2(ours, llama.data), 0.05);
+  }
+}
+
+TEST(ArchVariants, Qwen3QueriesAndKeysAreNormalisedPerHead) {
+  test::ScratchDir dir;
+  const auto base = logits_of(make_qwen3(dir / "a"), prompt(40));
+  // Head 0's query rows times 3 and key rows times 0.25: normalised away.
+  const auto scaled = logits_of(make_qwen3(dir / "b", {{"self_attn.q_proj.weight", 3.0f},
+                                                       {"self_attn.k_proj.weight", 0.25f}}),
+                                prompt(40));
+  EXPECT_LE(rel_l2(scaled, widen(base)), 1e-4);
+  // Value rows are not normalised: scaling them changes the output.
+  const auto values =
+      logits_of(make_qwen3(dir / "c", {{"self_attn.v_proj.weight", 3.0f}}), prompt(40));
+  EXPECT_GT(rel_l2(values, widen(base)), 1e-2);
+}
+
+}  // namespace
+}  // namespace ep
