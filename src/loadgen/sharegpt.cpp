@@ -26,8 +26,10 @@ class SharegptReader : public nlohmann::json_sax<nlohmann::json> {
   bool binary(binary_t&) override { return scalar(); }
 
   bool string(string_t& s) override {
-    if (in_turn() && (key_ == "from" || key_ == "value")) {
-      (key_ == "from" ? from_ : value_) = std::move(s);
+    if (in_turn() && key_ == "from") from_ = std::move(s);
+    if (in_turn() && key_ == "value") {
+      value_ = std::move(s);
+      has_value_ = true;
     }
     return scalar();
   }
@@ -42,12 +44,14 @@ class SharegptReader : public nlohmann::json_sax<nlohmann::json> {
     if (stack_.empty()) return refuse("the top level is an object, not a list of conversations");
     if (stack_.size() == 1) {
       turns_ = 0;
+      record_key_.clear();
       prompt_.reset();
       answer_.reset();
     }
     if (in_turns()) {
       from_.clear();
       value_.clear();
+      has_value_ = false;
     }
     stack_.push_back('o');
     return true;
@@ -58,9 +62,10 @@ class SharegptReader : public nlohmann::json_sax<nlohmann::json> {
     stack_.pop_back();
     if (turn) {
       ++turns_;
-      if (!prompt_ && from_ == "human") {
+      // A turn whose value is not text is neither a prompt nor an answer.
+      if (has_value_ && !prompt_ && from_ == "human") {
         prompt_ = std::move(value_);
-      } else if (prompt_ && !answer_ && from_ == "gpt") {
+      } else if (has_value_ && prompt_ && !answer_ && from_ == "gpt") {
         answer_ = std::move(value_);
       }
     } else if (stack_.size() == 1 && turns_ >= 2 && prompt_ && answer_) {
@@ -88,11 +93,17 @@ class SharegptReader : public nlohmann::json_sax<nlohmann::json> {
   std::vector<char> stack_;
   std::string key_, record_key_;
   std::string from_, value_;
+  bool has_value_ = false;
   std::optional<std::string> prompt_, answer_;
   size_t turns_ = 0;
 
-  bool in_turns() const { return stack_.size() == 3 && record_key_ == "conversations"; }
-  bool in_turn() const { return stack_.size() == 4 && record_key_ == "conversations"; }
+  bool in_turns() const {
+    return stack_.size() == 3 && stack_[2] == 'a' && record_key_ == "conversations";
+  }
+  bool in_turn() const {
+    return stack_.size() == 4 && stack_[2] == 'a' && stack_[3] == 'o' &&
+           record_key_ == "conversations";
+  }
   bool scalar() {
     if (stack_.empty()) return refuse("the top level is not a list of conversations");
     if (stack_.size() == 1) return refuse("the list holds a value, not conversation objects");
