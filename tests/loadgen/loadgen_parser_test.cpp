@@ -159,6 +159,21 @@ TEST(ParserSharegpt, SampleIsSeededAndFiltered) {
   for (const auto& p : fixed) EXPECT_EQ(p.output_len, 2u);
 }
 
+TEST(ParserSharegpt, ReadsTheShippedSyntheticSample) {
+  const auto pairs =
+      read_sharegpt_file(test::source_dir() / "bench" / "data" / "synthetic_sharegpt.json");
+  EXPECT_GT(pairs.size(), 190u);  // all but the lone prompts
+  EXPECT_LT(pairs.size(), 200u);
+  const auto prompts = sharegpt_prompts(pairs, 1000, 0, approx_token_count, std::nullopt);
+  EXPECT_EQ(prompts.size(), 190u);  // as bench/data/README.md says
+  size_t in = 0;
+  for (const auto& p : prompts) {
+    EXPECT_TRUE(sharegpt_keep(p.prompt_len, p.output_len, false));
+    in += p.prompt_len;
+  }
+  EXPECT_GT(double(in) / double(prompts.size()), 100.0);
+}
+
 TEST(LoadgenDataset, RandomTextHasTheLengthAsked) {
   const TokenCounter approx = approx_token_count;
   for (size_t n : {7, 64, 300, 1024}) {
