@@ -186,11 +186,9 @@ RequestRecord send_streaming(const Target& target, const json& body, size_t prom
   if (!r.error.empty()) return r;
   if (!r.usage_reported) r.output_len = r.chunks;
   if (r.chunks == 0) {
-    if (r.output_len == 0) {
-      r.error = "the stream carried no tokens";
-      return r;
-    }
-    r.ttft = since_sent();  // tokens that decode to no text: the end is the first sight of them
+    // No text: an answer that ended at once (EOS first) or tokens that decode to nothing. Its
+    // first token is the end, which is when the stream ended.
+    r.ttft = since_sent();
     last_token_s = r.ttft;
   }
   r.e2el = last_token_s;
