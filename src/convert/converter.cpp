@@ -92,6 +92,7 @@ ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
   }
   const auto src = open_hf_source(hf_dir);
   const HParams& hp = src->hparams();
+  if (hp.arch == "gemma3") fail("{}: convert does not write gemma3 files yet", hf_dir.string());
   const bool adjacent = gguf_arch_name(hp) == "llama";
 
   GgufWriter w;

@@ -245,6 +245,68 @@ int64_t qwen2_sliding_window(const Fields& f, const std::string& path, int64_t n
   return window;
 }
 
+// Gemma 3's layers: sliding-window ones with their own RoPE base, and every few a global one with
+// the model's RoPE (layer_types, or sliding_window_pattern: layer i is global when (i + 1) is a
+// multiple of it); queries scaled by query_pre_attn_scalar^-1/2; embeddings scaled by
+// sqrt(hidden_size); norms after attention and feed-forward; optional final logit soft-capping.
+void read_gemma3(const Fields& f, const std::string& path, HParams& hp) {
+  if (f.bool_or("attention_bias", false)) fail("{}: attention_bias=true is not supported", path);
+  if (const json* cap = f.get("attn_logit_softcapping")) {
+    fail("{}: attn_logit_softcapping {} is not supported", path, shown(*cap));
+  }
+  if (f.get("final_logit_softcapping") != nullptr) {
+    hp.final_logit_softcap = float(f.require_positive("final_logit_softcapping"));
+  }
+  hp.attn_scale = float(1.0 / std::sqrt(f.positive_or("query_pre_attn_scalar", 256.0)));
+  hp.embd_scale = float(std::sqrt(double(hp.n_embd)));
+  hp.post_norms = true;
+  hp.qk_norm = true;
+  hp.attn_qkv_bias = false;
+  hp.rope_layout = RopeLayout::RotateHalf;
+  hp.sliding_window = f.int_or("sliding_window", 4096);
+  hp.sliding_layers.assign(size_t(hp.n_layer), false);
+  if (const json* types = f.get("layer_types")) {
+    if (!types->is_array() || int64_t(types->size()) != hp.n_layer) {
+      fail("{}: field 'layer_types' must be a list of {} layer types", path, hp.n_layer);
+    }
+    for (size_t l = 0; l < types->size(); ++l) {
+      const json& t = (*types)[l];
+      if (t != "sliding_attention" && t != "full_attention") {
+        fail(
+            "{}: unsupported layer type {} in 'layer_types' (supported: full_attention, "
+            "sliding_attention)",
+            path, shown(t));
+      }
+      hp.sliding_layers[l] = t == "sliding_attention";
+    }
+  } else {
+    const int64_t pattern = f.int_or("sliding_window_pattern", 6);
+    for (int64_t l = 0; l < hp.n_layer; ++l) hp.sliding_layers[size_t(l)] = (l + 1) % pattern != 0;
+  }
+  // RoPE: v5 gives each layer type its parameters; v4 rope_theta (+ rope_scaling) for the global
+  // layers and rope_local_base_freq for the sliding ones.
+  const json* params = f.get("rope_parameters");
+  if (params != nullptr && params->is_object() && params->contains("full_attention")) {
+    const auto one = [&](const char* type, HParams& out) {
+      if (!params->contains(type) || !(*params)[type].is_object()) {
+        fail("{}: 'rope_parameters' has no settings for '{}'", path, type);
+      }
+      const json wrapped = {{"rope_parameters", (*params)[type]}};
+      read_rope(Fields(wrapped, path), path, out);
+    };
+    one("full_attention", hp);
+    HParams sliding;
+    one("sliding_attention", sliding);
+    if (sliding.rope_scaling.type != RopeScaling::Type::None) {
+      fail("{}: scaled RoPE on the sliding layers is not supported", path);
+    }
+    hp.rope_theta_sliding = sliding.rope_theta;
+  } else {
+    read_rope(f, path, hp);
+    hp.rope_theta_sliding = float(f.positive_or("rope_local_base_freq", 10000.0));
+  }
+}
+
 HParams parse_fields(const json& config, const std::string& path) {
   if (!config.is_object()) fail("{}: not a JSON object", path);
   const Fields f(config, path);
@@ -255,10 +317,17 @@ HParams parse_fields(const json& config, const std::string& path) {
   const bool qwen2 = hp.arch == "qwen2";
   const bool qwen3 = hp.arch == "qwen3";
   const bool phi3 = hp.arch == "phi3";
-  if (!llama && !mistral && !qwen2 && !qwen3 && !phi3) {
-    fail("{}: unknown architecture '{}' (supported: llama, mistral, qwen2, qwen3, phi3)", path,
-         shown_string(hp.arch));
+  const bool gemma3 = hp.arch == "gemma3_text";
+  if (hp.arch == "gemma3") {
+    fail("{}: a Gemma 3 multimodal model: give the text model's directory (gemma3_text)", path);
   }
+  if (!llama && !mistral && !qwen2 && !qwen3 && !phi3 && !gemma3) {
+    fail(
+        "{}: unknown architecture '{}' (supported: llama, mistral, qwen2, qwen3, phi3, "
+        "gemma3_text)",
+        path, shown_string(hp.arch));
+  }
+  if (gemma3) hp.arch = "gemma3";  // GGUF's name, and what the loader and the layer loop check
 
   hp.n_vocab = f.require_int("vocab_size");
   hp.n_embd = f.require_int("hidden_size");
@@ -270,16 +339,17 @@ HParams parse_fields(const json& config, const std::string& path) {
   hp.n_ctx_train = f.int_or("max_position_embeddings", llama     ? 2048
                                                        : mistral ? 4096 * 32
                                                        : phi3    ? 4096
+                                                       : gemma3  ? 131072
                                                                  : 32768);
   hp.rms_norm_eps = float(f.positive_or("rms_norm_eps", phi3 ? 1e-5 : 1e-6));
-  hp.tied_embeddings = f.bool_or("tie_word_embeddings", false);
+  hp.tied_embeddings = f.bool_or("tie_word_embeddings", gemma3);
   hp.bos_token = f.token_or_none("bos_token_id");
   hp.eos_token = f.token_or_none("eos_token_id");
 
   if (f.get("head_dim") != nullptr) {
     hp.head_dim = f.require_int("head_dim");
-  } else if (qwen3) {
-    hp.head_dim = 128;  // Qwen3Config's default, whatever the hidden size
+  } else if (qwen3 || gemma3) {
+    hp.head_dim = qwen3 ? 128 : 256;  // the config classes' defaults, whatever the hidden size
   } else {
     if (hp.n_embd % hp.n_head != 0) {
       fail(
@@ -295,8 +365,14 @@ HParams parse_fields(const json& config, const std::string& path) {
          hp.n_head_kv);
   }
 
-  const std::string act = f.string_or("hidden_act", "silu");
-  if (act != "silu") {
+  if (gemma3) {
+    const std::string act = f.string_or("hidden_activation", "gelu_pytorch_tanh");
+    if (act != "gelu_pytorch_tanh") {
+      fail("{}: hidden_activation '{}' is not supported (only gelu_pytorch_tanh)", path,
+           shown_string(act));
+    }
+    hp.ffn_act = FfnActivation::GeluTanh;
+  } else if (const std::string act = f.string_or("hidden_act", "silu"); act != "silu") {
     fail("{}: hidden_act '{}' is not supported (only silu)", path, shown_string(act));
   }
 
@@ -318,6 +394,9 @@ HParams parse_fields(const json& config, const std::string& path) {
         fail("{}: partial_rotary_factor {} is not supported (only 1.0)", path, shown(*partial));
       }
     }
+  } else if (gemma3) {
+    read_gemma3(f, path, hp);
+    return hp;
   } else if (qwen3) {
     // Qwen3's attention_bias gives q, k, v and o biases (o's is optional when loading).
     hp.attn_qkv_bias = f.bool_or("attention_bias", false);

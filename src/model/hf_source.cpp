@@ -13,7 +13,7 @@
 
 namespace ep {
 
-std::optional<std::string> hf_to_gguf_name(const std::string& hf) {
+std::optional<std::string> hf_to_gguf_name(const std::string& hf, bool gemma) {
   static const std::map<std::string, std::string, std::less<>> kGlobal = {
       {"model.embed_tokens.weight", "token_embd.weight"},
       {"model.norm.weight", "output_norm.weight"},
@@ -41,7 +41,15 @@ std::optional<std::string> hf_to_gguf_name(const std::string& hf) {
   if (auto it = kGlobal.find(hf); it != kGlobal.end()) return it->second;
   static const std::regex kLayerName(R"(model\.layers\.(\d+)\.(.+))");
   std::smatch m;
+  static const std::map<std::string, std::string, std::less<>> kGemmaNorms = {
+      {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+      {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+      {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
+  };
   if (std::regex_match(hf, m, kLayerName)) {
+    if (auto it = kGemmaNorms.find(m[2].str()); gemma && it != kGemmaNorms.end()) {
+      return "blk." + m[1].str() + "." + it->second;
+    }
     if (auto it = kLayer.find(m[2].str()); it != kLayer.end()) {
       return "blk." + m[1].str() + "." + it->second;
     }
@@ -56,7 +64,7 @@ class HfSource final : public WeightSource {
   explicit HfSource(const std::filesystem::path& dir)
       : dir_(dir), hp_(load_hf_config(dir)), archive_(SafetensorsArchive::open_directory(dir)) {
     for (const auto& t : archive_->tensors()) {
-      if (auto g = hf_to_gguf_name(t.name)) by_gguf_name_.emplace(*g, &t);
+      if (auto g = hf_to_gguf_name(t.name, gemma())) by_gguf_name_.emplace(*g, &t);
     }
     const auto emb = by_gguf_name_.find("token_embd.weight");
     if (emb != by_gguf_name_.end() && emb->second->shape.size() == 2 &&
@@ -78,7 +86,7 @@ class HfSource final : public WeightSource {
   std::vector<TensorRef> all_tensors() const override {
     std::vector<TensorRef> r;
     for (const auto& t : archive_->tensors()) {
-      r.push_back(to_ref(hf_to_gguf_name(t.name).value_or(t.name), t));
+      r.push_back(to_ref(hf_to_gguf_name(t.name, gemma()).value_or(t.name), t));
     }
     return r;
   }
@@ -101,6 +109,7 @@ class HfSource final : public WeightSource {
   std::filesystem::path path() const override { return dir_; }
 
  private:
+  bool gemma() const { return hp_.arch == "gemma3"; }
   static TensorRef to_ref(const std::string& gguf_name, const SafetensorsTensor& t) {
     return TensorRef{gguf_name, t.name, t.dtype, t.shape, t.data, t.n_bytes};
   }

@@ -19,6 +19,7 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv;      // empty unless the architecture has q/k/v biases
   std::vector<float> bo;              // output-projection bias (Llama with attention_bias)
   std::vector<float> q_norm, k_norm;  // head_dim weights, with HParams::qk_norm
+  std::vector<float> post_attn_norm, post_ffn_norm;  // with HParams::post_norms
   std::vector<float> ffn_norm;
   MatrixView w_gate, w_up, w_down;
   // Phi-3 stores q/k/v as one matrix (attn_qkv) and gate/up as one (ffn_up, gate rows first):

@@ -90,6 +90,9 @@ void check_hparams(const HParams& hp, const std::string& where) {
   if (!(hp.rms_norm_eps > 0.0f) || !std::isfinite(hp.rms_norm_eps)) {
     fail("{}: invalid rms_norm_eps {}", where, hp.rms_norm_eps);
   }
+  if (!hp.sliding_layers.empty() && int64_t(hp.sliding_layers.size()) != hp.n_layer) {
+    fail("{}: {} layer types for {} layers", where, hp.sliding_layers.size(), hp.n_layer);
+  }
   if (!(hp.rope_theta > 0.0f) || !std::isfinite(hp.rope_theta)) {
     fail("{}: invalid rope theta {}", where, hp.rope_theta);
   }
@@ -153,6 +156,10 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     }
     w.bo = b.optional_vector(p + "attn_output.bias", hp.n_embd);
     w.ffn_norm = b.vector(p + "ffn_norm.weight", hp.n_embd);
+    if (hp.post_norms) {
+      w.post_attn_norm = b.vector(p + "post_attention_norm.weight", hp.n_embd);
+      w.post_ffn_norm = b.vector(p + "post_ffw_norm.weight", hp.n_embd);
+    }
     if (hp.arch == "phi3") {
       const MatrixView gate_up = b.matrix(p + "ffn_up.weight", 2 * hp.n_ff, hp.n_embd);
       w.w_gate = row_range(gate_up, 0, hp.n_ff);
@@ -165,6 +172,19 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     m->layers.push_back(std::move(w));
   }
   m->output_norm = b.vector("output_norm.weight", hp.n_embd);
+  if (hp.arch == "gemma3") {
+    // Gemma's norms scale by (1 + w); stored here as the factor itself, as GGUF files store them.
+    const auto plus_one = [](std::vector<float>& v) {
+      for (float& x : v) x += 1.0f;
+    };
+    plus_one(m->output_norm);
+    for (LayerWeights& w : m->layers) {
+      for (auto* v :
+           {&w.attn_norm, &w.ffn_norm, &w.post_attn_norm, &w.post_ffn_norm, &w.q_norm, &w.k_norm}) {
+        plus_one(*v);
+      }
+    }
+  }
   m->output = hp.tied_embeddings ? m->tok_embd : b.matrix("output.weight", hp.n_vocab, hp.n_embd);
 
   if (m->source->find("rope_freqs.weight")) {

@@ -43,6 +43,9 @@ std::unique_ptr<WeightSource> open_hf_source(const std::filesystem::path& dir);
 
 // GGUF name of a Hugging Face tensor name, or nullopt if it is not one we use
 // ("model.layers.3.self_attn.q_proj.weight" -> "blk.3.attn_q.weight").
-std::optional<std::string> hf_to_gguf_name(const std::string& hf_name);
+// With `gemma`, Gemma's four norms per layer: post_attention_layernorm is the attention output's
+// (post_attention_norm), pre_feedforward_layernorm the feed-forward input's (ffn_norm) and
+// post_feedforward_layernorm its output's (post_ffw_norm), as llama.cpp names them.
+std::optional<std::string> hf_to_gguf_name(const std::string& hf_name, bool gemma = false);
 
 }  // namespace ep

@@ -42,6 +42,18 @@ BatchForward::BatchForward(const Model& model, ThreadPool& pool)
   const double linear =
       hp_.rope_scaling.type == RopeScaling::Type::Linear ? hp_.rope_scaling.factor : 1.0;
   inv_freq_ = kernels::rope_inv_freq(hp_.head_dim, hp_.rope_theta, model.rope_freq_factors, linear);
+  if (hp_.rope_theta_sliding > 0) {
+    inv_freq_sliding_ = kernels::rope_inv_freq(hp_.head_dim, hp_.rope_theta_sliding, {}, 1.0);
+  }
+}
+
+int64_t BatchForward::window(int64_t layer) const {
+  const bool sliding = hp_.sliding_layers.empty() || hp_.sliding_layers[size_t(layer)];
+  return sliding ? hp_.sliding_window : 0;
+}
+
+const std::vector<double>& BatchForward::inv_freq(int64_t layer) const {
+  return window(layer) > 0 && !inv_freq_sliding_.empty() ? inv_freq_sliding_ : inv_freq_;
 }
 
 void BatchForward::forward(std::span<const BatchChunk> chunks, std::vector<float>& logits,
@@ -73,8 +85,11 @@ void BatchForward::forward(std::span<const BatchChunk> chunks, std::vector<float
     const BatchChunk& ch = chunks[c];
     for (size_t i = 0; i < ch.tokens.size(); ++i) {
       const int64_t r = first_row_[c] + int64_t(i);
-      dequantize_row(model_.tok_embd.type, model_.tok_embd.row(ch.tokens[i]), &x_[size_t(r * d)],
-                     d);
+      float* row = &x_[size_t(r * d)];
+      dequantize_row(model_.tok_embd.type, model_.tok_embd.row(ch.tokens[i]), row, d);
+      if (hp_.embd_scale != 1.0f) {
+        for (int64_t j = 0; j < d; ++j) row[j] *= hp_.embd_scale;
+      }
       positions_[size_t(r)] = n_prefix_of(ch) + ch.n_past + int64_t(i);
     }
   }
@@ -110,6 +125,9 @@ void BatchForward::forward(std::span<const BatchChunk> chunks, std::vector<float
     kernels::matmul(model_.output, xn_.data(), rows, logits.data(), pool_, precision_,
                     qkv_weights(0));
   }
+  if (const float cap = hp_.final_logit_softcap; cap > 0) {
+    for (float& v : logits) v = float(cap * std::tanh(double(v) / cap));
+  }
 }
 
 std::array<const MatrixView*, 3> BatchForward::qkv_weights(int64_t layer) const {
@@ -141,8 +159,9 @@ void BatchForward::attention_block(std::span<const BatchChunk> chunks, const Lay
   }
   const auto pairs = hp_.rope_layout == RopeLayout::RotateHalf ? kernels::RotaryPairs::Halves
                                                                : kernels::RotaryPairs::Adjacent;
-  kernels::rope(q_.data(), T, hp_.n_head, hd, positions_.data(), inv_freq_, pairs);
-  kernels::rope(k_.data(), T, hp_.n_head_kv, hd, positions_.data(), inv_freq_, pairs);
+  kernels::rope(q_.data(), T, hp_.n_head, hd, positions_.data(), inv_freq(layer), pairs);
+  kernels::rope(k_.data(), T, hp_.n_head_kv, hd, positions_.data(), inv_freq(layer), pairs);
+  const float scale = hp_.attn_scale > 0 ? hp_.attn_scale : float(1.0 / std::sqrt(double(hd)));
 
   // Each chunk's keys and values join its sequence's KV; then attention over the sequence's own
   // keys (causal).
@@ -164,8 +183,8 @@ void BatchForward::attention_block(std::span<const BatchChunk> chunks, const Lay
     a.n_head = hp_.n_head;
     a.n_head_kv = hp_.n_head_kv;
     a.head_dim = hd;
-    a.scale = float(1.0 / std::sqrt(double(hd)));
-    a.window = hp_.sliding_window;
+    a.scale = scale;
+    a.window = window(layer);
     a.out = &attn_[size_t(r * q_dim)];
     a.lse = &lse_[size_t(r * hp_.n_head)];
     kernels::attention(a, pool_);
@@ -176,6 +195,10 @@ void BatchForward::attention_block(std::span<const BatchChunk> chunks, const Lay
   const MatrixView* const gate_up_weights[] = {&w.w_gate, &w.w_up};
   kernels::matmul(w.wo, attn_.data(), T, xn_.data(), pool_, precision_, gate_up_weights);
   add_bias(xn_.data(), w.bo, T);
+  if (hp_.post_norms) {
+    kernels::rmsnorm(xn_.data(), w.post_attn_norm.data(), xn_.data(), T, d, hp_.rms_norm_eps,
+                     pool_);
+  }
   kernels::add_inplace(x_.data(), xn_.data(), T * d);
 }
 
@@ -191,7 +214,7 @@ void BatchForward::prefix_attention(std::span<const BatchChunk> chunks, int64_t 
     // depend on its position, so each chunk is then a group of its own.
     std::vector<size_t> group;
     for (size_t o = c; o < chunks.size(); ++o) {
-      if (chunks[o].prefix == prefix && !done[o] && (o == c || hp_.sliding_window == 0)) {
+      if (chunks[o].prefix == prefix && !done[o] && (o == c || window(layer) == 0)) {
         group.push_back(o);
         done[o] = true;
       }
@@ -215,7 +238,7 @@ void BatchForward::prefix_attention(std::span<const BatchChunk> chunks, int64_t 
     // Every prefix key precedes every query, so without a sliding window the queries' positions
     // change nothing (one position for all keeps a query's result the same in any group); with
     // one, the group is a single chunk at its true positions.
-    a.q_pos0 = prefix->n_tokens() + (hp_.sliding_window > 0 ? chunks[c].n_past : 0);
+    a.q_pos0 = prefix->n_tokens() + (window(layer) > 0 ? chunks[c].n_past : 0);
     a.k = prefix->k(layer);
     a.v = prefix->v(layer);
     a.n_kv = prefix->n_tokens();
@@ -223,8 +246,8 @@ void BatchForward::prefix_attention(std::span<const BatchChunk> chunks, int64_t 
     a.n_head = hp_.n_head;
     a.n_head_kv = hp_.n_head_kv;
     a.head_dim = hd;
-    a.scale = float(1.0 / std::sqrt(double(hd)));
-    a.window = hp_.sliding_window;
+    a.scale = hp_.attn_scale > 0 ? hp_.attn_scale : float(1.0 / std::sqrt(double(hd)));
+    a.window = window(layer);
     a.out = attn_group_.data();
     a.lse = lse_group_.data();
     kernels::attention(a, pool_);
@@ -250,12 +273,19 @@ void BatchForward::ffn_block(const LayerWeights& w, int64_t layer) {
   const kernels::MatmulOut gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
   const MatrixView* const down[] = {&w.w_down};
   kernels::matmul_multi(gate_up, xn_.data(), T, pool_, precision_, down);
-  kernels::swiglu(gate_.data(), up_.data(), gate_.data(), T * ff, pool_);
+  if (hp_.ffn_act == FfnActivation::GeluTanh) {
+    kernels::geglu_tanh(gate_.data(), up_.data(), gate_.data(), T * ff);
+  } else {
+    kernels::swiglu(gate_.data(), up_.data(), gate_.data(), T * ff, pool_);
+  }
   // The last layer's down projection is followed by the output head.
   const MatrixView* const output[] = {&model_.output};
   kernels::matmul(w.w_down, gate_.data(), T, xn_.data(), pool_, precision_,
                   layer + 1 < hp_.n_layer ? kernels::NextWeights(qkv_weights(layer + 1))
                                           : kernels::NextWeights(output));
+  if (hp_.post_norms) {
+    kernels::rmsnorm(xn_.data(), w.post_ffn_norm.data(), xn_.data(), T, d, hp_.rms_norm_eps, pool_);
+  }
   kernels::add_inplace(x_.data(), xn_.data(), T * d);
 }
 

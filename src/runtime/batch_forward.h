@@ -67,11 +67,15 @@ class BatchForward {
   void prefix_attention(std::span<const BatchChunk> chunks, int64_t layer);
   void ffn_block(const LayerWeights& w, int64_t layer);
   std::array<const MatrixView*, 3> qkv_weights(int64_t layer) const;
+  // The layer's sliding window (0: full attention) and RoPE frequencies.
+  int64_t window(int64_t layer) const;
+  const std::vector<double>& inv_freq(int64_t layer) const;
 
   const Model& model_;
   const HParams& hp_;
   ThreadPool& pool_;
   std::vector<double> inv_freq_;
+  std::vector<double> inv_freq_sliding_;  // the sliding layers', when they have their own base
   kernels::Precision precision_ = kernels::Precision::Exact;
   LayerSink layer_sink_;
   std::vector<LayerTiming> timings_;

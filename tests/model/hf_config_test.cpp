@@ -260,7 +260,8 @@ TEST(ParserHfConfig, SlidingWindow) {
 TEST(ParserHfConfig, UnknownArchitecture) {
   json c = fixture_config("llama-gqa");
   c["model_type"] = "gemma";
-  expect_error(c, {"unknown architecture 'gemma' (supported: llama, mistral, qwen2, qwen3, phi3)"});
+  expect_error(c, {"unknown architecture 'gemma' (supported: llama, mistral, qwen2, qwen3, phi3, "
+                   "gemma3_text)"});
   c["model_type"] = 7;
   expect_error(c, {"'model_type'", "string"});
   c.erase("model_type");

@@ -3,11 +3,15 @@
 //   phi3:  the same weights with q/k/v and gate/up fused into one matrix each (qkv_proj,
 //          gate_up_proj) is the same model, so it must give transformers' float64 logits of
 //          llama-gqa, from the directory and from the GGUF our converter writes (fused too);
+//   gemma3: sliding-window and global layers, (1 + w) norms, four per layer, GELU, scaled
+//          embeddings and scores, soft-capped logits; against the same plain forward pass, each
+//          feature shown to matter, and the configurations it cannot run refused;
 //   qwen3: Llama plus an RMS norm of each query and key head before RoPE (q_norm, k_norm);
 //          checked against a plain float64 forward pass written here from transformers'
 //          definition, and by the norm's invariance: scaling one head's projection rows changes
 //          nothing.
 #include "convert/converter.h"
+#include "core/error.h"
 #include "core/npy.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
@@ -202,23 +206,39 @@ fs::path make_qwen3(const fs::path& dir, const std::map<std::string, float>& row
   return write_model(dir, config, t);
 }
 
-// transformers' Qwen3 forward in float64, spelled out: embeddings; per layer x += o(attn(...))
-// with q/k = RMSNorm_head(proj(RMSNorm(x))) rotated by RoPE (halves), causal softmax attention
-// with grouped heads; x += down(silu(gate) * up); logits = lm_head(RMSNorm(x)).
-std::vector<double> qwen3_reference(const fs::path& dir, const std::vector<int32_t>& ids) {
+// transformers' Qwen3 and Gemma 3 forward passes in float64, spelled out: embeddings (Gemma:
+// times sqrt(hidden)); per layer x += o(attn(...)) with q/k = RMSNorm_head(proj(RMSNorm(x)))
+// rotated by RoPE (halves; Gemma: the layer type's base), causal softmax attention with grouped
+// heads (Gemma: scaled by query_pre_attn_scalar^-1/2, a sliding window on the sliding layers, the
+// output normalised again); x += down(act(gate) * up) (silu; Gemma: GELU-tanh, its input and
+// output normalised); logits = lm_head(RMSNorm(x)) (Gemma: soft-capped). Gemma's norms scale by
+// 1 + w.
+std::vector<double> reference_logits(const fs::path& dir, const std::vector<int32_t>& ids) {
   const json c = json::parse(test::read_file(dir / "config.json"));
   const Tensors t = read_tensors(dir);
   const int64_t d = c["hidden_size"], L = c["num_hidden_layers"], H = c["num_attention_heads"],
                 Hkv = c["num_key_value_heads"], hd = c["head_dim"], ff = c["intermediate_size"],
                 V = c["vocab_size"], T = int64_t(ids.size());
-  const double eps = c["rms_norm_eps"], theta = c["rope_parameters"]["rope_theta"];
+  const bool gemma = c["model_type"] == "gemma3_text";
+  const double eps = c["rms_norm_eps"];
+  const auto theta_of = [&](int64_t l) -> double {
+    if (!gemma) return c["rope_parameters"]["rope_theta"];
+    return c["rope_parameters"][c["layer_types"][size_t(l)].get<std::string>()]["rope_theta"];
+  };
+  const auto window_of = [&](int64_t l) -> int64_t {
+    return gemma && c["layer_types"][size_t(l)] == "sliding_attention"
+               ? c["sliding_window"].get<int64_t>()
+               : int64_t(0);
+  };
+  const double scale =
+      1.0 / std::sqrt(gemma ? c["query_pre_attn_scalar"].get<double>() : double(hd));
   using Vec = std::vector<double>;
   const auto w = [&](const std::string& name) -> const Tensor& { return t.at(name); };
   const auto norm = [&](const double* x, const Tensor& g, int64_t n, double* y) {
     double ss = 0;
     for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
     const double inv = 1.0 / std::sqrt(ss / double(n) + eps);
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * g.data[size_t(i)];
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * ((gemma ? 1.0 : 0.0) + g.data[size_t(i)]);
   };
   const auto matvec = [&](const Tensor& m, const double* x, double* y) {
     const int64_t rows = m.shape[0], cols = m.shape[1];
@@ -228,7 +248,7 @@ std::vector<double> qwen3_reference(const fs::path& dir, const std::vector<int32
       y[r] = s;
     }
   };
-  const auto rope = [&](double* v, int64_t pos) {
+  const auto rope = [&](double* v, int64_t pos, double theta) {
     for (int64_t i = 0; i < hd / 2; ++i) {
       const double f = double(pos) / std::pow(theta, double(2 * i) / double(hd));
       const double a = v[i], b = v[i + hd / 2];
@@ -239,10 +259,12 @@ std::vector<double> qwen3_reference(const fs::path& dir, const std::vector<int32
   Vec x(size_t(T * d));
   for (int64_t p = 0; p < T; ++p) {
     for (int64_t i = 0; i < d; ++i)
-      x[size_t(p * d + i)] = w("model.embed_tokens.weight").data[size_t(ids[size_t(p)] * d + i)];
+      x[size_t(p * d + i)] = w("model.embed_tokens.weight").data[size_t(ids[size_t(p)] * d + i)] *
+                             (gemma ? std::sqrt(double(d)) : 1.0);
   }
   for (int64_t l = 0; l < L; ++l) {
-    Vec q(size_t(T * H * hd)), k(size_t(T * Hkv * hd)), v(size_t(T * Hkv * hd)), xn(static_cast<size_t>(d));
+    Vec q(size_t(T * H * hd)), k(size_t(T * Hkv * hd)), v(size_t(T * Hkv * hd)),
+        xn(static_cast<size_t>(d));
     for (int64_t p = 0; p < T; ++p) {
       norm(&x[size_t(p * d)], w(layer(l, "input_layernorm.weight")), d, xn.data());
       matvec(w(layer(l, "self_attn.q_proj.weight")), xn.data(), &q[size_t(p * H * hd)]);
@@ -251,12 +273,12 @@ std::vector<double> qwen3_reference(const fs::path& dir, const std::vector<int32
       for (int64_t h = 0; h < H; ++h) {
         double* qh = &q[size_t((p * H + h) * hd)];
         norm(qh, w(layer(l, "self_attn.q_norm.weight")), hd, qh);
-        rope(qh, p);
+        rope(qh, p, theta_of(l));
       }
       for (int64_t h = 0; h < Hkv; ++h) {
         double* kh = &k[size_t((p * Hkv + h) * hd)];
         norm(kh, w(layer(l, "self_attn.k_norm.weight")), hd, kh);
-        rope(kh, p);
+        rope(kh, p, theta_of(l));
       }
     }
     Vec attn(size_t(T * H * hd), 0.0), o(static_cast<size_t>(d));
@@ -265,14 +287,19 @@ std::vector<double> qwen3_reference(const fs::path& dir, const std::vector<int32
         const int64_t g = h / (H / Hkv);
         Vec s(size_t(p + 1));
         double mx = -1e300, sum = 0;
+        const int64_t first = window_of(l) > 0 ? std::max<int64_t>(0, p - window_of(l) + 1) : 0;
         for (int64_t j = 0; j <= p; ++j) {
+          if (j < first) {
+            s[size_t(j)] = -1e300;
+            continue;
+          }
           double dot = 0;
           for (int64_t i = 0; i < hd; ++i)
             dot += q[size_t((p * H + h) * hd + i)] * k[size_t((j * Hkv + g) * hd + i)];
-          s[size_t(j)] = dot / std::sqrt(double(hd));
+          s[size_t(j)] = dot * scale;
           mx = std::max(mx, s[size_t(j)]);
         }
-        for (auto& e : s) sum += (e = std::exp(e - mx));
+        for (auto& e : s) sum += (e = e < -1e299 ? 0.0 : std::exp(e - mx));
         for (int64_t j = 0; j <= p; ++j) {
           for (int64_t i = 0; i < hd; ++i)
             attn[size_t((p * H + h) * hd + i)] +=
@@ -283,13 +310,23 @@ std::vector<double> qwen3_reference(const fs::path& dir, const std::vector<int32
     Vec gate(static_cast<size_t>(ff)), up(static_cast<size_t>(ff));
     for (int64_t p = 0; p < T; ++p) {
       matvec(w(layer(l, "self_attn.o_proj.weight")), &attn[size_t(p * H * hd)], o.data());
+      if (gemma) norm(o.data(), w(layer(l, "post_attention_layernorm.weight")), d, o.data());
       for (int64_t i = 0; i < d; ++i) x[size_t(p * d + i)] += o[size_t(i)];
-      norm(&x[size_t(p * d)], w(layer(l, "post_attention_layernorm.weight")), d, xn.data());
+      norm(&x[size_t(p * d)],
+           w(layer(l,
+                   gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")),
+           d, xn.data());
       matvec(w(layer(l, "mlp.gate_proj.weight")), xn.data(), gate.data());
       matvec(w(layer(l, "mlp.up_proj.weight")), xn.data(), up.data());
-      for (int64_t i = 0; i < ff; ++i)
-        gate[size_t(i)] *= up[size_t(i)] / (1 + std::exp(-gate[size_t(i)]));
+      for (int64_t i = 0; i < ff; ++i) {
+        const double g = gate[size_t(i)];
+        gate[size_t(i)] =
+            up[size_t(i)] *
+            (gemma ? 0.5 * g * (1 + std::tanh(std::sqrt(2 / M_PI) * (g + 0.044715 * g * g * g)))
+                   : g / (1 + std::exp(-g)));
+      }
       matvec(w(layer(l, "mlp.down_proj.weight")), gate.data(), o.data());
+      if (gemma) norm(o.data(), w(layer(l, "post_feedforward_layernorm.weight")), d, o.data());
       for (int64_t i = 0; i < d; ++i) x[size_t(p * d + i)] += o[size_t(i)];
     }
   }
@@ -299,6 +336,10 @@ std::vector<double> qwen3_reference(const fs::path& dir, const std::vector<int32
   for (int64_t p = 0; p < T; ++p) {
     norm(&x[size_t(p * d)], w("model.norm.weight"), d, xn.data());
     matvec(head, xn.data(), &logits[size_t(p * V)]);
+  }
+  if (gemma && c.contains("final_logit_softcapping") && !c["final_logit_softcapping"].is_null()) {
+    const double cap = c["final_logit_softcapping"];
+    for (double& l : logits) l = cap * std::tanh(l / cap);
   }
   return logits;
 }
@@ -313,7 +354,7 @@ TEST(ArchVariants, Qwen3HeadNormsMatchAPlainFloat64ForwardPass) {
   ASSERT_NE(file->find_tensor("blk.1.attn_k_norm.weight"), nullptr);
   EXPECT_TRUE(load_model(gguf)->hp.qk_norm);
   for (const int n : {8, 40}) {
-    const std::vector<double> ref = qwen3_reference(qwen3, prompt(n));
+    const std::vector<double> ref = reference_logits(qwen3, prompt(n));
     const std::vector<float> ours = logits_of(qwen3, prompt(n));
     SCOPED_TRACE("prompt " + std::to_string(n));
     EXPECT_LE(rel_l2(ours, ref), 1e-5);
@@ -337,6 +378,136 @@ TEST(ArchVariants, Qwen3QueriesAndKeysAreNormalisedPerHead) {
   const auto values =
       logits_of(make_qwen3(dir / "c", {{"self_attn.v_proj.weight", 3.0f}}), prompt(40));
   EXPECT_GT(rel_l2(values, widen(base)), 1e-2);
+}
+
+// ---- gemma3 -------------------------------------------------------------------------------
+
+// llama-gqa's weights as a Gemma 3 text model: three layers (sliding, global, sliding) with a
+// window shorter than the long prompts and their own RoPE bases, q/k norms, the two extra norms
+// per layer, query_pre_attn_scalar unlike head_dim, soft-capped logits.
+fs::path make_gemma3(const fs::path& dir, json extra = json::object()) {
+  json config = llama_config();
+  config["model_type"] = "gemma3_text";
+  config["architectures"] = {"Gemma3ForCausalLM"};
+  config["hidden_activation"] = "gelu_pytorch_tanh";
+  config["rms_norm_eps"] = 1e-6;
+  config["query_pre_attn_scalar"] = 24;
+  config["sliding_window"] = 16;
+  config["final_logit_softcapping"] = 2.0;
+  config["attn_logit_softcapping"] = nullptr;
+  config["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention"};
+  config["rope_parameters"] = {
+      {"full_attention", {{"rope_type", "default"}, {"rope_theta", 1000000.0}}},
+      {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}};
+  config.erase("mlp_bias");
+  config.erase("hidden_act");
+  config.update(extra);
+  Tensors t = read_tensors(kLlama);
+  const int64_t n_layer = config["num_hidden_layers"], hd = config["head_dim"],
+                d = config["hidden_size"];
+  if (n_layer != 3) throw std::runtime_error("the fixture changed: gemma3 wants 3 layers");
+  size_t seed = 0;
+  const auto norm = [&](int64_t n) {  // Gemma stores w of (1 + w): around 0
+    Tensor v{{n}, {}};
+    for (int64_t i = 0; i < n; ++i) v.data.push_back(wiggle(seed++, 0.0f, 0.3f));
+    return v;
+  };
+  for (int64_t l = 0; l < n_layer; ++l) {
+    t[layer(l, "self_attn.q_norm.weight")] = norm(hd);
+    t[layer(l, "self_attn.k_norm.weight")] = norm(hd);
+    t[layer(l, "pre_feedforward_layernorm.weight")] = norm(d);
+    t[layer(l, "post_feedforward_layernorm.weight")] = norm(d);
+    for (const char* n : {"input_layernorm.weight", "post_attention_layernorm.weight"}) {
+      for (float& x : t.at(layer(l, n)).data) x -= 1.0f;  // Llama's around-1 norms as Gemma's w
+    }
+  }
+  for (float& x : t.at("model.norm.weight").data) x -= 1.0f;
+  return write_model(dir, config, t);
+}
+
+TEST(ArchVariants, Gemma3MatchesAPlainFloat64ForwardPass) {
+  test::ScratchDir dir;
+  const fs::path gemma = make_gemma3(dir / "gemma3");
+  const auto model = load_model(gemma);
+  EXPECT_EQ(model->hp.arch, "gemma3");
+  EXPECT_EQ(model->hp.sliding_layers, (std::vector<bool>{true, false, true}));
+  EXPECT_FLOAT_EQ(model->hp.embd_scale, 8.0f);
+  for (const int n : {8, 40, 150}) {
+    SCOPED_TRACE("prompt " + std::to_string(n));
+    const std::vector<float> ours = logits_of(gemma, prompt(n));
+    EXPECT_LE(rel_l2(ours, reference_logits(gemma, prompt(n))), 1e-5);
+    for (const float v : ours) ASSERT_LE(std::abs(v), 2.0f);  // soft-capped at 2
+  }
+  // Each feature matters: without the window, or the sliding layers' own base, or with the
+  // usual score scale, the logits of the long prompt move.
+  const auto base = logits_of(gemma, prompt(40));
+  for (const json& change :
+       {json{{"sliding_window", 4096}},
+        json{{"rope_parameters",
+              {{"full_attention", {{"rope_type", "default"}, {"rope_theta", 1000000.0}}},
+               {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 1000000.0}}}}}},
+        json{{"query_pre_attn_scalar", 16}}, json{{"final_logit_softcapping", nullptr}}}) {
+    SCOPED_TRACE(change.dump());
+    EXPECT_GT(rel_l2(logits_of(make_gemma3(dir / "changed", change), prompt(40)), widen(base)),
+              1e-3);
+    fs::remove_all(dir / "changed");
+  }
+}
+
+TEST(ArchVariants, Gemma3ConfigsTheEngineCannotRunAreRefused) {
+  test::ScratchDir dir;
+  for (const auto& [change, message] : std::vector<std::pair<json, std::string>>{
+           {{{"attn_logit_softcapping", 50.0}}, "attn_logit_softcapping 50.0 is not supported"},
+           {{{"hidden_activation", "relu"}}, "hidden_activation 'relu' is not supported"},
+           {{{"layer_types", {"sliding_attention"}}}, "'layer_types' must be a list of 3"},
+           {{{"model_type", "gemma3"}}, "multimodal"}}) {
+    make_gemma3(dir / "m", change);
+    try {
+      load_model(dir / "m");
+      ADD_FAILURE() << "loaded " << change.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+    fs::remove_all(dir / "m");
+  }
+  make_gemma3(dir / "m");
+  try {
+    convert_hf_to_gguf(dir / "m", dir / "m.gguf", DType::F32);
+    ADD_FAILURE() << "converted a gemma3 model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not write gemma3"), std::string::npos) << e.what();
+  }
+}
+
+// A prompt computed as [cloud prefix | edge suffix], the prefix's KV through the wire format,
+// gives the monolithic logits (`edgeprompt logits --split`), the sliding layers included.
+TEST(ArchVariants, SplitEqualsMonolithic) {
+  test::ScratchDir dir;
+  std::string tokens = test::read_file(kLlama / "reference" / "prompt_150.txt");
+  tokens = tokens.substr(0, tokens.find('\n'));
+  const auto logits = [&](const fs::path& model, const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"logits", "--model", model.string(),           "--tokens",
+                                     tokens,   "--out",   (dir / "l.npy").string(), "--threads",
+                                     "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = test::run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return read_npy(dir / "l.npy");
+  };
+  for (const fs::path& m :
+       {make_phi3(dir / "phi3"), make_qwen3(dir / "qwen3"), make_gemma3(dir / "gemma3")}) {
+    SCOPED_TRACE(m.filename().string());
+    const NpyArray mono = logits(m, {});
+    for (const int split : {1, 75, 149}) {
+      const NpyArray parts = logits(m, {"--split", std::to_string(split)});
+      ASSERT_EQ(parts.shape, mono.shape);
+      const size_t from = size_t(split) * size_t(mono.shape[1]);
+      const std::vector<float> tail(parts.data.begin() + long(from), parts.data.end());
+      EXPECT_LE(rel_l2(tail, std::vector<double>(mono.data.begin() + long(from), mono.data.end())),
+                1e-5)
+          << "split " << split;
+    }
+  }
 }
 
 }  // namespace

@@ -45,6 +45,14 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
   }
 }
 
+void geglu_tanh(const float* gate, const float* up, float* out, int64_t n) {
+  constexpr double kSqrt2OverPi = 0.7978845608028654;
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    out[i] = float(0.5 * g * (1.0 + std::tanh(kSqrt2OverPi * (g + 0.044715 * g * g * g)))) * up[i];
+  }
+}
+
 // Below this many elements a call stays on the calling thread (a team wake-up costs more).
 constexpr int64_t kParallelElems = 1 << 16;
 
