@@ -3,6 +3,7 @@
 // OpenAI-compatible server (our cloud and edges, llama-server, vLLM) with the metrics of vLLM's
 // benchmark_serving; a one-screen summary and, with --result-file, the JSON with every request.
 #include "cli/command.h"
+#include "cli/edge_fleet.h"
 #include "cli/model_text.h"
 #include "cli/progress.h"
 #include "core/atomic_file.h"
@@ -10,6 +11,7 @@
 #include "loadgen/arrivals.h"
 #include "loadgen/load_runner.h"
 #include "loadgen/report.h"
+#include "loadgen/server_cost.h"
 #include "loadgen/server_setup.h"
 #include "loadgen/sharegpt.h"
 
@@ -29,7 +31,11 @@ using loadgen::BenchPrompt;
 using ojson = nlohmann::ordered_json;
 
 struct Options {
-  loadgen::Target target;
+  loadgen::Target target;  // base_url unused: base_urls
+  std::vector<std::string> base_urls = {"http://127.0.0.1:8080"};
+  std::string cloud_url, edge_model;
+  size_t edges = 0, edge_max_seqs = 1, edge_threads = 1;
+  std::vector<std::string> edge_args;
   std::string api_key_file, tokenizer, request_rate = "inf", cloud_prompt;
   std::string cloud_prompt_template = "model", admin_token, result_file, percentiles = "90,99";
   std::string extra_body;
@@ -106,7 +112,9 @@ std::vector<BenchPrompt> load_prompts(const Options& o, const loadgen::TokenCoun
 ojson settings_json(const Options& o, double rate, const loadgen::GoodputSlo& slo) {
   ojson j;
   j["date"] = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
-  j["base_url"] = o.target.base_url;
+  j["base_url"] = o.base_urls.size() == 1 ? ojson(o.base_urls[0]) : ojson(o.base_urls);
+  j["cloud_url"] = o.cloud_url.empty() ? ojson(nullptr) : ojson(o.cloud_url);
+  j["edges"] = o.edges;
   j["endpoint"] = o.target.endpoint;
   j["model_id"] = o.target.model;
   j["dataset"] = o.dataset;
@@ -129,24 +137,75 @@ ojson settings_json(const Options& o, double rate, const loadgen::GoodputSlo& sl
   return j;
 }
 
+// The servers the requests go to: the --base-url list, or N edges started here on the cloud at
+// --base-url. `cloud` is where cloud prompts are registered and its metrics read.
+struct Servers {
+  std::unique_ptr<EdgeFleet> fleet;
+  std::vector<loadgen::Target> targets;
+  loadgen::Target cloud;
+};
+
+Servers servers(const Options& o) {
+  Servers s;
+  s.cloud = o.target;
+  if (o.edges > 0) {
+    if (o.base_urls.size() != 1) fail("--edges: give the cloud as the one --base-url");
+    if (o.edge_model.empty()) fail("--edges needs --edge-model (the model the edges run)");
+    if (o.cloud_prompt.empty()) fail("--edges needs --cloud-prompt (what the edges fetch)");
+    s.cloud.base_url = o.base_urls[0];
+    std::vector<std::string> args = {"--model",    o.edge_model,
+                                     "--cloud",    o.base_urls[0],
+                                     "--max-seqs", std::to_string(o.edge_max_seqs),
+                                     "--threads",  std::to_string(o.edge_threads)};
+    args.insert(args.end(), o.edge_args.begin(), o.edge_args.end());
+    s.fleet = std::make_unique<EdgeFleet>(o.edges, args);
+    for (const std::string& url : s.fleet->urls()) {
+      loadgen::Target t = o.target;
+      t.base_url = url;
+      s.targets.push_back(t);
+    }
+    return s;
+  }
+  for (const std::string& url : o.base_urls) {
+    loadgen::Target t = o.target;
+    t.base_url = url;
+    loadgen::split_base_url(url);  // a bad URL fails before any work
+    s.targets.push_back(t);
+  }
+  s.cloud.base_url = o.cloud_url.empty() ? o.base_urls[0] : o.cloud_url;
+  return s;
+}
+
+// The sum over servers of their metrics; nullopt if none exposes any.
+std::optional<loadgen::Metrics> scrape_all(const std::vector<loadgen::Target>& targets) {
+  std::optional<loadgen::Metrics> sum;
+  for (const auto& t : targets) {
+    if (const auto m = loadgen::scrape_metrics(t)) {
+      if (!sum) sum.emplace();
+      for (const auto& [k, v] : *m) (*sum)[k] += v;
+    }
+  }
+  return sum;
+}
+
 int run(Options& o) {
   const double rate = parse_rate(o.request_rate);
   const std::vector<double> percentiles = parse_percentiles(o.percentiles);
   const loadgen::GoodputSlo slo = loadgen::parse_goodput(o.goodput);
   if (o.num_prompts == 0) fail("--num-prompts must be at least 1");
-  if (o.target.endpoint.empty() || o.target.endpoint[0] != '/')
+  if (o.base_urls.empty()) fail("--base-url: give at least one server");
+  if (o.target.endpoint.empty() || o.target.endpoint[0] != '/') {
     fail("--endpoint must start with /");
+  }
   o.target.api_key = api_key(o);
-  loadgen::split_base_url(o.target.base_url);  // a bad URL fails before any work
+  for (const std::string& url : o.base_urls) loadgen::split_base_url(url);
+  if (!o.cloud_url.empty()) loadgen::split_base_url(o.cloud_url);
 
   std::unique_ptr<Tokenizer> tok;
   if (!o.tokenizer.empty()) tok = require_tokenizer(o.tokenizer);
   const loadgen::TokenCounter count = [&](std::string_view text) -> size_t {
     return tok ? tok->encode(text, false, false).size() : loadgen::approx_token_count(text);
   };
-  if (o.target.model.empty()) {
-    o.target.model = loadgen::served_model(o.target).value_or("default");
-  }
 
   loadgen::BodyOptions body;
   body.ignore_eos = o.ignore_eos;
@@ -159,6 +218,17 @@ int run(Options& o) {
     }
     if (!body.extra_body.is_object()) fail("--extra-body must be a JSON object");
   }
+  const std::vector<BenchPrompt> prompts = load_prompts(o, count);
+  Servers srv = servers(o);
+  if (srv.targets[0].model.empty()) {
+    const std::string model = loadgen::served_model(srv.targets[0]).value_or("default");
+    for (auto& t : srv.targets) t.model = model;
+    o.target.model = model;
+  }
+
+  // What setting up cost the cloud (registering the prompt, the edges' first fetches).
+  const std::optional<loadgen::Metrics> cloud_at_start = loadgen::scrape_metrics(srv.cloud);
+
   // The shared system prompt: sent with every request, or registered once as a cloud prompt.
   const std::string system =
       o.system_prompt_len ? loadgen::random_text(o.system_prompt_len, o.seed ^ 0x5eed5eedULL, count)
@@ -169,19 +239,19 @@ int run(Options& o) {
     if (o.register_prompt) {
       if (system.empty()) fail("--register-cloud-prompt needs --system-prompt-len");
       system_tokens = loadgen::register_cloud_prompt(
-          o.target, o.cloud_prompt, system, o.cloud_prompt_template,
+          srv.cloud, o.cloud_prompt, system, o.cloud_prompt_template,
           o.admin_token.empty() ? o.target.api_key : o.admin_token, o.target.timeout_s);
     } else {
-      if (!system.empty())
+      if (!system.empty()) {
         fail("--system-prompt-len with --cloud-prompt needs --register-cloud-prompt");
-      system_tokens = loadgen::cloud_prompt_tokens(o.target, o.cloud_prompt);
+      }
+      system_tokens = loadgen::cloud_prompt_tokens(srv.cloud, o.cloud_prompt);
     }
   } else {
     if (o.register_prompt) fail("--register-cloud-prompt needs --cloud-prompt ID");
     body.system_prompt = system;
   }
 
-  const std::vector<BenchPrompt> prompts = load_prompts(o, count);
   loadgen::RunPlan plan;
   plan.max_concurrency = o.max_concurrency;
   plan.warmup = o.warmup;
@@ -191,22 +261,53 @@ int run(Options& o) {
     plan.prompt_lens.push_back(p.prompt_len + system_tokens);
   }
 
-  // One request first, as vLLM does: a server that cannot answer is an error, not a run of
-  // failures.
-  const loadgen::RequestRecord probe =
-      loadgen::send_streaming(o.target, plan.bodies[0], plan.prompt_lens[0], loadgen::Clock::now());
-  if (!probe.ok()) fail("the first test request to {} failed: {}", o.target.base_url, probe.error);
+  // One request to each server first, as vLLM does: a server that cannot answer is an error,
+  // not a run of failures.
+  for (const auto& t : srv.targets) {
+    const loadgen::RequestRecord probe =
+        loadgen::send_streaming(t, plan.bodies[0], plan.prompt_lens[0], loadgen::Clock::now());
+    if (!probe.ok()) fail("the first test request to {} failed: {}", t.base_url, probe.error);
+  }
 
-  fmt::print(stderr, "bench-serve: {} requests to {}{} at {} req/s{}, model {}\n", prompts.size(),
-             o.target.base_url, o.target.endpoint, o.request_rate,
+  // The servers' metrics around the measured requests only.
+  const bool cloud_is_target =
+      srv.targets.size() == 1 && srv.targets[0].base_url == srv.cloud.base_url;
+  std::optional<loadgen::Metrics> cloud_before, targets_before;
+  std::optional<loadgen::Metrics> setup_delta;
+  plan.before_run = [&] {
+    cloud_before = loadgen::scrape_metrics(srv.cloud);
+    if (cloud_at_start && cloud_before) {
+      setup_delta = loadgen::metrics_delta(*cloud_at_start, *cloud_before);
+    }
+    targets_before = cloud_is_target ? cloud_before : scrape_all(srv.targets);
+  };
+
+  fmt::print(stderr, "bench-serve: {} requests to {}{}{} at {} req/s{}, model {}\n", prompts.size(),
+             srv.targets[0].base_url, o.target.endpoint,
+             srv.targets.size() > 1 ? fmt::format(" and {} more", srv.targets.size() - 1) : "",
+             o.request_rate,
              o.max_concurrency ? fmt::format(", at most {} at once", o.max_concurrency) : "",
              o.target.model);
   loadgen::RunResult result;
   {
     ProgressBar bar("bench-serve", "requests");
-    result = loadgen::run_benchmark(o.target, plan,
+    result = loadgen::run_benchmark(srv.targets, plan,
                                     [&](size_t done, size_t total) { bar.update(done, total); });
   }
+  loadgen::ServerCost cost;
+  if (cloud_before) {
+    if (const auto after = loadgen::scrape_metrics(srv.cloud)) {
+      cost.cloud = loadgen::metrics_delta(*cloud_before, *after);
+    }
+  }
+  if (cloud_is_target) {
+    cost.targets = cost.cloud;
+  } else if (targets_before) {
+    if (const auto after = scrape_all(srv.targets)) {
+      cost.targets = loadgen::metrics_delta(*targets_before, *after);
+    }
+  }
+
   const loadgen::Summary s =
       loadgen::summarize(result.records, result.duration_s, slo, percentiles);
   std::string first_error;
@@ -217,8 +318,16 @@ int run(Options& o) {
     }
   }
   fmt::print("{}", loadgen::summary_text(s, "Serving Benchmark Result", first_error, slo.any()));
+  const std::string cost_text = loadgen::server_cost_text(cost, s.completed);
+  if (!cost_text.empty())
+    fmt::print("{:-^50}\n{}{}\n", " Server cost ", cost_text, std::string(50, '='));
   if (!o.result_file.empty()) {
-    const ojson j = loadgen::result_json(settings_json(o, rate, slo), s, result.records);
+    ojson j = loadgen::result_json(settings_json(o, rate, slo), s, result.records);
+    j["server_cost"] = loadgen::server_cost_json(cost, s.completed);
+    if (setup_delta) j["server_cost"]["setup_cloud_metrics_delta"] = *setup_delta;
+    ojson urls = ojson::array();
+    for (const auto& t : srv.targets) urls.push_back(t.base_url);
+    j["servers"] = std::move(urls);
     write_atomically(o.result_file, j.dump(2) + "\n");
   }
   return 0;
@@ -230,7 +339,18 @@ Command add_bench_serve(CLI::App& root) {
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand(
       "bench-serve", "Load-test an OpenAI-compatible server (streaming; vLLM's serving metrics)");
-  app->add_option("--base-url", o->target.base_url, "Server, e.g. http://127.0.0.1:8080");
+  app->add_option("--base-url", o->base_urls,
+                  "Server, e.g. http://127.0.0.1:8080 (several: requests go round-robin; with "
+                  "--edges: the cloud)");
+  app->add_option("--cloud-url", o->cloud_url,
+                  "The EdgePrompt cloud when --base-url is an edge (cloud prompts, metrics)");
+  app->add_option("--edges", o->edges,
+                  "Start N edges on the cloud at --base-url and send the requests to them");
+  app->add_option("--edge-model", o->edge_model, "--edges: the model the edges run");
+  app->add_option("--edge-max-seqs", o->edge_max_seqs, "--edges: each edge's --max-seqs");
+  app->add_option("--edge-threads", o->edge_threads, "--edges: each edge's --threads");
+  app->add_option("--edge-arg", o->edge_args, "--edges: one more argument for every edge")
+      ->allow_extra_args(false);
   app->add_option("--endpoint", o->target.endpoint, "/v1/completions or /v1/chat/completions");
   app->add_option("--api-key", o->target.api_key,
                   "Bearer token (default: --api-key-file, else $OPENAI_API_KEY)");

@@ -21,6 +21,7 @@ struct RequestRecord {
   bool usage_reported = false;      // output_len came from the server's "usage"
   size_t server_prompt_tokens = 0;  // usage.prompt_tokens when reported
   size_t chunks = 0;                // streamed chunks that carried text
+  size_t server = 0;                // which of the run's servers answered (an index)
   double scheduled_s = 0;           // planned send time since the start of the run
   double start_s = 0;               // actual send time since the start of the run
   double ttft = 0;

@@ -40,7 +40,7 @@ class Dispatch {
   const size_t n_;
 };
 
-std::vector<RequestRecord> run_phase(const Target& target,
+std::vector<RequestRecord> run_phase(const std::vector<Target>& targets,
                                      const std::vector<nlohmann::json>& bodies,
                                      const std::vector<size_t>& prompt_lens,
                                      const std::vector<double>& send_times_s,
@@ -58,8 +58,10 @@ std::vector<RequestRecord> run_phase(const Target& target,
   for (size_t w = 0; w < n_workers; ++w) {
     workers.emplace_back([&] {
       while (const std::optional<size_t> i = dispatch.next()) {
-        records[*i] = send_streaming(target, bodies[*i], prompt_lens[*i], start);
+        const size_t server = *i % targets.size();
+        records[*i] = send_streaming(targets[server], bodies[*i], prompt_lens[*i], start);
         records[*i].scheduled_s = send_times_s[*i];
+        records[*i].server = server;
         std::lock_guard lock(progress_mu);
         ++done;
         if (progress) progress(done, n);
@@ -77,9 +79,10 @@ std::vector<RequestRecord> run_phase(const Target& target,
 
 }  // namespace
 
-RunResult run_benchmark(const Target& target, const RunPlan& plan,
+RunResult run_benchmark(const std::vector<Target>& targets, const RunPlan& plan,
                         const std::function<void(size_t, size_t)>& progress) {
   const size_t n = plan.bodies.size();
+  if (targets.empty()) fail("run_benchmark: no server to send to");
   if (plan.prompt_lens.size() != n || plan.send_times_s.size() != n) {
     fail("run_benchmark: {} bodies, {} prompt lengths and {} send times", n,
          plan.prompt_lens.size(), plan.send_times_s.size());
@@ -91,12 +94,13 @@ RunResult run_benchmark(const Target& target, const RunPlan& plan,
       bodies.push_back(plan.bodies[i % n]);
       lens.push_back(plan.prompt_lens[i % n]);
     }
-    run_phase(target, bodies, lens, std::vector<double>(plan.warmup, 0.0), plan.max_concurrency,
+    run_phase(targets, bodies, lens, std::vector<double>(plan.warmup, 0.0), plan.max_concurrency,
               Clock::now(), nullptr);
   }
+  if (plan.before_run) plan.before_run();
   RunResult result;
   const Clock::time_point start = Clock::now();
-  result.records = run_phase(target, plan.bodies, plan.prompt_lens, plan.send_times_s,
+  result.records = run_phase(targets, plan.bodies, plan.prompt_lens, plan.send_times_s,
                              plan.max_concurrency, start, progress);
   result.duration_s = std::chrono::duration<double>(Clock::now() - start).count();
   return result;

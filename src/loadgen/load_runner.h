@@ -1,6 +1,7 @@
 // A benchmark run: the requests sent at their scheduled times (arrivals.h), at most
 // `max_concurrency` in flight (a request due while all slots are busy waits for one, as in vLLM),
-// each streamed and timed (stream_request.h). An uncounted warm-up goes first.
+// each streamed and timed (stream_request.h), spread over one or more servers. An uncounted
+// warm-up goes first.
 #pragma once
 
 #include "loadgen/bench_metrics.h"
@@ -17,6 +18,7 @@ struct RunPlan {
   std::vector<double> send_times_s;    // the same length, non-decreasing
   size_t max_concurrency = 0;          // 0: no limit
   size_t warmup = 0;                   // requests sent first (bodies reused in order), not counted
+  std::function<void()> before_run;    // called after the warm-up, before the measured requests
 };
 
 struct RunResult {
@@ -24,8 +26,9 @@ struct RunResult {
   double duration_s = 0;               // from the first scheduled send to the last answer
 };
 
-// `progress(done, total)` is called from worker threads as requests finish (under a lock).
-RunResult run_benchmark(const Target& target, const RunPlan& plan,
+// Request i goes to targets[i % targets.size()] (several edges, or one server). `progress(done,
+// total)` is called from worker threads as requests finish (under a lock).
+RunResult run_benchmark(const std::vector<Target>& targets, const RunPlan& plan,
                         const std::function<void(size_t, size_t)>& progress);
 
 }  // namespace ep::loadgen

@@ -55,6 +55,7 @@ ojson record_json(const RequestRecord& r) {
   j["usage_reported"] = r.usage_reported;
   j["server_prompt_tokens"] = r.server_prompt_tokens;
   j["chunks"] = r.chunks;
+  j["server"] = r.server;
   j["scheduled_s"] = r.scheduled_s;
   j["start_s"] = r.start_s;
   j["ttft"] = r.ttft;

@@ -169,6 +169,90 @@ TEST(BenchServe, ChatWithARegisteredCloudPrompt) {
   }
 }
 
+TEST(BenchServe, EdgesModeFetchesTheCloudPromptOncePerEdge) {
+  test::Process cloud(
+      {"cloud", "--model", test::default_model().string(), "--listen", "127.0.0.1:0"});
+  const std::string url = test::start_cloud(cloud);
+  test::ScratchDir dir;
+  const auto result = dir / "r.json";
+  const auto r = bench(url, {"--edges",
+                             "2",
+                             "--edge-model",
+                             test::default_model().string(),
+                             "--endpoint",
+                             "/v1/chat/completions",
+                             "--cloud-prompt",
+                             "fleet",
+                             "--register-cloud-prompt",
+                             "--system-prompt-len",
+                             "64",
+                             "--random-input-len",
+                             "12",
+                             "--random-output-len",
+                             "4",
+                             "--ignore-eos",
+                             "--num-prompts",
+                             "6",
+                             "--request-rate",
+                             "inf",
+                             "--result-file",
+                             result.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("Edge KV cache hits:"), std::string::npos) << r.out;
+  const json j = json::parse(test::read_file(result));
+  EXPECT_EQ(j["completed"], 6);
+  EXPECT_EQ(j["edges"], 2);
+  std::vector<size_t> servers;
+  for (const json& q : j["requests"]) {
+    EXPECT_EQ(q["error"], "");
+    EXPECT_EQ(q["output_len"], 4);
+    servers.push_back(q["server"]);
+  }
+  EXPECT_EQ(servers, (std::vector<size_t>{0, 1, 0, 1, 0, 1}));  // round-robin over the edges
+  httplib::Client c(url);
+  const auto p = c.Get("/v1/cloud-prompts/fleet");
+  ASSERT_TRUE(p);
+  const double kv_bytes = json::parse(p->body)["kv_bytes"].get<double>();
+  ASSERT_GT(kv_bytes, 0);
+  const json& cost = j["server_cost"];
+  // Each edge fetched the prompt's KV once, for its first request (before the run); during the
+  // run every request found it in its edge's cache and the cloud computed and sent nothing.
+  EXPECT_EQ(cost["setup_cloud_metrics_delta"]["edgeprompt_cloud_kv_bytes_served_total"],
+            2 * kv_bytes);
+  EXPECT_EQ(cost["edge_kv_cache_hits"], 6);
+  EXPECT_EQ(cost["edge_kv_cache_misses"], 0);
+  EXPECT_EQ(cost["cloud_kv_bytes_per_request"], 0);
+  EXPECT_EQ(cost["cloud_tokens_computed_per_request"], 0);
+  EXPECT_EQ(cost["cloud_metrics_delta"]["edgeprompt_cloud_completion_requests_total"], 0);
+  // The edges were stopped when the run ended.
+  ASSERT_EQ(j["servers"].size(), 2u);
+  for (const json& edge : j["servers"]) {
+    EXPECT_NE(edge.get<std::string>(), url);
+    httplib::Client e(edge.get<std::string>());
+    EXPECT_FALSE(e.Get("/health")) << edge;
+  }
+}
+
+TEST(BenchServe, CloudServingReportsTheTokensItComputed) {
+  test::Process cloud({"cloud", "--model", test::default_model().string(), "--listen",
+                       "127.0.0.1:0", "--cache-mode", "none"});
+  const std::string url = test::start_cloud(cloud);
+  test::ScratchDir dir;
+  const auto result = dir / "r.json";
+  const auto r = bench(url, {"--random-input-len", "20", "--random-output-len", "5", "--ignore-eos",
+                             "--num-prompts", "3", "--max-concurrency", "1", "--tokenizer",
+                             test::default_model().string(), "--result-file", result.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const json j = json::parse(test::read_file(result));
+  // Without a shared cache each request computes its prompt (with BOS) and all but its last
+  // output token.
+  double tokens = 0;
+  for (const json& q : j["requests"]) {
+    tokens += q["server_prompt_tokens"].get<double>() + q["output_len"].get<double>() - 1;
+  }
+  EXPECT_DOUBLE_EQ(j["server_cost"]["cloud_tokens_computed_per_request"].get<double>(), tokens / 3);
+}
+
 TEST(BenchServe, FailuresAreOneClearError) {
   // Nothing listens on port 1.
   const auto none = bench("http://127.0.0.1:1", {"--num-prompts", "2", "--random-input-len", "8",
@@ -183,7 +267,9 @@ TEST(BenchServe, FailuresAreOneClearError) {
                                              {"--dataset", "sharegpt", "/no/such/file.json"},
                                              {"--dataset", "other"},
                                              {"--random-range-ratio", "1.5"},
-                                             {"--metric-percentiles", "101"}}) {
+                                             {"--metric-percentiles", "101"},
+                                             {"--edges", "2", "--cloud-prompt", "p"},
+                                             {"--edges", "2", "--edge-model", "m.gguf"}}) {
     std::vector<std::string> all = {"--model", "m", "--num-prompts", "2"};
     all.insert(all.end(), args.begin(), args.end());
     const auto r = bench("http://127.0.0.1:1", all);

@@ -3,6 +3,7 @@
 // length filter. Also the random dataset's lengths.
 #include "core/error.h"
 #include "loadgen/dataset.h"
+#include "loadgen/prometheus.h"
 #include "loadgen/sharegpt.h"
 #include "loadgen/sse.h"
 #include "loadgen/stream_request.h"
@@ -172,6 +173,28 @@ TEST(ParserSharegpt, ReadsTheShippedSyntheticSample) {
     in += p.prompt_len;
   }
   EXPECT_GT(double(in) / double(prompts.size()), 100.0);
+}
+
+TEST(ParserPrometheus, SamplesAreSummedOverLabelsAndBucketsSkipped) {
+  const Metrics m = parse_prometheus(
+      "# HELP a_total Things.\n# TYPE a_total counter\na_total 3\n"
+      "b{mode=\"x\"} 1.5\nb{mode=\"y\",z=\"}\\\"\"} 2\r\n"
+      "h_bucket{le=\"1\"} 4\nh_bucket{le=\"+Inf\"} 5\nh_sum 0.25\nh_count 5\n"
+      "t 7 1700000000000\n\nbroken\nnan_metric NaN\n{x} 3\nc notanumber\nd 1e3");
+  EXPECT_DOUBLE_EQ(m.at("a_total"), 3);
+  EXPECT_DOUBLE_EQ(m.at("h_sum"), 0.25);
+  EXPECT_DOUBLE_EQ(m.at("h_count"), 5);
+  EXPECT_DOUBLE_EQ(m.at("t"), 7);  // a timestamp after the value is not the value
+  EXPECT_DOUBLE_EQ(m.at("d"), 1000);
+  EXPECT_FALSE(m.contains("h_bucket"));
+  EXPECT_FALSE(m.contains("broken"));
+  EXPECT_FALSE(m.contains("nan_metric"));
+  EXPECT_FALSE(m.contains("c"));
+  EXPECT_DOUBLE_EQ(m.at("b"), 3.5);  // a quoted '}' does not end the labels
+  EXPECT_EQ(m.size(), 6u);
+  const Metrics d = metrics_delta({{"a_total", 1}}, {{"a_total", 3}, {"new", 2}});
+  EXPECT_DOUBLE_EQ(d.at("a_total"), 2);
+  EXPECT_DOUBLE_EQ(d.at("new"), 2);
 }
 
 TEST(LoadgenDataset, RandomTextHasTheLengthAsked) {
