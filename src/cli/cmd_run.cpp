@@ -39,7 +39,7 @@ struct Options {
   std::optional<uint64_t> seed;
   std::vector<std::string> stops;
   SamplerParams sampling;
-  std::string precision = "exact";
+  std::string precision = "fast";
 };
 
 void write_out(std::string_view text) {
@@ -213,9 +213,9 @@ Command add_run(CLI::App& root) {
                   "Run after this cloud prompt, its KV streamed from --cloud layer by layer");
   app->add_flag("--timeline", o->timeline, "Print the per-layer timeline of a cloud prompt run");
   app->add_option("--precision", o->precision,
-                  "Matrix arithmetic: exact (f32 activations, batch-invariant; default) or fast "
-                  "(8-bit activations for q8_0/q4_0, bf16 for f16/bf16 prefill, f16 for f16 "
-                  "decode; docs/performance.md)")
+                  "Matrix arithmetic: fast (8-bit activations for q8_0/q4_0, bf16 for f16/bf16 "
+                  "prefill, f16 for f16 decode; default) or exact (f32 activations, "
+                  "batch-invariant; docs/performance.md)")
       ->check(CLI::IsMember({"fast", "exact"}));
   return {app, [o] { return run(*o); }};
 }

@@ -20,6 +20,12 @@ void add_engine_flags(CLI::App* app, EngineFlags& flags, const std::string& pool
       ->capture_default_str();
   app->add_option(pool_flag, e.kv_cache_bytes, "Bytes of the engine's paged KV pool")
       ->capture_default_str();
+  app->add_option(
+         "--precision", flags.precision,
+         "Matrix arithmetic: fast (8-bit activations for q8_0/q4_0, bf16/f16 for f16/bf16; "
+         "default) or exact (f32 activations, batch-invariant; docs/performance.md)")
+      ->check(CLI::IsMember({"fast", "exact"}))
+      ->capture_default_str();
   if (with_cache_mode) {
     app->add_option("--cache-mode", flags.cache_mode,
                     "none (every request prefills its whole prompt), prefix (automatic prefix "
@@ -39,6 +45,13 @@ EngineOptions engine_options(const EngineFlags& flags) {
     e.cache_mode = CacheMode::Relay;
   } else if (!flags.cache_mode.empty()) {
     fail("--cache-mode: '{}' is not none, prefix or relay", flags.cache_mode);
+  }
+  if (flags.precision == "fast") {
+    e.precision = kernels::Precision::Fast;
+  } else if (flags.precision == "exact") {
+    e.precision = kernels::Precision::Exact;
+  } else {
+    fail("--precision: '{}' is not fast or exact", flags.precision);
   }
   return e;
 }

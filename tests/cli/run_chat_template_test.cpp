@@ -40,7 +40,8 @@ class RunChatTemplate : public ::testing::Test {
     std::vector<std::string> args = {"run",         "--model",   model.empty() ? gguf_ : model,
                                      "--system",    "Be brief.", "--prompt",
                                      "Hello world", "--temp",    "0",
-                                     "-n",          "2"};
+                                     "-n",          "2",         "--precision",
+                                     "exact"};
     args.insert(args.end(), extra.begin(), extra.end());
     return test::run_cli(args);
   }

@@ -47,8 +47,8 @@ TEST(RunCli, GreedyMatchesTheHuggingFaceContinuation) {
     SCOPED_TRACE(model);
     const std::string prompt = trim(test::read_file(fs::path(model) / "reference/prompt_40.txt"));
     const std::string want = trim(test::read_file(fs::path(model) / "reference/greedy_40.txt"));
-    const auto r = test::run_cli({"run", "--model", model, "--tokens", prompt, "--chat-template",
-                                  "none", "--temp", "0", "-n", "20"});
+    const auto r = test::run_cli({"run", "--precision", "exact", "--model", model, "--tokens",
+                                  prompt, "--chat-template", "none", "--temp", "0", "-n", "20"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(trim(r.out), want);
     EXPECT_NE(r.err.find("prompt: 40 tokens"), std::string::npos) << r.err;
@@ -75,8 +75,8 @@ TEST(RunCli, PrecisionOption) {
 TEST(RunCli, GreedyIsTheArgmaxChainOfLogits) {
   test::ScratchDir dir;
   const std::string model = (kModels / "qwen2-bias").string();
-  const auto r =
-      test::run_cli({"run", "--model", model, "--tokens", "1,5,9,200", "--temp", "0", "-n", "6"});
+  const auto r = test::run_cli({"run", "--precision", "exact", "--model", model, "--tokens",
+                                "1,5,9,200", "--temp", "0", "-n", "6"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string gen = trim(r.out);
   const auto l = test::run_cli({"logits", "--model", model, "--tokens", "1,5,9,200," + gen, "--out",
@@ -165,8 +165,9 @@ TEST_F(TextModel, DetokenizeInvertsTokenize) {
 TEST_F(TextModel, RunStreamsTextTheSameFromDirectoryAndGguf) {
   std::string first;
   for (const std::string& model : {hf_.string(), gguf_}) {
-    const auto r = test::run_cli({"run", "--model", model, "--system", "Be brief.", "--prompt",
-                                  "Hello world", "--temp", "0", "-n", "12"});
+    const auto r =
+        test::run_cli({"run", "--precision", "exact", "--model", model, "--system", "Be brief.",
+                       "--prompt", "Hello world", "--temp", "0", "-n", "12"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out.find("[PAD"), std::string::npos) << "sampled a padding token";
     if (first.empty()) first = r.out;
@@ -174,12 +175,13 @@ TEST_F(TextModel, RunStreamsTextTheSameFromDirectoryAndGguf) {
     EXPECT_NE(r.err.find("generation:"), std::string::npos);
   }
   // The ChatML template was recognised: naming it changes nothing, "none" changes the prompt.
-  const auto named =
-      test::run_cli({"run", "--model", gguf_, "--system", "Be brief.", "--prompt", "Hello world",
-                     "--temp", "0", "-n", "12", "--chat-template", "chatml"});
+  const auto named = test::run_cli({"run", "--precision", "exact", "--model", gguf_, "--system",
+                                    "Be brief.", "--prompt", "Hello world", "--temp", "0", "-n",
+                                    "12", "--chat-template", "chatml"});
   EXPECT_EQ(named.out, first);
-  const auto none = test::run_cli({"run", "--model", gguf_, "--prompt", "Hello world", "--temp",
-                                   "0", "-n", "4", "--chat-template", "none"});
+  const auto none =
+      test::run_cli({"run", "--precision", "exact", "--model", gguf_, "--prompt", "Hello world",
+                     "--temp", "0", "-n", "4", "--chat-template", "none"});
   const auto ids = test::run_cli({"tokenize", "--model", gguf_, "--text", "Hello world"});
   const size_t n = nlohmann::json::parse(ids.out).size();
   EXPECT_NE(none.err.find(fmt::format("prompt: {} tokens", n)), std::string::npos) << none.err;

@@ -95,8 +95,8 @@ TEST(CloudCompletions, EveryCacheModeAndTheEdgeGiveTheSameAnswers) {
     if (std::string(mode) == "relay") relay_url = url;
   }
   // An edge serving four users at once, its cloud prompt streamed from the relay cloud.
-  test::Process edge({"edge", "--model", model, "--cloud", relay_url, "--listen", "127.0.0.1:0",
-                      "--max-seqs", "4"});
+  test::Process edge({"edge", "--precision", "exact", "--model", model, "--cloud", relay_url,
+                      "--listen", "127.0.0.1:0", "--max-seqs", "4"});
   const std::string edge_url = listen_url(edge);
   answers.push_back(concurrently(edge_url, kRequests));
   for (size_t i = 0; i < kRequests; ++i) {
@@ -116,8 +116,8 @@ TEST(CloudCompletions, EveryCacheModeAndTheEdgeGiveTheSameAnswers) {
 }
 
 TEST(CloudCompletions, StreamsTheSameTextAndAnswersBadRequestsClearly) {
-  test::Process cloud(
-      {"cloud", "--model", test::default_model().string(), "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--precision", "exact", "--model", test::default_model().string(),
+                       "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   register_prompt(url);
   const json whole = post(url, body(3));

@@ -83,7 +83,7 @@ TEST(DefaultModel, HeldOutPerplexityReproducesThePyTorchEvaluation) {
 TEST(DefaultModel, AnswersADictionaryQuestionInTheTrainedFormat) {
   for (const std::string word : {"water", "house", "music"}) {
     const auto r = test::run_cli(
-        {"run", "-m", test::default_model().string(), "--system",
+        {"run", "--precision", "exact", "-m", test::default_model().string(), "--system",
          "You are a dictionary. Explain the word the user asks about in one sentence.", "-p",
          "What does \"" + word + "\" mean?", "--temp", "0", "-n", "48"});
     ASSERT_EQ(r.exit_code, 0) << r.err;

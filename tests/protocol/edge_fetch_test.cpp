@@ -85,8 +85,9 @@ struct Fixture {
 TEST(EdgeFetch, StreamedKvGivesMonolithicLogits) {
   Fixture f;
   for (const char* dtype : {"f32", "f16"}) {
-    test::Process cloud({"cloud", "--model", (kModels / f.model_name).string(), "--listen",
-                         "127.0.0.1:0", "--kv-dtype", dtype});
+    test::Process cloud({"cloud", "--precision", "exact", "--model",
+                         (kModels / f.model_name).string(), "--listen", "127.0.0.1:0", "--kv-dtype",
+                         dtype});
     const std::string url = test::start_cloud(cloud);
     register_prompt(url, "sys", f.cloud_ids);
     const double e = rel(f.edge_logits(url), f.monolithic_edge_logits());
@@ -101,8 +102,9 @@ TEST(EdgeFetch, StreamedKvGivesMonolithicLogits) {
 
 TEST(EdgeFetch, CorruptOrTruncatedStreamIsRetriedOnceThenFails) {
   Fixture f;
-  test::Process cloud({"cloud", "--model", (kModels / f.model_name).string(), "--listen",
-                       "127.0.0.1:0", "--kv-dtype", "f32"});
+  test::Process cloud({"cloud", "--precision", "exact", "--model",
+                       (kModels / f.model_name).string(), "--listen", "127.0.0.1:0", "--kv-dtype",
+                       "f32"});
   const std::string url = test::start_cloud(cloud);
   register_prompt(url, "sys", f.cloud_ids);
   const auto reference = f.monolithic_edge_logits();
@@ -158,8 +160,8 @@ TEST(EdgeFetch, ClearErrorsForUnreachableUnknownAndWrongModel) {
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(12));
 
-  test::Process cloud(
-      {"cloud", "--model", (kModels / "qwen2-bias").string(), "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--precision", "exact", "--model",
+                       (kModels / "qwen2-bias").string(), "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   try {
     CloudKvFetch fetch(url, "nope", *f.model, f.fingerprint);
