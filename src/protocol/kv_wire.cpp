@@ -57,25 +57,37 @@ class Reader {
   size_t pos_ = 0;
 };
 
-size_t elem_bytes(KvDtype t) {
-  return t == KvDtype::F32 ? 4 : 2;
+// The frame's fixed part: magic, layer, then the codec (encoding, dtype, compression, reserved).
+void put_codec(Writer& w, KvCodec c) {
+  w.put<uint8_t>(uint8_t(c.encoding));
+  w.put<uint8_t>(uint8_t(c.dtype));
+  w.put<uint8_t>(uint8_t(c.compression));
+  w.put<uint8_t>(0);
 }
 
-uint64_t layer_payload_bytes(const KvStreamHeader& h) {
-  return 2ull * h.tokens.size() * h.n_kv_heads * h.head_dim * elem_bytes(h.dtype);
+uint64_t checksum_at(std::string_view b, size_t len) {
+  uint64_t stored;
+  std::memcpy(&stored, b.data() + len, 8);
+  return stored;
+}
+
+// A header's codec as read: any combination this build decodes, else a clear error.
+KvCodec read_codec(uint8_t dtype, uint8_t encoding, uint8_t compression) {
+  if (dtype != uint8_t(KvDtype::F16) && dtype != uint8_t(KvDtype::F32)) {
+    fail("KV stream: unsupported dtype {}", dtype);
+  }
+  if (encoding > uint8_t(KvEncoding::Int4)) fail("KV stream: unsupported encoding {}", encoding);
+  if (compression > uint8_t(KvCompression::Zstd)) {
+    fail("KV stream: unsupported compression {}", compression);
+  }
+  const KvCodec c{KvDtype(dtype), KvEncoding(encoding), KvCompression(compression)};
+  if (c.encoding != KvEncoding::Raw && c.dtype != KvDtype::F16) {
+    fail("KV stream: encoding {} with dtype {}", encoding, dtype);
+  }
+  return c;
 }
 
 }  // namespace
-
-std::string_view kv_dtype_name(KvDtype t) {
-  return t == KvDtype::F32 ? "f32" : "f16";
-}
-
-std::optional<KvDtype> kv_dtype_from_name(std::string_view name) {
-  if (name == "f32") return KvDtype::F32;
-  if (name == "f16") return KvDtype::F16;
-  return std::nullopt;
-}
 
 bool valid_prompt_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -95,7 +107,8 @@ std::string encode_kv_header(const KvStreamHeader& h) {
   Writer body;
   body.put<uint8_t>(uint8_t(h.dtype));
   body.put<uint8_t>(uint8_t(h.encoding));
-  body.put<uint16_t>(0);
+  body.put<uint8_t>(uint8_t(h.compression));
+  body.put<uint8_t>(0);
   body.put<uint32_t>(h.n_layers);
   body.put<uint32_t>(h.n_kv_heads);
   body.put<uint32_t>(h.head_dim);
@@ -118,31 +131,51 @@ std::string encode_kv_header(const KvStreamHeader& h) {
 
 std::string encode_kv_layer(const KvStreamHeader& h, uint32_t layer, const float* k,
                             const float* v) {
-  const size_t n = h.tokens.size() * h.n_kv_heads * h.head_dim;
+  const std::string payload = encode_kv_payload(h.layer_shape(), h.codec(), k, v);
   Writer w;
-  const size_t eb = elem_bytes(h.dtype);
-  w.out.reserve(kLayerFixed + 2 * eb * n + 8);
+  w.out.reserve(kLayerFixed + payload.size() + 8);
   w.out.append(kLayerMagic, 4);
   w.put<uint32_t>(layer);
-  w.put<uint8_t>(uint8_t(h.encoding));
-  w.put<uint8_t>(uint8_t(h.dtype));
-  w.put<uint16_t>(0);
-  w.put<uint64_t>(layer_payload_bytes(h));
-  const size_t at = w.out.size();
-  w.out.resize(at + 2 * eb * n);
-  char* out = w.out.data() + at;
-  if (h.dtype == KvDtype::F32) {
-    std::memcpy(out, k, 4 * n);
-    std::memcpy(out + 4 * n, v, 4 * n);
-  } else {
-    for (size_t i = 0; i < n; ++i) {
-      const uint16_t hk = f32_to_f16(k[i]), hv = f32_to_f16(v[i]);
-      std::memcpy(out + 2 * i, &hk, 2);
-      std::memcpy(out + 2 * (n + i), &hv, 2);
-    }
-  }
+  put_codec(w, h.codec());
+  w.put<uint64_t>(payload.size());
+  w.out += payload;
   w.checksum();
   return w.out;
+}
+
+KvLayer parse_kv_layer(const KvStreamHeader& h, std::string_view frame) {
+  if (frame.size() < kLayerFixed + 8 || std::memcmp(frame.data(), kLayerMagic, 4) != 0) {
+    fail("KV stream: corrupt layer frame");
+  }
+  uint32_t layer;
+  uint64_t payload;
+  std::memcpy(&layer, frame.data() + 4, 4);
+  std::memcpy(&payload, frame.data() + 12, 8);
+  if (payload != frame.size() - kLayerFixed - 8) fail("KV stream: corrupt layer frame length");
+  if (XXH3_64bits(frame.data(), frame.size() - 8) != checksum_at(frame, frame.size() - 8)) {
+    fail("KV stream: layer frame checksum mismatch");
+  }
+  if (layer >= h.n_layers) fail("KV stream: layer {} out of range", layer);
+  const KvCodec c = h.codec();
+  if (uint8_t(frame[8]) != uint8_t(c.encoding) || uint8_t(frame[9]) != uint8_t(c.dtype) ||
+      uint8_t(frame[10]) != uint8_t(c.compression)) {
+    fail("KV stream: layer {} encoding differs from the header's", layer);
+  }
+  const KvLayerShape shape = h.layer_shape();
+  KvLayer out{layer, std::vector<float>(shape.elements()), std::vector<float>(shape.elements())};
+  try {
+    decode_kv_payload(shape, c, frame.substr(kLayerFixed, payload), out.k.data(), out.v.data());
+  } catch (const Error& e) {
+    fail("KV stream: layer {}: {}", layer, e.what());
+  }
+  return out;
+}
+
+std::string transcode_kv_layer(const KvStreamHeader& from, const KvStreamHeader& to,
+                               const std::string& frame) {
+  if (from.codec() == to.codec()) return frame;
+  const KvLayer l = parse_kv_layer(from, frame);
+  return encode_kv_layer(to, l.index, l.k.data(), l.v.data());
 }
 
 std::string encode_kv_end(const KvStreamHeader& h) {
@@ -197,12 +230,9 @@ bool KvStreamParser::parse_one() {
     Reader r(rest.substr(10, body_len), "header");
     KvStreamHeader h;
     const uint8_t dtype = r.get<uint8_t>(), encoding = r.get<uint8_t>();
-    if (dtype != uint8_t(KvDtype::F16) && dtype != uint8_t(KvDtype::F32)) {
-      fail("KV stream: unsupported dtype {}", dtype);
-    }
-    h.dtype = KvDtype(dtype);
-    if (encoding != uint8_t(KvEncoding::Raw)) fail("KV stream: unsupported encoding {}", encoding);
-    r.get<uint16_t>();
+    const uint8_t compression = r.get<uint8_t>();
+    r.get<uint8_t>();
+    h.set_codec(read_codec(dtype, encoding, compression));
     h.n_layers = r.get<uint32_t>();
     h.n_kv_heads = r.get<uint32_t>();
     h.head_dim = r.get<uint32_t>();
@@ -222,6 +252,7 @@ bool KvStreamParser::parse_one() {
       fail("KV stream: implausible shape ({} layers, {} kv heads, head dim {}, {} tokens)",
            h.n_layers, h.n_kv_heads, h.head_dim, n_tokens);
     }
+    if (on_header_) on_header_(h);
     seen_.assign(h.n_layers, false);
     header_ = std::move(h);
     pos_ += total + 8;
@@ -246,34 +277,16 @@ bool KvStreamParser::parse_one() {
   uint64_t payload;
   std::memcpy(&layer, rest.data() + 4, 4);
   std::memcpy(&payload, rest.data() + 12, 8);
-  if (payload != layer_payload_bytes(*header_)) {
-    fail("KV stream: layer frame of {} bytes, expected {}", payload, layer_payload_bytes(*header_));
+  const uint64_t max_payload = kv_payload_max_bytes(header_->layer_shape(), header_->codec());
+  if (payload > max_payload ||
+      (header_->compression == KvCompression::None && payload != max_payload)) {
+    fail("KV stream: layer frame of {} bytes, expected {}{}", payload,
+         header_->compression == KvCompression::None ? "" : "at most ", max_payload);
   }
   const size_t total = kLayerFixed + size_t(payload);
   if (rest.size() < total + 8) return false;
-  check(total, "layer frame");
-  if (layer >= header_->n_layers) fail("KV stream: layer {} out of range", layer);
+  Layer out = parse_kv_layer(*header_, rest.substr(0, total + 8));
   if (seen_[layer]) fail("KV stream: layer {} sent twice", layer);
-  if (uint8_t(rest[8]) != uint8_t(header_->encoding) ||
-      uint8_t(rest[9]) != uint8_t(header_->dtype)) {
-    fail("KV stream: layer {} encoding differs from the header's", layer);
-  }
-  const size_t eb = elem_bytes(header_->dtype);
-  const size_t n = payload / (2 * eb);
-  Layer out{layer, std::vector<float>(n), std::vector<float>(n)};
-  const char* p = rest.data() + kLayerFixed;
-  if (header_->dtype == KvDtype::F32) {
-    std::memcpy(out.k.data(), p, 4 * n);
-    std::memcpy(out.v.data(), p + 4 * n, 4 * n);
-  } else {
-    for (size_t i = 0; i < n; ++i) {
-      uint16_t hk, hv;
-      std::memcpy(&hk, p + 2 * i, 2);
-      std::memcpy(&hv, p + 2 * (n + i), 2);
-      out.k[i] = f16_to_f32(hk);
-      out.v[i] = f16_to_f32(hv);
-    }
-  }
   seen_[layer] = true;
   ++n_seen_;
   ready_.push_back(std::move(out));

@@ -6,7 +6,10 @@
 // stream is detected before any of it is used.
 #pragma once
 
+#include "protocol/kv_codec.h"
+
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,13 +19,6 @@ namespace ep {
 
 inline constexpr uint16_t kKvWireVersion = 1;
 
-// F16 halves the bytes; F32 carries exactly what the cloud computed (split == monolithic bit
-// for bit up to the merge's rounding).
-enum class KvDtype : uint8_t { F32 = 0, F16 = 1 };
-std::string_view kv_dtype_name(KvDtype t);
-std::optional<KvDtype> kv_dtype_from_name(std::string_view name);
-enum class KvEncoding : uint8_t { Raw = 0 };  // room for compressed encodings
-
 struct KvStreamHeader {
   std::string fingerprint;  // the model's, "xxh3-128:..."
   std::string prompt_id;
@@ -31,9 +27,18 @@ struct KvStreamHeader {
   std::vector<int32_t> tokens;  // the cloud prompt's token ids (public)
   KvDtype dtype = KvDtype::F16;
   KvEncoding encoding = KvEncoding::Raw;
+  KvCompression compression = KvCompression::None;
   uint32_t n_layers = 0;
   uint32_t n_kv_heads = 0;
   uint32_t head_dim = 0;
+
+  KvCodec codec() const { return {dtype, encoding, compression}; }
+  void set_codec(KvCodec c) {
+    dtype = c.dtype;
+    encoding = c.encoding;
+    compression = c.compression;
+  }
+  KvLayerShape layer_shape() const { return {tokens.size(), n_kv_heads, head_dim}; }
 };
 
 // A cloud prompt's id: 1 to 128 of A-Z a-z 0-9 . _ - (it names files on both sides).
@@ -43,20 +48,34 @@ bool valid_prompt_id(std::string_view id);
 uint64_t hash_tokens(const std::vector<int32_t>& tokens);
 
 std::string encode_kv_header(const KvStreamHeader& h);
-// K and V of one layer, [n_tokens, n_kv_heads * head_dim] f32 each, stored as h.dtype.
+// K and V of one layer, [n_tokens, n_kv_heads * head_dim] f32 each, in h's codec.
 std::string encode_kv_layer(const KvStreamHeader& h, uint32_t layer, const float* k,
                             const float* v);
 std::string encode_kv_end(const KvStreamHeader& h);
+
+// One layer frame (magic to checksum) of a stream with header `h`, verified and decoded; throws
+// ep::Error as the parser does.
+struct KvLayer {
+  uint32_t index;
+  std::vector<float> k, v;  // [n_tokens, n_kv_heads * head_dim]
+};
+KvLayer parse_kv_layer(const KvStreamHeader& h, std::string_view frame);
+// The same layer in `to`'s codec (the frame itself when the codecs are equal): what a cloud
+// sends an edge that asked for another codec than the one it keeps.
+std::string transcode_kv_layer(const KvStreamHeader& from, const KvStreamHeader& to,
+                               const std::string& frame);
 
 // Incremental parser: feed bytes as they arrive. Throws ep::Error on any malformed, corrupt or
 // inconsistent input; nothing is delivered from a part whose checksum fails.
 class KvStreamParser {
  public:
-  struct Layer {
-    uint32_t index;
-    std::vector<float> k, v;  // [n_tokens, n_kv_heads * head_dim]
-  };
+  using Layer = KvLayer;
 
+  // Called once the header has been parsed, before any layer is decoded (a reader's check of
+  // the shape it expects: a header that does not fit is refused before its layers cost memory).
+  void on_header(std::function<void(const KvStreamHeader&)> check) {
+    on_header_ = std::move(check);
+  }
   void feed(std::string_view bytes);
   const std::optional<KvStreamHeader>& header() const { return header_; }
   // Layers completed since the last call.
@@ -71,6 +90,7 @@ class KvStreamParser {
   size_t pos_ = 0;
   uint64_t consumed_ = 0;
   std::optional<KvStreamHeader> header_;
+  std::function<void(const KvStreamHeader&)> on_header_;
   std::vector<bool> seen_;
   uint32_t n_seen_ = 0;
   std::vector<Layer> ready_;
