@@ -77,6 +77,28 @@ void write_tokenizer(GgufWriter& w, const std::filesystem::path& hf_dir, const H
   }
 }
 
+// GGUF gemma3 files carry no layer pattern, sliding RoPE base, score scale or logit cap: readers
+// (llama.cpp, and gguf_source.cpp here) take llama.cpp's fixed choices. A model that differs
+// cannot be written faithfully.
+void check_gemma3_expressible(const HParams& hp, const std::string& where) {
+  for (int64_t l = 0; l < hp.n_layer; ++l) {
+    if (hp.sliding_layers[size_t(l)] != ((l + 1) % 6 != 0)) {
+      fail("{}: gemma3 layer {} is {}, but GGUF gemma3 files make every sixth layer global", where,
+           l, hp.sliding_layers[size_t(l)] ? "sliding" : "global");
+    }
+  }
+  if (hp.rope_theta_sliding != 10000.0f) {
+    fail("{}: the sliding layers' RoPE base is {}, but GGUF gemma3 files fix it at 10000", where,
+         hp.rope_theta_sliding);
+  }
+  if (hp.attn_scale != gemma3_gguf_attn_scale(hp)) {
+    fail("{}: query_pre_attn_scalar gives a score scale GGUF gemma3 files cannot express", where);
+  }
+  if (hp.final_logit_softcap > 0) {
+    fail("{}: GGUF gemma3 files have no final logit soft-capping", where);
+  }
+}
+
 }  // namespace
 
 ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
@@ -92,7 +114,9 @@ ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
   }
   const auto src = open_hf_source(hf_dir);
   const HParams& hp = src->hparams();
-  if (hp.arch == "gemma3") fail("{}: convert does not write gemma3 files yet", hf_dir.string());
+  if (hp.arch == "gemma3") check_gemma3_expressible(hp, hf_dir.string());
+  // Gemma's norms scale by (1 + w); GGUF stores the factor (llama.cpp's converter adds the 1).
+  const float norm_shift = hp.arch == "gemma3" ? 1.0f : 0.0f;
   const bool adjacent = gguf_arch_name(hp) == "llama";
 
   GgufWriter w;
@@ -111,6 +135,9 @@ ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
                                        "attn_k.bias", "attn_v.weight", "attn_v.bias"});
   }
   if (hp.qk_norm) per_layer.insert(per_layer.end(), {"attn_q_norm.weight", "attn_k_norm.weight"});
+  if (hp.post_norms) {
+    per_layer.insert(per_layer.end(), {"post_attention_norm.weight", "post_ffw_norm.weight"});
+  }
   per_layer.insert(per_layer.end(), {"attn_output.weight", "attn_output.bias", "ffn_norm.weight"});
   if (!fused) per_layer.push_back("ffn_gate.weight");
   per_layer.insert(per_layer.end(), {"ffn_up.weight", "ffn_down.weight"});
@@ -149,10 +176,12 @@ ConvertReport convert_hf_to_gguf(const std::filesystem::path& hf_dir,
     if (adjacent && (name.find("attn_k.") != std::string::npos)) permute_heads = hp.n_head_kv;
 
     const TensorRef ref = *t;
+    const float shift = !matrix && name.ends_with("norm.weight") ? norm_shift : 0.0f;
     w.add_tensor(name, out_type,
                  matrix ? std::vector<int64_t>{cols, rows} : std::vector<int64_t>{cols},
-                 [ref, out_type, rows, cols, permute_heads, &hp](std::span<uint8_t> dst) {
+                 [ref, out_type, rows, cols, permute_heads, shift, &hp](std::span<uint8_t> dst) {
                    std::vector<float> v = to_f32(ref);
+                   for (float& x : v) x += shift;
                    if (permute_heads > 0) {
                      // A bias is a column of one element per row.
                      const int64_t width = ref.shape.size() == 2 ? cols : 1;

@@ -1,5 +1,7 @@
 #include "model/gguf_metadata.h"
 
+#include <cmath>
+
 namespace ep {
 namespace {
 
@@ -38,9 +40,17 @@ uint32_t file_type_id(DType t) {
 
 }  // namespace
 
+float gemma3_gguf_attn_scale(const HParams& hp) {
+  // llama.cpp: 1/sqrt(head_dim), except for the 27B model (62 layers), 1/sqrt(hidden / heads).
+  const int64_t d = hp.n_layer == 62 ? hp.n_embd / hp.n_head : hp.head_dim;
+  return float(1.0 / std::sqrt(double(d)));
+}
+
 std::string gguf_arch_name(const HParams& hp) {
   // Mistral is written as llama (adjacent-pair rows); the others keep their names and rotate-half.
-  if (hp.arch == "qwen2" || hp.arch == "qwen3" || hp.arch == "phi3") return hp.arch;
+  if (hp.arch == "qwen2" || hp.arch == "qwen3" || hp.arch == "phi3" || hp.arch == "gemma3") {
+    return hp.arch;
+  }
   return "llama";
 }
 

@@ -14,6 +14,9 @@ namespace ep {
 // with its sliding window kept under llama.attention.sliding_window.
 std::string gguf_arch_name(const HParams& hp);
 
+// The attention score scale a GGUF gemma3 file implies (it stores none).
+float gemma3_gguf_attn_scale(const HParams& hp);
+
 // Sets general.* and <arch>.* keys. `weights_type` sets general.file_type (the ggml "ftype").
 void write_hparams_metadata(GgufWriter& w, const HParams& hp, DType weights_type,
                             const std::string& model_name);

@@ -1,9 +1,12 @@
 // Weights and hyper-parameters from a GGUF file.
 #include "core/error.h"
 #include "model/gguf.h"
+#include "model/gguf_metadata.h"
 #include "model/weight_source.h"
 
 #include <xxhash.h>
+
+#include <cmath>
 
 namespace ep {
 namespace {
@@ -24,9 +27,9 @@ HParams read_hparams(const GgufFile& f) {
   HParams hp;
   hp.arch = f.get_string("general.architecture");
   if (hp.arch != "llama" && hp.arch != "qwen2" && hp.arch != "mistral" && hp.arch != "qwen3" &&
-      hp.arch != "phi3") {
-    fail("{}: unknown architecture '{}' (supported: llama, mistral, qwen2, qwen3, phi3)", f.name(),
-         hp.arch);
+      hp.arch != "phi3" && hp.arch != "gemma3") {
+    fail("{}: unknown architecture '{}' (supported: llama, mistral, qwen2, qwen3, phi3, gemma3)",
+         f.name(), hp.arch);
   }
   if (f.find_tensor("rope_factors_long.weight") || f.find_tensor("rope_factors_short.weight")) {
     fail("{}: LongRoPE (rope_factors_long/short.weight) is not supported", f.name());
@@ -81,6 +84,18 @@ HParams read_hparams(const GgufFile& f) {
   if (const GgufTensorInfo* emb = f.find_tensor("token_embd.weight");
       emb && emb->shape.size() == 2) {
     hp.n_vocab = emb->shape[1];
+  }
+  if (hp.arch == "gemma3") {
+    // llama.cpp's gemma3: every sixth layer global, the others sliding with RoPE base 10000;
+    // embeddings times sqrt(hidden); the norms (stored as 1 + w) after attention and feed-forward.
+    if (hp.sliding_window <= 0) fail("{}: gemma3 needs gemma3.attention.sliding_window", f.name());
+    hp.sliding_layers.assign(size_t(hp.n_layer), false);
+    for (int64_t l = 0; l < hp.n_layer; ++l) hp.sliding_layers[size_t(l)] = (l + 1) % 6 != 0;
+    hp.rope_theta_sliding = 10000.0f;
+    hp.embd_scale = float(std::sqrt(double(hp.n_embd)));
+    hp.attn_scale = gemma3_gguf_attn_scale(hp);
+    hp.post_norms = true;
+    hp.ffn_act = FfnActivation::GeluTanh;
   }
   hp.bos_token = u64_or("tokenizer.ggml.bos_token_id", -1);
   hp.eos_token = u64_or("tokenizer.ggml.eos_token_id", -1);

@@ -172,7 +172,7 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     m->layers.push_back(std::move(w));
   }
   m->output_norm = b.vector("output_norm.weight", hp.n_embd);
-  if (hp.arch == "gemma3") {
+  if (hp.arch == "gemma3" && m->source->format() == "hf") {
     // Gemma's norms scale by (1 + w); stored here as the factor itself, as GGUF files store them.
     const auto plus_one = [](std::vector<float>& v) {
       for (float& x : v) x += 1.0f;

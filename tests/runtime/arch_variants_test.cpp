@@ -470,12 +470,51 @@ TEST(ArchVariants, Gemma3ConfigsTheEngineCannotRunAreRefused) {
     }
     fs::remove_all(dir / "m");
   }
+  // GGUF gemma3 files fix the layer pattern, the sliding RoPE base and the score scale, and have
+  // no logit cap: a model that differs is not converted.
   make_gemma3(dir / "m");
   try {
     convert_hf_to_gguf(dir / "m", dir / "m.gguf", DType::F32);
-    ADD_FAILURE() << "converted a gemma3 model";
+    ADD_FAILURE() << "converted a gemma3 model GGUF cannot express";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("does not write gemma3"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("every sixth layer global"), std::string::npos)
+        << e.what();
+  }
+}
+
+// A Gemma 3 as llama.cpp's gemma3 files describe it (every sixth layer global, sliding RoPE base
+// 10000, scores scaled by head_dim^-1/2, no logit cap): the converted GGUF, its norms stored as
+// 1 + w, computes the directory's logits.
+TEST(ArchVariants, Gemma3ConvertsToGgufAsLlamaCppLaysItOut) {
+  test::ScratchDir dir;
+  const json llama_like = {
+      {"layer_types", {"sliding_attention", "sliding_attention", "sliding_attention"}},
+      {"query_pre_attn_scalar", 16},
+      {"final_logit_softcapping", nullptr},
+      {"rope_parameters",
+       {{"full_attention", {{"rope_type", "linear"}, {"factor", 2.0}, {"rope_theta", 1000000.0}}},
+        {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}}}};
+  const fs::path hf = make_gemma3(dir / "hf", llama_like);
+  const fs::path gguf = dir / "g.gguf";
+  convert_hf_to_gguf(hf, gguf, DType::F32);
+  const auto file = GgufFile::open(gguf);
+  EXPECT_EQ(file->get_string("general.architecture"), "gemma3");
+  EXPECT_EQ(file->get_u64("gemma3.attention.sliding_window"), 16u);
+  ASSERT_NE(file->find_tensor("blk.2.post_ffw_norm.weight"), nullptr);
+  const Tensors t = read_tensors(hf);
+  const auto* norm = file->find_tensor("blk.0.post_attention_norm.weight");
+  ASSERT_NE(norm, nullptr);
+  float stored = 0;
+  std::memcpy(&stored, norm->data + 3 * sizeof(float), sizeof stored);
+  EXPECT_EQ(stored, t.at(layer(0, "post_attention_layernorm.weight")).data[3] + 1.0f);
+  const auto a = load_model(hf), b = load_model(gguf);
+  EXPECT_EQ(b->hp.sliding_layers, a->hp.sliding_layers);
+  EXPECT_EQ(b->hp.attn_scale, a->hp.attn_scale);
+  EXPECT_EQ(b->hp.rope_theta_sliding, a->hp.rope_theta_sliding);
+  EXPECT_EQ(b->hp.rope_scaling.type, RopeScaling::Type::Linear);
+  for (const int n : {8, 40}) {
+    const std::vector<float> ours = logits_of(gguf, prompt(n));
+    EXPECT_EQ(ours, logits_of(hf, prompt(n))) << "prompt " << n;
   }
 }
 
