@@ -1,4 +1,5 @@
-// edgeprompt cloud --model M --listen HOST:PORT [--cache-dir DIR] [--admin-token T]
+// edgeprompt cloud --model M --listen HOST:PORT (--tls-cert F --tls-key K | --insecure-http)
+// [--cache-dir DIR] [--admin-token T]
 #include "backend/cuda/cuda_engine.h"
 #include "backend/cuda/serving_forward.h"
 #include "cli/command.h"
@@ -27,6 +28,7 @@ Command add_cloud(CLI::App& root) {
     double gpu_memory_fraction = 0.9;
     int threads = ThreadPool::default_threads();
     EngineFlags engine{cloud_engine_options(), ""};
+    ServerTransport transport;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("cloud", "Serve cloud prompts' KV caches to edges over HTTP");
@@ -46,10 +48,13 @@ Command add_cloud(CLI::App& root) {
                   "KV blocks")
       ->check(CLI::Range(0.01, 1.0));
   add_engine_flags(app, o->engine, "--kv-cache-bytes", true);
+  add_server_transport_flags(app, o->transport);
   return {
       app, [o] {
         const StopSignals signals;  // before any thread starts
+        check_server_transport(o->transport, "cloud");
         CloudOptions opt;
+        opt.tls = o->transport.tls;
         std::tie(opt.host, opt.port) = parse_listen_address(o->listen);
         opt.cache_dir = o->cache_dir;
         opt.admin_token = o->admin_token;

@@ -1,5 +1,5 @@
-// edgeprompt edge --model M --cloud URL --listen 127.0.0.1:PORT [--kv-cache-dir DIR]
-// [--kv-cache-bytes B]
+// edgeprompt edge --model M --cloud https://HOST:PORT [--cloud-ca F] [--cloud-cert F --cloud-key K]
+// --listen 127.0.0.1:PORT (--tls-cert F --tls-key K | --insecure-http) [--kv-cache-dir DIR]
 #include "cli/command.h"
 #include "cli/engine_flags.h"
 #include "cli/listen_address.h"
@@ -23,22 +23,44 @@ Command add_edge(CLI::App& root) {
     uint64_t kv_cache_bytes = 1ull << 30;
     int threads = ThreadPool::default_threads();
     EngineFlags engine{edge_engine_options(), ""};
+    ServerTransport transport;
+    http::TlsClientOptions cloud_tls;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand(
       "edge", "OpenAI-compatible API on this device; cloud prompts' KV comes from the cloud");
   app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory")->required();
-  app->add_option("--cloud", o->cloud, "The cloud service's URL, e.g. http://10.0.0.2:8080");
+  app->add_option("--cloud", o->cloud, "The cloud service's URL, e.g. https://10.0.0.2:8080");
+  app->add_option("--cloud-ca", o->cloud_tls.ca_file,
+                  "PEM CA(s) the cloud's certificate must chain to (default: the system roots)");
+  app->add_option("--cloud-cert", o->cloud_tls.cert_file,
+                  "PEM client certificate to present to the cloud (mutual TLS)");
+  app->add_option("--cloud-key", o->cloud_tls.key_file, "PEM private key of --cloud-cert");
   app->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)");
   app->add_option("--kv-cache-dir", o->kv_cache_dir, "Directory for the persistent KV cache");
   app->add_option("--kv-cache-bytes", o->kv_cache_bytes, "KV cache budget in bytes (LRU)");
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
   add_engine_flags(app, o->engine, "--kv-pool-bytes", false);
+  add_server_transport_flags(app, o->transport);
   return {app, [o] {
             const StopSignals signals;
+            check_server_transport(o->transport, "edge");
+            http::check_client_tls(o->cloud_tls);
+            if (o->cloud.rfind("http://", 0) == 0 && !o->transport.insecure_http) {
+              fail(
+                  "edge: --cloud {}: plain HTTP to the cloud needs --insecure-http (or an "
+                  "https:// URL)",
+                  o->cloud);
+            }
+            if (!o->cloud.empty() && o->cloud.rfind("https://", 0) != 0 &&
+                o->cloud.rfind("http://", 0) != 0) {
+              fail("edge: --cloud {}: expected https://HOST:PORT", o->cloud);
+            }
             EdgeOptions opt;
+            opt.tls = o->transport.tls;
+            opt.cloud.tls = o->cloud_tls;
             std::tie(opt.host, opt.port) = parse_listen_address(o->listen);
-            opt.cloud_url = o->cloud;
+            opt.cloud.base_url = o->cloud;
             opt.kv_cache_dir = o->kv_cache_dir;
             opt.kv_cache_bytes = o->kv_cache_bytes;
             opt.threads = o->threads;

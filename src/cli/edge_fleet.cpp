@@ -65,7 +65,8 @@ EdgeFleet::EdgeFleet(size_t n, const std::vector<std::string>& edge_args, double
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   try {
     for (size_t i = 0; i < n; ++i) {
-      std::vector<std::string> args = {self, "edge"};
+      // Loopback edges of a load test: plain HTTP (the cloud URL bench-serve got is http://).
+      std::vector<std::string> args = {self, "edge", "--insecure-http"};
       args.insert(args.end(), edge_args.begin(), edge_args.end());
       args.insert(args.end(), {"--listen", "127.0.0.1:0"});
       pids_.push_back(spawn(args, dir_ / fmt::format("edge-{}.log", i)));

@@ -6,10 +6,30 @@
 
 namespace ep::cli {
 
+void add_server_transport_flags(CLI::App* app, ServerTransport& t) {
+  app->add_option("--tls-cert", t.tls.cert_file, "PEM certificate (chain) to serve HTTPS with");
+  app->add_option("--tls-key", t.tls.key_file, "PEM private key of --tls-cert");
+  app->add_option("--tls-client-ca", t.tls.client_ca_file,
+                  "Accept only clients with a certificate this CA signed (mutual TLS)");
+  app->add_flag("--insecure-http", t.insecure_http,
+                "Serve plain HTTP without TLS (only on a trusted network)");
+}
+
+void check_server_transport(const ServerTransport& t, std::string_view name) {
+  http::check_server_transport(t.tls, t.insecure_http, std::string(name));
+  if (!t.tls.enabled()) {
+    fmt::print(stderr,
+               "{}: warning: serving plain HTTP (--insecure-http): requests, tokens and KV "
+               "cross the network unencrypted\n",
+               name);
+  }
+}
+
 int serve_until_stopped(http::Service& service, const StopSignals& signals, std::string_view name,
                         std::string_view details) {
   const int port = service.bind();
-  fmt::print(stderr, "{}: listening on http://{}:{} ({})\n", name, service.host(), port, details);
+  fmt::print(stderr, "{}: listening on {}://{}:{} ({})\n", name, service.scheme(), service.host(),
+             port, details);
   std::thread server([&] { service.serve(); });
   signals.wait();
   fmt::print(stderr, "{}: stopping\n", name);

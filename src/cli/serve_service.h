@@ -1,15 +1,30 @@
-// How `edgeprompt cloud` and `edgeprompt edge` run their service: bind, say where it listens,
-// serve until SIGINT or SIGTERM, then stop cleanly.
+// How `edgeprompt cloud` and `edgeprompt edge` run their service: their transport flags (TLS, or
+// plain HTTP only when asked for), bind, say where it listens, serve until SIGINT or SIGTERM, then
+// stop cleanly.
 #pragma once
 
 #include "cli/listen_address.h"
 #include "http/service.h"
+#include "http/tls.h"
+
+#include <CLI/CLI.hpp>
 
 #include <string_view>
 
 namespace ep::cli {
 
-// Prints "<name>: listening on http://HOST:PORT (<details>)" on stderr once bound (scripts and
+struct ServerTransport {
+  http::TlsServerOptions tls;
+  bool insecure_http = false;
+};
+
+// --tls-cert, --tls-key, --tls-client-ca, --insecure-http.
+void add_server_transport_flags(CLI::App* app, ServerTransport& t);
+// Refuses (ep::Error, one line) a service without TLS unless --insecure-http, and warns on stderr
+// when it serves plain HTTP.
+void check_server_transport(const ServerTransport& t, std::string_view name);
+
+// Prints "<name>: listening on http(s)://HOST:PORT (<details>)" on stderr once bound (scripts and
 // tests wait for that line). Throws ep::Error when the address cannot be bound.
 int serve_until_stopped(http::Service& service, const StopSignals& signals, std::string_view name,
                         std::string_view details);

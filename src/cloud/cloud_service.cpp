@@ -322,7 +322,7 @@ struct CloudService::Impl {
 };
 
 CloudService::CloudService(const Model& model, const Tokenizer* tokenizer, CloudOptions options)
-    : http::Service(options.host, options.port, options.limits),
+    : http::Service(options.host, options.port, options.limits, options.tls),
       impl_(std::make_unique<Impl>(model, tokenizer, std::move(options), server())) {}
 
 CloudService::~CloudService() {

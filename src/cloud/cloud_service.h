@@ -7,6 +7,7 @@
 #include "core/thread_pool.h"
 #include "http/limits.h"
 #include "http/service.h"
+#include "http/tls.h"
 #include "model/model.h"
 #include "protocol/kv_wire.h"
 #include "runtime/serving_engine.h"
@@ -38,6 +39,7 @@ struct CloudOptions {
   int threads = ThreadPool::default_threads();
   PrefillFn prefill;  // empty: the CPU transformer (e.g. a GPU engine's prefill otherwise)
   http::HttpLimits limits = http::cloud_http_limits();
+  http::TlsServerOptions tls;  // HTTPS when set (and mutual TLS with a client CA)
   // The completions (/v1/completions, /v1/chat/completions): continuous batching, relay mode by
   // default (a request naming a cloud prompt attends its KV, held once).
   EngineOptions engine = cloud_engine_options();

@@ -22,23 +22,21 @@ ErrorKind kind_of(const CloudError& e) {
 
 }  // namespace
 
-CloudKvSource::CloudKvSource(std::string cloud_url, const Model& model, std::string fingerprint,
+CloudKvSource::CloudKvSource(CloudConnection cloud, const Model& model, std::string fingerprint,
                              EdgeKvCache& cache)
-    : cloud_url_(std::move(cloud_url)),
+    : cloud_(std::move(cloud)),
       model_(model),
       fingerprint_(std::move(fingerprint)),
       cache_(cache) {}
 
 CloudKv CloudKvSource::resolve(const std::string& id) {
-  if (cloud_url_.empty()) {
+  if (cloud_.base_url.empty()) {
     http::fail(ErrorKind::InvalidRequest, "this edge has no cloud configured (--cloud URL)");
   }
   CloudKv kv;
   kv.id = id;
   try {
-    CloudConnection cloud;
-    cloud.base_url = cloud_url_;
-    const CloudPromptInfo info = CloudClient(cloud).prompt(id);
+    const CloudPromptInfo info = CloudClient(cloud_).prompt(id);
     if (info.fingerprint != fingerprint_) {
       http::fail(ErrorKind::ModelMismatch, "model mismatch: the cloud runs {}, this edge runs {}",
                  info.fingerprint, fingerprint_);
@@ -50,7 +48,7 @@ CloudKv CloudKvSource::resolve(const std::string& id) {
       kv.source = "edge-cache";
     } else {
       kv.fetch_started = std::chrono::steady_clock::now();
-      kv.fetch = std::make_unique<CloudKvFetch>(cloud_url_, id, model_, fingerprint_);
+      kv.fetch = std::make_unique<CloudKvFetch>(cloud_, id, model_, fingerprint_);
       kv.segment = kv.fetch->segment();
       kv.version = kv.fetch->header().prompt_version;
       kv.chat_template = kv.fetch->header().chat_template;

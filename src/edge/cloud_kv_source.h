@@ -26,8 +26,8 @@ struct CloudKv {
 
 class CloudKvSource {
  public:
-  // `cloud_url` empty: no cloud; every resolve() is then a clear InvalidRequest error.
-  CloudKvSource(std::string cloud_url, const Model& model, std::string fingerprint,
+  // `cloud.base_url` empty: no cloud; every resolve() is then a clear InvalidRequest error.
+  CloudKvSource(CloudConnection cloud, const Model& model, std::string fingerprint,
                 EdgeKvCache& cache);
 
   // Throws http::HttpError: NotFound (unknown prompt), ModelMismatch (the cloud runs another
@@ -37,7 +37,7 @@ class CloudKvSource {
   void keep(const CloudKv& kv);
 
  private:
-  std::string cloud_url_;
+  CloudConnection cloud_;
   const Model& model_;
   std::string fingerprint_;
   EdgeKvCache& cache_;

@@ -64,7 +64,7 @@ struct EdgeService::Impl {
         local_template(model_chat_template(*m.source, &t)),
         pool(opt.threads),
         cache(opt.kv_cache_dir, opt.kv_cache_bytes, m, fingerprint),
-        cloud(opt.cloud_url, m, fingerprint, cache),
+        cloud(opt.cloud, m, fingerprint, cache),
         server(s),
         engine(m, &t, pool, with_engine_histograms(engine_metrics, opt.engine)) {
     register_engine_metrics(engine_metrics, engine);
@@ -135,8 +135,8 @@ struct EdgeService::Impl {
         },
         requests, errors, fingerprint);
     s.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
-      http::send_json(r,
-                      {{"status", "ok"}, {"fingerprint", fingerprint}, {"cloud", opt.cloud_url}});
+      http::send_json(
+          r, {{"status", "ok"}, {"fingerprint", fingerprint}, {"cloud", opt.cloud.base_url}});
     });
     s.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
       r.set_content(metrics.render() + engine_metrics.render(),
@@ -146,7 +146,7 @@ struct EdgeService::Impl {
 };
 
 EdgeService::EdgeService(const Model& model, const Tokenizer& tokenizer, EdgeOptions options)
-    : http::Service(options.host, options.port, options.limits),
+    : http::Service(options.host, options.port, options.limits, options.tls),
       impl_(std::make_unique<Impl>(model, tokenizer, std::move(options), server())) {}
 
 EdgeService::~EdgeService() {

@@ -8,7 +8,9 @@
 #include "core/thread_pool.h"
 #include "http/limits.h"
 #include "http/service.h"
+#include "http/tls.h"
 #include "model/model.h"
+#include "protocol/cloud_client.h"
 #include "runtime/serving_engine.h"
 
 #include <cstdint>
@@ -29,13 +31,16 @@ inline EngineOptions edge_engine_options() {
 }
 
 struct EdgeOptions {
-  std::string cloud_url;  // e.g. http://127.0.0.1:8080; empty: local requests only
+  // The cloud (base_url e.g. https://10.0.0.2:8080; empty: local requests only), how its
+  // certificate is verified and the token the edge's own calls carry.
+  CloudConnection cloud;
   std::string host = "127.0.0.1";
   int port = 8081;
   std::filesystem::path kv_cache_dir;  // empty: memory only
   uint64_t kv_cache_bytes = 1ull << 30;
   int threads = ThreadPool::default_threads();
   http::HttpLimits limits = http::edge_http_limits();
+  http::TlsServerOptions tls;  // the edge's own API over HTTPS when set
   // The device's users are batched by the serving engine; max_seqs 1 runs them one at a time.
   EngineOptions engine = edge_engine_options();
 };

@@ -16,12 +16,33 @@ namespace ep::http {
 
 namespace detail {
 
-// httplib's server with its listening socket in reach: httplib listens with a backlog of 5,
-// which drops connections when a few dozen clients connect at once.
-class ListeningServer : public httplib::Server {
+// httplib's server (plain or TLS) with its listening socket in reach: httplib listens with a
+// backlog of 5, which drops connections when a few dozen clients connect at once.
+template <class Base>
+class Listening : public Base {
  public:
-  socket_t listening_socket() const { return svr_sock_; }
+  using Base::Base;
+  static int socket_of(httplib::Server& s) { return static_cast<Listening&>(s).svr_sock_; }
 };
+
+std::unique_ptr<httplib::Server> make_server(const TlsServerOptions& tls,
+                                             int (*&socket_of)(httplib::Server&)) {
+  if (!tls.enabled()) {
+    socket_of = &Listening<httplib::Server>::socket_of;
+    return std::make_unique<Listening<httplib::Server>>();
+  }
+  socket_of = &Listening<httplib::SSLServer>::socket_of;
+  auto s = std::make_unique<Listening<httplib::SSLServer>>(
+      tls.cert_file.c_str(), tls.key_file.c_str(),
+      tls.client_ca_file.empty() ? nullptr : tls.client_ca_file.c_str());
+  if (!s->is_valid()) {
+    const std::string why = take_openssl_error();
+    ep::fail("cannot use TLS certificate {} with key {}{}{}", tls.cert_file, tls.key_file,
+             tls.client_ca_file.empty() ? "" : " and client CA " + tls.client_ca_file,
+             why.empty() ? "" : ": " + why);
+  }
+  return s;
+}
 
 }  // namespace detail
 
@@ -42,8 +63,9 @@ std::string describe_status(const httplib::Request& q, const httplib::Response& 
 
 }  // namespace
 
-HttpServer::HttpServer(HttpLimits limits)
-    : limits_(limits), server_(std::make_unique<detail::ListeningServer>()) {
+HttpServer::HttpServer(HttpLimits limits, const TlsServerOptions& tls)
+    : limits_(limits), tls_(tls.enabled()) {
+  server_ = detail::make_server(tls, listening_socket_);
   httplib::Server& s = *server_;
   const int threads = limits_.worker_threads;
   s.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
@@ -91,7 +113,7 @@ int HttpServer::bind(const std::string& host, int port) {
     ep::fail("cannot listen on {}:{} (in use or not permitted)", host, port);
   }
   // Listening again on a listening socket only changes its backlog.
-  if (::listen(server_->listening_socket(), limits_.listen_backlog) != 0) {
+  if (::listen(listening_socket_(*server_), limits_.listen_backlog) != 0) {
     ep::fail("cannot listen on {}:{}: {}", host, bound, std::strerror(errno));
   }
   return bound;

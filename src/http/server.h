@@ -1,9 +1,12 @@
 // An HTTP service's server: its limits (limits.h), its address, and serve/stop. Routes are
 // registered on routes(); a handler that throws HttpError (or any exception) is answered with the
-// OpenAI-shaped error body of its kind, and so is any request no route takes.
+// OpenAI-shaped error body of its kind, and so is any request no route takes. With a certificate
+// (tls.h) it serves HTTPS, and with a client CA it accepts only clients that present a
+// certificate that CA signed.
 #pragma once
 
 #include "http/limits.h"
+#include "http/tls.h"
 
 #include <atomic>
 #include <memory>
@@ -13,21 +16,19 @@ namespace httplib {
 class Server;
 }
 
-namespace ep::http::detail {
-class ListeningServer;
-}
-
 namespace ep::http {
 
 class HttpServer {
  public:
-  explicit HttpServer(HttpLimits limits = {});
+  // Throws ep::Error when the certificate or key cannot be loaded.
+  explicit HttpServer(HttpLimits limits = {}, const TlsServerOptions& tls = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   httplib::Server& routes();
   const HttpLimits& limits() const { return limits_; }
+  const char* scheme() const { return tls_ ? "https" : "http"; }
 
   // Binds to host:port (port 0: any free port); returns the bound port or throws ep::Error.
   int bind(const std::string& host, int port);
@@ -36,7 +37,9 @@ class HttpServer {
 
  private:
   HttpLimits limits_;
-  std::unique_ptr<detail::ListeningServer> server_;
+  bool tls_ = false;
+  std::unique_ptr<httplib::Server> server_;
+  int (*listening_socket_)(httplib::Server&) = nullptr;
   std::atomic<bool> stop_requested_{false}, serving_{false}, served_{false};
 };
 

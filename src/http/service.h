@@ -19,11 +19,12 @@ class Service {
   void serve() { server_.serve(); }  // until stop()
   void stop() { server_.stop(); }
   const std::string& host() const { return host_; }
-  int port() const { return port_; }  // the bound one once bind() returned
+  const char* scheme() const { return server_.scheme(); }  // "http" or "https"
+  int port() const { return port_; }                       // the bound one once bind() returned
 
  protected:
-  Service(std::string host, int port, HttpLimits limits)
-      : host_(std::move(host)), port_(port), server_(limits) {}
+  Service(std::string host, int port, HttpLimits limits, const TlsServerOptions& tls)
+      : host_(std::move(host)), port_(port), server_(limits, tls) {}
   HttpServer& server() { return server_; }
 
  private:

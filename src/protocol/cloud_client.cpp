@@ -11,21 +11,11 @@ namespace {
 
 using json = nlohmann::json;
 
-httplib::Client connect(const CloudConnection& c) {
-  httplib::Client client(c.base_url);
-  client.set_connection_timeout(c.connect_timeout);
-  client.set_read_timeout(c.read_timeout);
-  if (!c.admin_token.empty()) client.set_bearer_token_auth(c.admin_token);
-  return client;
-}
-
 // The answer's JSON, or a CloudError of the failure it stands for.
 json expect_json(const httplib::Result& r, const CloudConnection& c, int expected_status,
                  const std::string& what) {
   if (!r) {
-    throw CloudError(
-        CloudFailure::Unreachable,
-        fmt::format("cloud unreachable at {}: {}", c.base_url, httplib::to_string(r.error())));
+    throw CloudError(CloudFailure::Unreachable, describe_connection_error(c, r.error()));
   }
   if (r->status != expected_status && !(expected_status == 201 && r->status == 200)) {
     throw CloudError(cloud_failure_of_status(r->status),
@@ -62,6 +52,58 @@ CloudPromptInfo prompt_info(const json& j, const CloudConnection& c) {
 
 }  // namespace
 
+std::unique_ptr<httplib::Client> open_cloud_client(const CloudConnection& c) {
+  const bool https = c.base_url.rfind("https://", 0) == 0;
+  if (!https && c.base_url.rfind("http://", 0) != 0) {
+    throw CloudError(
+        CloudFailure::Unreachable,
+        fmt::format("cloud URL '{}' is not https://HOST:PORT (or http://)", c.base_url));
+  }
+  auto client = https && !c.tls.cert_file.empty()
+                    ? std::make_unique<httplib::Client>(c.base_url, c.tls.cert_file, c.tls.key_file)
+                    : std::make_unique<httplib::Client>(c.base_url);
+  if (!client->is_valid()) {
+    throw CloudError(
+        CloudFailure::Unreachable,
+        fmt::format("cannot open a client for {}{}", c.base_url,
+                    c.tls.cert_file.empty() ? "" : " with client certificate " + c.tls.cert_file));
+  }
+  if (https) {
+    client->enable_server_certificate_verification(true);
+    if (!c.tls.ca_file.empty()) client->set_ca_cert_path(c.tls.ca_file.c_str());
+  }
+  client->set_connection_timeout(c.connect_timeout);
+  client->set_read_timeout(c.read_timeout);
+  if (!c.admin_token.empty()) client->set_bearer_token_auth(c.admin_token);
+  return client;
+}
+
+std::string describe_connection_error(const CloudConnection& c, httplib::Error error) {
+  std::string why;
+  switch (error) {
+    case httplib::Error::SSLServerVerification:
+      why =
+          fmt::format("TLS: the cloud's certificate is not trusted ({}) or does not name the host",
+                      c.tls.ca_file.empty() ? "not signed by a system root CA"
+                                            : "not signed by the CA in " + c.tls.ca_file);
+      break;
+    case httplib::Error::SSLConnection:
+      why = "TLS handshake failed (not a TLS server, or it requires a client certificate)";
+      break;
+    case httplib::Error::SSLLoadingCerts:
+      why = fmt::format("TLS: cannot load the CA certificates{}",
+                        c.tls.ca_file.empty() ? "" : " in " + c.tls.ca_file);
+      break;
+    default:
+      why = httplib::to_string(error);
+      // A plain request to a TLS server reads back a TLS alert, not an HTTP answer.
+      if (error == httplib::Error::Read && c.base_url.rfind("http://", 0) == 0) {
+        why += " (is it a TLS server? then use an https:// URL)";
+      }
+  }
+  return fmt::format("cloud unreachable at {}: {}", c.base_url, why);
+}
+
 CloudFailure cloud_failure_of_status(int status) {
   if (status == 404) return CloudFailure::NotFound;
   if (status == 409) return CloudFailure::ModelMismatch;
@@ -79,15 +121,15 @@ CloudClient::CloudClient(CloudConnection connection) : connection_(std::move(con
 }
 
 CloudPromptInfo CloudClient::prompt(const std::string& id) const {
-  auto client = connect(connection_);
+  const auto client = open_cloud_client(connection_);
   const std::string what = fmt::format("cloud prompt '{}'", id);
-  return prompt_info(expect_json(client.Get("/v1/cloud-prompts/" + id), connection_, 200, what),
+  return prompt_info(expect_json(client->Get("/v1/cloud-prompts/" + id), connection_, 200, what),
                      connection_);
 }
 
 std::vector<CloudPromptInfo> CloudClient::prompts() const {
-  auto client = connect(connection_);
-  const json list = expect_json(client.Get("/v1/cloud-prompts"), connection_, 200, "the list");
+  const auto client = open_cloud_client(connection_);
+  const json list = expect_json(client->Get("/v1/cloud-prompts"), connection_, 200, "the list");
   std::vector<CloudPromptInfo> out;
   if (!list.contains("data") || !list["data"].is_array()) {
     throw CloudError(CloudFailure::Corrupt,
@@ -101,17 +143,17 @@ CloudPromptInfo CloudClient::put_prompt(const std::string& id, const CloudPrompt
   json body = {{"chat_template", spec.chat_template}};
   if (spec.tokens) body["tokens"] = *spec.tokens;
   if (!spec.text.empty() || !spec.tokens) body["text"] = spec.text;
-  auto client = connect(connection_);
+  const auto client = open_cloud_client(connection_);
   const std::string what = fmt::format("registering '{}'", id);
   return prompt_info(
-      expect_json(client.Put("/v1/cloud-prompts/" + id, body.dump(), "application/json"),
+      expect_json(client->Put("/v1/cloud-prompts/" + id, body.dump(), "application/json"),
                   connection_, 201, what),
       connection_);
 }
 
 void CloudClient::delete_prompt(const std::string& id) const {
-  auto client = connect(connection_);
-  expect_json(client.Delete("/v1/cloud-prompts/" + id), connection_, 200,
+  const auto client = open_cloud_client(connection_);
+  expect_json(client->Delete("/v1/cloud-prompts/" + id), connection_, 200,
               fmt::format("deleting '{}'", id));
 }
 

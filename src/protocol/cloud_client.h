@@ -3,22 +3,38 @@
 // failure is a CloudError of one kind.
 #pragma once
 
+#include "http/tls.h"
 #include "protocol/cloud_error.h"
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+namespace httplib {
+class Client;
+enum class Error;
+}  // namespace httplib
+
 namespace ep {
 
 struct CloudConnection {
-  std::string base_url;  // "http://host:port"
+  std::string base_url;  // "https://host:port" (or "http://host:port")
   std::chrono::seconds connect_timeout{5};
   std::chrono::seconds read_timeout{30};
-  std::string admin_token;  // sent as a bearer token when not empty
+  std::string admin_token;     // sent as a bearer token when not empty
+  http::TlsClientOptions tls;  // for https:// URLs: the CA to verify against, a client certificate
 };
+
+// An HTTP client for the connection's URL: verifies an https:// server's certificate (and host
+// name) against tls.ca_file or the system roots, presents tls.cert_file if set, and sends the
+// bearer token. Throws CloudError (Unreachable) for a URL it cannot use.
+std::unique_ptr<httplib::Client> open_cloud_client(const CloudConnection& c);
+// "cloud unreachable at URL: ..." with what a TLS failure means (e.g. the certificate is not
+// signed by the CA the edge trusts).
+std::string describe_connection_error(const CloudConnection& c, httplib::Error error);
 
 // A cloud prompt as the cloud describes it.
 struct CloudPromptInfo {

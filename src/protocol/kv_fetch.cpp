@@ -8,16 +8,33 @@
 #include <httplib.h>
 
 namespace ep {
+namespace {
+
+CloudConnection cloud_at(const std::string& base_url) {
+  CloudConnection c;
+  c.base_url = base_url;
+  return c;
+}
+
+}  // namespace
 
 CloudKvFetch::CloudKvFetch(const std::string& base_url, const std::string& prompt_id,
                            const Model& model, const std::string& fingerprint,
                            CloudFetchOptions options)
-    : base_url_(strip_trailing_slashes(base_url)),
+    : CloudKvFetch(cloud_at(base_url), prompt_id, model, fingerprint, options) {}
+
+CloudKvFetch::CloudKvFetch(const CloudConnection& cloud, const std::string& prompt_id,
+                           const Model& model, const std::string& fingerprint,
+                           CloudFetchOptions options)
+    : cloud_(cloud),
       prompt_id_(prompt_id),
       fingerprint_(fingerprint),
       model_(model),
       opt_(options),
       start_(std::chrono::steady_clock::now()) {
+  cloud_.base_url = strip_trailing_slashes(cloud_.base_url);
+  cloud_.connect_timeout = opt_.connect_timeout;
+  cloud_.read_timeout = opt_.read_timeout;
   thread_ = std::thread([this] { run(); });
   std::unique_lock lock(mutex_);
   header_cv_.wait(lock, [&] { return segment_ != nullptr || failure_; });
@@ -52,14 +69,12 @@ void CloudKvFetch::run() {
 }
 
 std::optional<CloudError> CloudKvFetch::attempt() {
-  httplib::Client client(base_url_);
-  client.set_connection_timeout(opt_.connect_timeout);
-  client.set_read_timeout(opt_.read_timeout);
   KvStreamParser parser;
   std::string local;  // this attempt's bytes
   int status = 0;
   try {
-    auto res = client.Get(
+    const auto client = open_cloud_client(cloud_);
+    auto res = client->Get(
         "/v1/cloud-prompts/" + prompt_id_ + "/kv", httplib::Headers{},
         [&](const httplib::Response& r) {
           status = r.status;
@@ -95,20 +110,18 @@ std::optional<CloudError> CloudKvFetch::attempt() {
           return true;
         });
     if (!res) {
-      return CloudError(
-          CloudFailure::Unreachable,
-          fmt::format("cloud unreachable at {}: {}", base_url_, httplib::to_string(res.error())));
+      return CloudError(CloudFailure::Unreachable, describe_connection_error(cloud_, res.error()));
     }
     if (res->status != 200) {
       return CloudError(cloud_failure_of_status(res->status),
-                        fmt::format("cloud at {} answered {}: {}", base_url_, res->status,
+                        fmt::format("cloud at {} answered {}: {}", cloud_.base_url, res->status,
                                     http::error_message_of(local)),
                         res->status);
     }
     if (!parser.finished()) {
-      return CloudError(
-          CloudFailure::Truncated,
-          fmt::format("KV stream from {} ended early after {} bytes", base_url_, local.size()));
+      return CloudError(CloudFailure::Truncated,
+                        fmt::format("KV stream from {} ended early after {} bytes", cloud_.base_url,
+                                    local.size()));
     }
   } catch (const CloudError& e) {
     return e;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "model/model.h"
+#include "protocol/cloud_client.h"
 #include "protocol/cloud_error.h"
 #include "protocol/kv_wire.h"
 #include "runtime/kv_segment.h"
@@ -31,6 +32,9 @@ class CloudKvFetch {
   // Connects and waits for the stream's header; throws CloudError (cloud unreachable, unknown
   // prompt, model mismatch, corrupt header) within the timeouts. Layers keep arriving afterwards;
   // a failure after the header reaches the segment's waiters as a LayerStreamError.
+  CloudKvFetch(const CloudConnection& cloud, const std::string& prompt_id, const Model& model,
+               const std::string& fingerprint, CloudFetchOptions options = {});
+  // A cloud at `base_url` with the default TLS settings (the system roots) and no token.
   CloudKvFetch(const std::string& base_url, const std::string& prompt_id, const Model& model,
                const std::string& fingerprint, CloudFetchOptions options = {});
   ~CloudKvFetch();
@@ -52,7 +56,8 @@ class CloudKvFetch {
   // One HTTP request; returns nullopt when the whole stream arrived intact, else what failed.
   std::optional<CloudError> attempt();
 
-  std::string base_url_, prompt_id_, fingerprint_;
+  CloudConnection cloud_;
+  std::string prompt_id_, fingerprint_;
   const Model& model_;
   CloudFetchOptions opt_;
   KvStreamHeader header_;

@@ -70,8 +70,8 @@ std::string answer(const json& a) {
 TEST(CloudChatTemplate, TheModelsOwnTemplateSplitsAndAnswersAsTheBuiltIn) {
   test::ScratchDir dir;
   const std::string model = chat_model(dir);
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", model, "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   const json own = expect_status(
       send(url, "PUT", "/v1/cloud-prompts/own", {{"text", kSystem}, {"chat_template", "model"}}),
@@ -97,8 +97,8 @@ TEST(CloudChatTemplate, TheModelsOwnTemplateSplitsAndAnswersAsTheBuiltIn) {
   EXPECT_EQ(c["usage"]["prompt_tokens"], a["usage"]["prompt_tokens"]);
 
   // An edge computes the private part with the same template, named in the KV stream.
-  test::Process edge({"edge", "--precision", "exact", "--model", model, "--cloud", url, "--listen",
-                      "127.0.0.1:0"});
+  test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
+                      "--cloud", url, "--listen", "127.0.0.1:0"});
   const std::string edge_url = listen_url(edge);
   const json e = expect_status(
       send(edge_url, "POST", "/v1/chat/completions", chat(user, {{"cloud_prompt", "own"}})), 200);
@@ -117,8 +117,8 @@ TEST(CloudChatTemplate, ATemplateThatCannotSplitIsRefusedAtRegistration) {
   const std::string model =
       chat_model(dir, test::read_file(test::fixtures_dir() /
                                       "templates/mistralai-Mistral-Nemo-Instruct-2407.jinja"));
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", model, "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   const json e = expect_status(
       send(url, "PUT", "/v1/cloud-prompts/p", {{"text", kSystem}, {"chat_template", "model"}}),
@@ -140,8 +140,8 @@ TEST(CloudChatTemplate, ATemplateThatFailsIsA400ForChatsOnly) {
                  "{% if messages[0].role == 'system' %}\n"
                  "{{ raise_exception('System role not supported') }}{% endif %}"
                  "{% for m in messages %}{{ m.content }}\n{% endfor %}");
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", model, "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   const json reg = expect_status(
       send(url, "PUT", "/v1/cloud-prompts/p", {{"text", kSystem}, {"chat_template", "model"}}),
@@ -159,8 +159,8 @@ TEST(CloudChatTemplate, ATemplateThatFailsIsA400ForChatsOnly) {
 TEST(CloudChatTemplate, ATemplateThatDoesNotParseFailsChatsNotTheService) {
   test::ScratchDir dir;
   const std::string model = chat_model(dir, "{% for m in messages %}{{ m.content }");
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", model, "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   const json e = expect_status(send(url, "POST", "/v1/chat/completions", chat("Hello")), 400);
   EXPECT_NE(e.dump().find("chat template 'model': template: line 1"), std::string::npos)
@@ -179,8 +179,8 @@ TEST(CloudChatTemplate, ARequestsToolsReachTheTemplate) {
       dir,
       "{% for m in messages %}{{ m.content }}{% endfor %}{% if tools %}{{ tools | tojson }}"
       "{% endif %}");
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", model, "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   const json plain = expect_status(send(url, "POST", "/v1/chat/completions", chat("Hello")), 200);
   const json tools = json::parse(

@@ -83,8 +83,8 @@ TEST(CloudCompletions, EveryCacheModeAndTheEdgeGiveTheSameAnswers) {
   std::vector<std::unique_ptr<test::Process>> clouds;
   for (const char* mode : {"none", "prefix", "relay"}) {
     clouds.push_back(std::make_unique<test::Process>(std::vector<std::string>{
-        "cloud", "--model", model, "--listen", "127.0.0.1:0", "--cache-mode", mode, "--max-seqs",
-        "8", "--max-batched-tokens", "64", "--kv-cache-bytes", "67108864"}));
+        "cloud", "--insecure-http", "--model", model, "--listen", "127.0.0.1:0", "--cache-mode",
+        mode, "--max-seqs", "8", "--max-batched-tokens", "64", "--kv-cache-bytes", "67108864"}));
     const std::string url = test::start_cloud(*clouds.back());
     register_prompt(url);
     answers.push_back(concurrently(url, kRequests));
@@ -95,8 +95,8 @@ TEST(CloudCompletions, EveryCacheModeAndTheEdgeGiveTheSameAnswers) {
     if (std::string(mode) == "relay") relay_url = url;
   }
   // An edge serving four users at once, its cloud prompt streamed from the relay cloud.
-  test::Process edge({"edge", "--precision", "exact", "--model", model, "--cloud", relay_url,
-                      "--listen", "127.0.0.1:0", "--max-seqs", "4"});
+  test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
+                      "--cloud", relay_url, "--listen", "127.0.0.1:0", "--max-seqs", "4"});
   const std::string edge_url = listen_url(edge);
   answers.push_back(concurrently(edge_url, kRequests));
   for (size_t i = 0; i < kRequests; ++i) {
@@ -116,8 +116,8 @@ TEST(CloudCompletions, EveryCacheModeAndTheEdgeGiveTheSameAnswers) {
 }
 
 TEST(CloudCompletions, StreamsTheSameTextAndAnswersBadRequestsClearly) {
-  test::Process cloud({"cloud", "--precision", "exact", "--model", test::default_model().string(),
-                       "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
+                       test::default_model().string(), "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   register_prompt(url);
   const json whole = post(url, body(3));

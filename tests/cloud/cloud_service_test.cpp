@@ -64,8 +64,8 @@ std::string expected_stream(const std::string& id, uint64_t version, KvDtype dty
 }
 
 TEST(CloudService, RegistersPrefillsAndStreamsKv) {
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", kModel.string(), "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
+                       kModel.string(), "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   const json put = put_prompt(url, "support", {{"tokens", kPrompt}}, 201);
   EXPECT_EQ(put["id"], "support");
@@ -108,8 +108,8 @@ TEST(CloudService, RegistersPrefillsAndStreamsKv) {
 }
 
 TEST(CloudService, SixteenConcurrentEdgesGetIdenticalBytes) {
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", kModel.string(), "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
+                       kModel.string(), "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   put_prompt(url, "shared", {{"tokens", kPrompt}}, 201);  // readers start while it prefills
   std::vector<std::string> got(16);
@@ -126,8 +126,8 @@ TEST(CloudService, SixteenConcurrentEdgesGetIdenticalBytes) {
 }
 
 TEST(CloudService, BadRequestsGetClearHttpErrors) {
-  test::Process cloud({"cloud", "--precision", "exact", "--model", kModel.string(), "--listen",
-                       "127.0.0.1:0", "--admin-token", "s3cret"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
+                       kModel.string(), "--listen", "127.0.0.1:0", "--admin-token", "s3cret"});
   const std::string url = test::start_cloud(cloud);
   httplib::Client c(url);
   const httplib::Headers auth = {{"Authorization", "Bearer s3cret"}};
@@ -159,8 +159,9 @@ TEST(CloudService, CacheSurvivesRestartAndRejectsCorruptFiles) {
   const auto cache = dir / "cache";
   std::string first;
   {
-    test::Process cloud({"cloud", "--precision", "exact", "--model", kModel.string(), "--listen",
-                         "127.0.0.1:0", "--cache-dir", cache.string(), "--kv-dtype", "f32"});
+    test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
+                         kModel.string(), "--listen", "127.0.0.1:0", "--cache-dir", cache.string(),
+                         "--kv-dtype", "f32"});
     const std::string url = test::start_cloud(cloud);
     put_prompt(url, "p1", {{"tokens", kPrompt}}, 201);
     put_prompt(url, "p2", {{"tokens", kPrompt}}, 201);
@@ -175,8 +176,8 @@ TEST(CloudService, CacheSurvivesRestartAndRejectsCorruptFiles) {
   for (const auto& e : std::filesystem::directory_iterator(cache)) {
     EXPECT_NE(e.path().extension(), ".tmp");  // no half-written files left behind
   }
-  test::Process cloud({"cloud", "--precision", "exact", "--model", kModel.string(), "--listen",
-                       "127.0.0.1:0", "--cache-dir", cache.string()});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
+                       kModel.string(), "--listen", "127.0.0.1:0", "--cache-dir", cache.string()});
   const std::string url = test::start_cloud(cloud);
   EXPECT_EQ(get_kv(url, "p1"), first);
   int status = 0;

@@ -54,12 +54,12 @@ json chat(const std::string& edge, const json& body, int expect = 200) {
 TEST(EdgeService, PrivatePromptNeverCrossesTheNetwork) {
   test::ScratchDir dir;
   const std::string model = make_chat_model(dir);
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", model, "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--listen", "127.0.0.1:0"});
   const std::string cloud_url = test::start_cloud(cloud);
   TcpRelay relay(port_of(cloud_url));  // every edge<->cloud byte passes here
-  test::Process edge({"edge", "--precision", "exact", "--model", model, "--cloud", relay.url(),
-                      "--listen", "127.0.0.1:0"});
+  test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
+                      "--cloud", relay.url(), "--listen", "127.0.0.1:0"});
   const std::string edge_url = start_edge(edge);
   register_prompt(cloud_url, "bank");
 
@@ -108,8 +108,8 @@ TEST(EdgeService, PrivatePromptNeverCrossesTheNetwork) {
 TEST(EdgeService, StreamsServerSentEventsAndReusesItsKvCache) {
   test::ScratchDir dir;
   const std::string model = make_chat_model(dir);
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", model, "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--listen", "127.0.0.1:0"});
   const std::string cloud_url = test::start_cloud(cloud);
   register_prompt(cloud_url, "bank");
   const json body = {
@@ -119,8 +119,9 @@ TEST(EdgeService, StreamsServerSentEventsAndReusesItsKvCache) {
       {"max_tokens", 8}};
   std::string first_text;
   {
-    test::Process edge({"edge", "--precision", "exact", "--model", model, "--cloud", cloud_url,
-                        "--listen", "127.0.0.1:0", "--kv-cache-dir", (dir / "kv").string()});
+    test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
+                        "--cloud", cloud_url, "--listen", "127.0.0.1:0", "--kv-cache-dir",
+                        (dir / "kv").string()});
     const std::string edge_url = start_edge(edge);
     const json a = chat(edge_url, body);
     first_text = a["choices"][0]["message"]["content"];
@@ -158,8 +159,9 @@ TEST(EdgeService, StreamsServerSentEventsAndReusesItsKvCache) {
     EXPECT_NE(m->body.find("edgeprompt_edge_kv_cache_hits_total 2"), std::string::npos) << m->body;
   }
   // After a restart the edge still has the KV: no stream needed.
-  test::Process edge({"edge", "--precision", "exact", "--model", model, "--cloud", cloud_url,
-                      "--listen", "127.0.0.1:0", "--kv-cache-dir", (dir / "kv").string()});
+  test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
+                      "--cloud", cloud_url, "--listen", "127.0.0.1:0", "--kv-cache-dir",
+                      (dir / "kv").string()});
   const json c2 = chat(start_edge(edge), body);
   EXPECT_EQ(c2["usage"]["timings"]["kv_source"], "edge-cache");
   EXPECT_EQ(c2["choices"][0]["message"]["content"], first_text);
@@ -168,12 +170,12 @@ TEST(EdgeService, StreamsServerSentEventsAndReusesItsKvCache) {
 TEST(EdgeService, ErrorsAreHttpCodesWithMessages) {
   test::ScratchDir dir;
   const std::string model = make_chat_model(dir);
-  test::Process cloud({"cloud", "--precision", "exact", "--model",
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
                        (test::fixtures_dir() / "models" / "llama-gqa").string(), "--listen",
                        "127.0.0.1:0"});
   const std::string cloud_url = test::start_cloud(cloud);
-  test::Process edge({"edge", "--precision", "exact", "--model", model, "--cloud", cloud_url,
-                      "--listen", "127.0.0.1:0"});
+  test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
+                      "--cloud", cloud_url, "--listen", "127.0.0.1:0"});
   const std::string edge_url = start_edge(edge);
   httplib::Client c(edge_url);
   auto r = c.Post("/v1/chat/completions", "{oops", "application/json");
@@ -218,8 +220,8 @@ namespace {
 TEST(EdgeService, OneShotRunWithCloudPromptPrintsTimeline) {
   test::ScratchDir dir;
   const std::string model = make_chat_model(dir);
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", model, "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--listen", "127.0.0.1:0"});
   const std::string cloud_url = test::start_cloud(cloud);
   register_prompt(cloud_url, "bank");
   const std::string user = "Can I open an account online?";
@@ -251,14 +253,14 @@ namespace {
 // time to first token includes them.
 TEST(EdgeService, TimelineCountsFromTheRequestOverASlowLink) {
   const std::string model = test::default_model().string();
-  test::Process cloud(
-      {"cloud", "--precision", "exact", "--model", model, "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--listen", "127.0.0.1:0"});
   const std::string cloud_url = test::start_cloud(cloud);
   register_prompt(cloud_url, "bank");
   TcpRelay relay(port_of(cloud_url), {}, "127.0.0.1", "127.0.0.1", 0,
                  LinkShape{0, std::chrono::milliseconds(40)});
-  test::Process edge({"edge", "--precision", "exact", "--model", model, "--cloud", relay.url(),
-                      "--listen", "127.0.0.1:0"});
+  test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
+                      "--cloud", relay.url(), "--listen", "127.0.0.1:0"});
   const std::string edge_url = start_edge(edge);
   const json body = {{"cloud_prompt", "bank"},
                      {"messages", {{{"role", "user"}, {"content", "Hello"}}}},

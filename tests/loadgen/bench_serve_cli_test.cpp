@@ -35,8 +35,8 @@ double metric(const std::string& url, const std::string& name) {
 }
 
 TEST(BenchServe, MeasuresTheCloudWithCountsThatMatchTheServer) {
-  test::Process cloud({"cloud", "--model", test::default_model().string(), "--listen",
-                       "127.0.0.1:0", "--max-seqs", "4"});
+  test::Process cloud({"cloud", "--insecure-http", "--model", test::default_model().string(),
+                       "--listen", "127.0.0.1:0", "--max-seqs", "4"});
   const std::string url = test::start_cloud(cloud);
   test::ScratchDir dir;
   const auto result = dir / "r.json";
@@ -125,8 +125,8 @@ TEST(BenchServe, MeasuresTheCloudWithCountsThatMatchTheServer) {
 }
 
 TEST(BenchServe, ChatWithARegisteredCloudPrompt) {
-  test::Process cloud(
-      {"cloud", "--model", test::default_model().string(), "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--model", test::default_model().string(),
+                       "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   test::ScratchDir dir;
   const auto result = dir / "r.json";
@@ -170,8 +170,8 @@ TEST(BenchServe, ChatWithARegisteredCloudPrompt) {
 }
 
 TEST(BenchServe, EdgesModeFetchesTheCloudPromptOncePerEdge) {
-  test::Process cloud(
-      {"cloud", "--model", test::default_model().string(), "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--model", test::default_model().string(),
+                       "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   test::ScratchDir dir;
   const auto result = dir / "r.json";
@@ -234,8 +234,8 @@ TEST(BenchServe, EdgesModeFetchesTheCloudPromptOncePerEdge) {
 }
 
 TEST(BenchServe, CloudServingReportsTheTokensItComputed) {
-  test::Process cloud({"cloud", "--model", test::default_model().string(), "--listen",
-                       "127.0.0.1:0", "--cache-mode", "none"});
+  test::Process cloud({"cloud", "--insecure-http", "--model", test::default_model().string(),
+                       "--listen", "127.0.0.1:0", "--cache-mode", "none"});
   const std::string url = test::start_cloud(cloud);
   test::ScratchDir dir;
   const auto result = dir / "r.json";
@@ -281,8 +281,8 @@ TEST(BenchServe, FailuresAreOneClearError) {
 }
 
 TEST(BenchServe, ServerRefusalIsReportedWithItsMessage) {
-  test::Process cloud(
-      {"cloud", "--model", test::default_model().string(), "--listen", "127.0.0.1:0"});
+  test::Process cloud({"cloud", "--insecure-http", "--model", test::default_model().string(),
+                       "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   const auto r = bench(url, {"--num-prompts", "2", "--random-input-len", "8", "--random-output-len",
                              "2", "--extra-body", R"({"max_tokens": 0})"});

@@ -72,8 +72,8 @@ int dead_port() {
 // `edgeprompt cloud` with the default model and an admin token, on a free loopback port; stopped
 // when the object dies.
 struct Cloud {
-  test::Process process{{"cloud", "--model", test::default_model().string(), "--listen",
-                         "127.0.0.1:0", "--admin-token", kToken}};
+  test::Process process{{"cloud", "--insecure-http", "--model", test::default_model().string(),
+                         "--listen", "127.0.0.1:0", "--admin-token", kToken}};
   std::string url = test::start_cloud(process);
 };
 

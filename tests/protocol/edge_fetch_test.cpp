@@ -85,7 +85,7 @@ struct Fixture {
 TEST(EdgeFetch, StreamedKvGivesMonolithicLogits) {
   Fixture f;
   for (const char* dtype : {"f32", "f16"}) {
-    test::Process cloud({"cloud", "--precision", "exact", "--model",
+    test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
                          (kModels / f.model_name).string(), "--listen", "127.0.0.1:0", "--kv-dtype",
                          dtype});
     const std::string url = test::start_cloud(cloud);
@@ -102,7 +102,7 @@ TEST(EdgeFetch, StreamedKvGivesMonolithicLogits) {
 
 TEST(EdgeFetch, CorruptOrTruncatedStreamIsRetriedOnceThenFails) {
   Fixture f;
-  test::Process cloud({"cloud", "--precision", "exact", "--model",
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
                        (kModels / f.model_name).string(), "--listen", "127.0.0.1:0", "--kv-dtype",
                        "f32"});
   const std::string url = test::start_cloud(cloud);
@@ -160,7 +160,7 @@ TEST(EdgeFetch, ClearErrorsForUnreachableUnknownAndWrongModel) {
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(12));
 
-  test::Process cloud({"cloud", "--precision", "exact", "--model",
+  test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
                        (kModels / "qwen2-bias").string(), "--listen", "127.0.0.1:0"});
   const std::string url = test::start_cloud(cloud);
   try {
