@@ -99,6 +99,7 @@ struct CloudService::Impl {
   PrefillFn cpu_prefill() {
     return [this](std::span<const int32_t> tokens, const LayerSink& layer) {
       Transformer tf(model, int64_t(tokens.size()), pool);
+      tf.set_precision(opt.engine.precision);  // the prompts' KV in the completions' precision
       tf.set_layer_sink(layer);
       std::vector<float> logits;
       tf.forward(tokens, logits, false);
