@@ -68,8 +68,8 @@ class Server:
 def cloud(binary, model, cache_mode, extra=()):
     """`edgeprompt cloud` in one cache mode (none: PagedAttention, prefix, relay); plain HTTP on
     loopback (the benchmark measures serving, not TLS)."""
-    argv = [binary, "cloud", "--insecure-http", "--model", model, "--listen", "127.0.0.1:0", "--cache-mode",
-            cache_mode, *extra]
+    argv = [binary, "cloud", "--insecure-http", "--model", model, "--listen", "127.0.0.1:0",
+            "--cache-mode", cache_mode, *extra]
     return Server(argv, r"listening on (http://[0-9.:]+)", lambda m: m.group(1))
 
 

@@ -355,6 +355,8 @@ Command add_bench_serve(CLI::App& root) {
   app->add_option("--api-key", o->target.api_key,
                   "Bearer token (default: --api-key-file, else $OPENAI_API_KEY)");
   app->add_option("--api-key-file", o->api_key_file, "File holding the bearer token");
+  app->add_option("--ca-cert", o->target.ca_cert,
+                  "PEM file of the CA that signed the https servers' certificates");
   app->add_option("--model", o->target.model, "Model name sent (default: the server's first)");
   app->add_option("--tokenizer", o->tokenizer,
                   "Model (GGUF or HF directory) whose tokenizer counts prompt and output lengths "

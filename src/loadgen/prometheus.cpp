@@ -1,5 +1,7 @@
 #include "loadgen/prometheus.h"
 
+#include "loadgen/http_client.h"
+
 #include <httplib.h>
 
 #include <charconv>
@@ -57,13 +59,11 @@ Metrics parse_prometheus(std::string_view text) {
 }
 
 std::optional<Metrics> scrape_metrics(const Target& target) {
-  const auto [host, prefix] = split_base_url(target.base_url);
-  httplib::Client c(host);
-  c.set_connection_timeout(5, 0);
-  c.set_read_timeout(10, 0);
+  const auto c = make_client(target, 10);
+  c->set_connection_timeout(5, 0);
   httplib::Headers headers;
   if (!target.api_key.empty()) headers.emplace("Authorization", "Bearer " + target.api_key);
-  const auto r = c.Get(prefix + "/metrics", headers);
+  const auto r = c->Get(split_base_url(target.base_url).second + "/metrics", headers);
   if (!r || r->status != 200) return std::nullopt;
   return parse_prometheus(r->body);
 }

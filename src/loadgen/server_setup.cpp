@@ -1,6 +1,7 @@
 #include "loadgen/server_setup.h"
 
 #include "core/error.h"
+#include "loadgen/http_client.h"
 
 #include <fmt/core.h>
 #include <httplib.h>
@@ -14,13 +15,12 @@ using json = nlohmann::json;
 namespace {
 
 struct Connection {
-  httplib::Client client;
+  std::unique_ptr<httplib::Client> client;
   std::string prefix;
   httplib::Headers headers;
   Connection(const Target& t, const std::string& token)
-      : client(split_base_url(t.base_url).first), prefix(split_base_url(t.base_url).second) {
-    client.set_connection_timeout(10, 0);
-    client.set_read_timeout(60, 0);
+      : client(make_client(t, 60)), prefix(split_base_url(t.base_url).second) {
+    client->set_connection_timeout(10, 0);
     if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
   }
 };
@@ -47,7 +47,7 @@ std::string message_of(const httplib::Result& r) {
 
 std::optional<std::string> served_model(const Target& target) {
   Connection c(target, target.api_key);
-  const auto r = c.client.Get(c.prefix + "/v1/models", c.headers);
+  const auto r = c.client->Get(c.prefix + "/v1/models", c.headers);
   if (!r || r->status != 200) return std::nullopt;
   const json j = parse_or_empty(r->body);
   if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty()) {
@@ -60,7 +60,7 @@ std::optional<std::string> served_model(const Target& target) {
 
 size_t cloud_prompt_tokens(const Target& target, const std::string& id) {
   Connection c(target, target.api_key);
-  const auto r = c.client.Get(c.prefix + "/v1/cloud-prompts/" + id, c.headers);
+  const auto r = c.client->Get(c.prefix + "/v1/cloud-prompts/" + id, c.headers);
   if (!r || r->status != 200) fail("cloud prompt '{}': {}", id, message_of(r));
   const json j = parse_or_empty(r->body);
   if (!j.contains("n_tokens") || !j["n_tokens"].is_number_unsigned()) {
@@ -74,8 +74,8 @@ size_t register_cloud_prompt(const Target& target, const std::string& id, const 
                              double timeout_s) {
   Connection c(target, admin_token);
   const json body = {{"text", text}, {"chat_template", chat_template}};
-  const auto r = c.client.Put(c.prefix + "/v1/cloud-prompts/" + id, c.headers, body.dump(),
-                              "application/json");
+  const auto r = c.client->Put(c.prefix + "/v1/cloud-prompts/" + id, c.headers, body.dump(),
+                               "application/json");
   if (!r || (r->status != 200 && r->status != 201)) {
     fail("registering cloud prompt '{}': {}", id, message_of(r));
   }
@@ -83,7 +83,7 @@ size_t register_cloud_prompt(const Target& target, const std::string& id, const 
                                            std::chrono::duration<double>(timeout_s));
   Connection poll(target, target.api_key);
   while (true) {
-    const auto g = poll.client.Get(poll.prefix + "/v1/cloud-prompts/" + id, poll.headers);
+    const auto g = poll.client->Get(poll.prefix + "/v1/cloud-prompts/" + id, poll.headers);
     if (!g || g->status != 200) fail("cloud prompt '{}': {}", id, message_of(g));
     const json j = parse_or_empty(g->body);
     const std::string state = j.value("state", std::string());

@@ -1,6 +1,7 @@
 #include "loadgen/stream_request.h"
 
 #include "core/error.h"
+#include "loadgen/http_client.h"
 #include "loadgen/sse.h"
 
 #include <fmt/core.h>
@@ -118,14 +119,10 @@ RequestRecord send_streaming(const Target& target, const json& body, size_t prom
   RequestRecord r;
   r.prompt_len = prompt_len;
   r.expected_output_len = body.value("max_tokens", size_t(0));
-  const auto [host, prefix] = split_base_url(target.base_url);
+  const std::string prefix = split_base_url(target.base_url).second;
   const bool chat = target.chat();
 
-  httplib::Client client(host);
-  client.set_connection_timeout(30, 0);
-  const auto timeout_us = int64_t(target.timeout_s * 1e6);
-  client.set_read_timeout(timeout_us / 1000000, timeout_us % 1000000);
-  client.set_write_timeout(timeout_us / 1000000, timeout_us % 1000000);
+  const auto client = make_client(target, target.timeout_s);
 
   httplib::Request req;
   req.method = "POST";
@@ -160,7 +157,7 @@ RequestRecord send_streaming(const Target& target, const json& body, size_t prom
     // After [DONE] the rest is drained unread; a parse failure cancels the request.
     return parser.feed(std::string_view(data, n)) || ended;
   };
-  const httplib::Result res = client.send(req);
+  const httplib::Result res = client->send(req);
   if (status == 0) {
     r.error = fmt::format("request failed: {}", httplib::to_string(res.error()));
     return r;

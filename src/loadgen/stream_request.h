@@ -22,6 +22,7 @@ struct Target {
   std::string api_key;                       // sent as "Authorization: Bearer ..."
   std::string model;
   double timeout_s = 600;  // per read
+  std::string ca_cert;     // PEM file of the CA that signed an https server's certificate
   bool chat() const { return endpoint.find("chat/completions") != std::string::npos; }
 };
 

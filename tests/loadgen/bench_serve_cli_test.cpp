@@ -112,6 +112,16 @@ TEST(BenchServe, MeasuresTheCloudWithCountsThatMatchTheServer) {
     out_total += q["output_len"].get<size_t>();
     in_total += q["prompt_len"].get<size_t>();
   }
+  // --max-concurrency 3: never more than three requests between their send and last token.
+  for (const json& a : j["requests"]) {
+    const double t = a["start_s"].get<double>() + 1e-4;
+    int in_flight = 0;
+    for (const json& b : j["requests"]) {
+      const double s0 = b["start_s"], s1 = s0 + b["e2el"].get<double>();
+      if (s0 <= t && t < s1) ++in_flight;
+    }
+    EXPECT_LE(in_flight, 3);
+  }
   EXPECT_EQ(j["total_output_tokens"], out_total);
   EXPECT_EQ(j["total_input_tokens"], in_total);
   const double duration = j["duration"];
@@ -251,6 +261,27 @@ TEST(BenchServe, CloudServingReportsTheTokensItComputed) {
     tokens += q["server_prompt_tokens"].get<double>() + q["output_len"].get<double>() - 1;
   }
   EXPECT_DOUBLE_EQ(j["server_cost"]["cloud_tokens_computed_per_request"].get<double>(), tokens / 3);
+}
+
+TEST(BenchServe, ExperimentScriptsRunInSmokeMode) {
+  // The figure scripts drive bench-serve against real servers; --smoke runs each in seconds.
+  for (const char* script : {"fig3_system_prompt.py", "fig45_request_rate.py"}) {
+    const auto r = test::run_program(
+        "/usr/bin/python3",
+        {(test::source_dir() / "bench" / "experiments" / script).string(), "--smoke", "--binary",
+         test::edgeprompt_binary().string(), "--schemes", "none,relay,edgeprompt"});
+    EXPECT_EQ(r.exit_code, 0) << script << "\n" << r.err << r.out;
+    const size_t at = r.out.find("wrote ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    const std::string path = r.out.substr(at + 6, r.out.find('\n', at) - at - 6);
+    const json fig = json::parse(test::read_file(path));
+    ASSERT_FALSE(fig["points"].empty());
+    for (const json& p : fig["points"]) {
+      EXPECT_EQ(p["completed"], 8) << p.dump();
+      EXPECT_EQ(p["failed"], 0) << p.dump();
+    }
+    std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+  }
 }
 
 TEST(BenchServe, FailuresAreOneClearError) {
