@@ -2,6 +2,7 @@
 // token counts agree with the server's usage and tokenizer, the result file has every metric and
 // is self-consistent, the seeded arrival schedule is the one the run followed, a registered cloud
 // prompt is used through the chat endpoint, and failures are one clear error.
+#include "http/test_pki.h"
 #include "loadgen/arrivals.h"
 #include "test_util.h"
 
@@ -282,6 +283,32 @@ TEST(BenchServe, ExperimentScriptsRunInSmokeMode) {
     }
     std::filesystem::remove_all(std::filesystem::path(path).parent_path());
   }
+}
+
+TEST(BenchServe, HttpsServerIsVerifiedAgainstTheGivenCa) {
+  test::ScratchDir dir;
+  const test::TestPki pki = test::make_test_pki(dir.path());
+  test::Process cloud({"cloud", "--model", test::default_model().string(), "--listen",
+                       "127.0.0.1:0", "--tls-cert", pki.server_cert.string(), "--tls-key",
+                       pki.server_key.string()});
+  const std::string line = cloud.wait_for_line("listening on https://");
+  ASSERT_NE(line, "") << cloud.err();
+  const size_t at = line.find("https://");
+  const std::string url = line.substr(at, line.find(' ', at) - at);
+  const std::vector<std::string> args = {"--num-prompts",       "2", "--random-input-len", "8",
+                                         "--random-output-len", "3", "--ignore-eos"};
+  std::vector<std::string> with_ca = args;
+  with_ca.insert(with_ca.end(), {"--ca-cert", pki.ca.string()});
+  const auto ok = bench(url, with_ca);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("Successful requests:                             2"), std::string::npos)
+      << ok.out;
+  // Signed by a CA the client does not trust: the first request fails, naming the cause.
+  std::vector<std::string> other = args;
+  other.insert(other.end(), {"--ca-cert", pki.other_ca.string()});
+  const auto bad = bench(url, other);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("error: the first test request"), std::string::npos) << bad.err;
 }
 
 TEST(BenchServe, FailuresAreOneClearError) {
