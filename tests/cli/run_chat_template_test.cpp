@@ -113,6 +113,17 @@ TEST_F(RunChatTemplate, ATemplateThatDoesNotParseFailsOnlyChats) {
   EXPECT_EQ(test::run_cli({"run", "--model", hf_.string(), "--tokens", "1,5", "-n", "1"}).exit_code,
             0);
   EXPECT_EQ(run({"--chat-template", "chatml"}, hf_.string()).exit_code, 0);
+  // One that is recognisable falls back to its built-in format.
+  config["chat_template"] = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }";
+  test::write_file(hf_ / "tokenizer_config.json", config.dump());
+  const auto fallback = run({}, hf_.string());
+  ASSERT_EQ(fallback.exit_code, 0) << fallback.err;
+  const auto chatml = run({"--chat-template", "chatml"}, hf_.string());
+  const auto tokens_line = [](const std::string& err) {  // "prompt: N tokens"
+    const size_t at = err.find("prompt: ");
+    return at == std::string::npos ? err : err.substr(at, err.find(" tokens", at) - at);
+  };
+  EXPECT_EQ(tokens_line(fallback.err), tokens_line(chatml.err));
 }
 
 }  // namespace
