@@ -1,5 +1,5 @@
 // edgeprompt cloud --model M --listen HOST:PORT (--tls-cert F --tls-key K | --insecure-http)
-// [--cache-dir DIR] [--admin-token T]
+// [--cache-dir DIR] [--auth-file F | --admin-token-file F]
 #include "backend/cuda/cuda_engine.h"
 #include "backend/cuda/serving_forward.h"
 #include "cli/command.h"
@@ -8,6 +8,7 @@
 #include "cli/serve_service.h"
 #include "cloud/cloud_service.h"
 #include "core/error.h"
+#include "http/auth.h"
 #include "model/model.h"
 #include "tokenizer/model_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -23,6 +24,7 @@ namespace ep::cli {
 Command add_cloud(CLI::App& root) {
   struct Options {
     std::string model, listen = "127.0.0.1:8080", cache_dir, admin_token, kv_dtype = "f16";
+    std::string admin_token_file, auth_file;
     std::string device = "cpu";
     int64_t max_prompt = 0;
     double gpu_memory_fraction = 0.9;
@@ -35,7 +37,13 @@ Command add_cloud(CLI::App& root) {
   app->add_option("--model,-m", o->model, "GGUF file or Hugging Face directory")->required();
   app->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)");
   app->add_option("--cache-dir", o->cache_dir, "Directory for the persistent KV cache");
-  app->add_option("--admin-token", o->admin_token, "Bearer token required for PUT and DELETE");
+  app->add_option("--auth-file", o->auth_file,
+                  "Tenants' tokens: one 'TENANT admin|edge|client SHA256-HEX' a line");
+  app->add_option("--admin-token-file", o->admin_token_file,
+                  "Without --auth-file: file whose first line is the token PUT and DELETE need "
+                  "(or EDGEPROMPT_ADMIN_TOKEN)");
+  app->add_option("--admin-token", o->admin_token, "Refused: a token in argv is visible in ps")
+      ->group("");
   app->add_option("--kv-dtype", o->kv_dtype, "KV payload type: f16 (default) or f32");
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
   app->add_option("--device", o->device, "Where cloud prompts are prefilled: cpu or cuda")
@@ -57,7 +65,20 @@ Command add_cloud(CLI::App& root) {
         opt.tls = o->transport.tls;
         std::tie(opt.host, opt.port) = parse_listen_address(o->listen);
         opt.cache_dir = o->cache_dir;
-        opt.admin_token = o->admin_token;
+        if (!o->admin_token.empty()) {
+          fail(
+              "--admin-token on the command line is visible to every user (ps): use "
+              "--admin-token-file FILE or the EDGEPROMPT_ADMIN_TOKEN environment variable");
+        }
+        opt.admin_token = http::read_secret(o->admin_token_file, "EDGEPROMPT_ADMIN_TOKEN");
+        if (!o->auth_file.empty()) {
+          if (!opt.admin_token.empty()) {
+            fail(
+                "--auth-file holds the admin tokens: drop --admin-token-file / "
+                "EDGEPROMPT_ADMIN_TOKEN");
+          }
+          opt.auth = std::make_shared<const http::AuthTable>(http::AuthTable::load(o->auth_file));
+        }
         opt.threads = o->threads;
         opt.engine_threads = o->threads;
         opt.engine = engine_options(o->engine);

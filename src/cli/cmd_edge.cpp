@@ -5,6 +5,7 @@
 #include "cli/listen_address.h"
 #include "cli/serve_service.h"
 #include "core/error.h"
+#include "http/auth.h"
 #include "edge/edge_service.h"
 #include "model/model.h"
 #include "tokenizer/model_tokenizer.h"
@@ -25,6 +26,7 @@ Command add_edge(CLI::App& root) {
     EngineFlags engine{edge_engine_options(), ""};
     ServerTransport transport;
     http::TlsClientOptions cloud_tls;
+    std::string cloud_token_file;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand(
@@ -36,6 +38,9 @@ Command add_edge(CLI::App& root) {
   app->add_option("--cloud-cert", o->cloud_tls.cert_file,
                   "PEM client certificate to present to the cloud (mutual TLS)");
   app->add_option("--cloud-key", o->cloud_tls.key_file, "PEM private key of --cloud-cert");
+  app->add_option("--cloud-token-file", o->cloud_token_file,
+                  "File whose first line is the edge's token at the cloud (or "
+                  "EDGEPROMPT_CLOUD_TOKEN)");
   app->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)");
   app->add_option("--kv-cache-dir", o->kv_cache_dir, "Directory for the persistent KV cache");
   app->add_option("--kv-cache-bytes", o->kv_cache_bytes, "KV cache budget in bytes (LRU)");
@@ -59,6 +64,8 @@ Command add_edge(CLI::App& root) {
             EdgeOptions opt;
             opt.tls = o->transport.tls;
             opt.cloud.tls = o->cloud_tls;
+            opt.cloud.admin_token =
+                http::read_secret(o->cloud_token_file, "EDGEPROMPT_CLOUD_TOKEN");
             std::tie(opt.host, opt.port) = parse_listen_address(o->listen);
             opt.cloud.base_url = o->cloud;
             opt.kv_cache_dir = o->kv_cache_dir;

@@ -4,6 +4,7 @@
 #include "cloud/relay_segments.h"
 #include "core/error.h"
 #include "core/token_list.h"
+#include "http/auth.h"
 #include "http/error.h"
 #include "http/metrics.h"
 #include "http/response.h"
@@ -28,6 +29,15 @@ namespace {
 using json = nlohmann::json;
 using http::ErrorKind;
 
+// The engine's prefix-cache salt of a tenant (0: no tenants).
+uint64_t salt_of(const std::string& tenant) {
+  if (tenant.empty()) return 0;
+  const http::TokenHash h = http::hash_token("cache-salt:" + tenant);
+  uint64_t salt = 0;
+  for (int i = 0; i < 8; ++i) salt = salt << 8 | h[size_t(i)];
+  return salt;
+}
+
 json describe(const CloudPrompt& p, const std::string& fingerprint) {
   return {{"id", p.id},
           {"version", p.version},
@@ -50,6 +60,8 @@ struct CloudService::Impl {
   ThreadPool pool;
   http::HttpServer& server;  // the service's; routes are registered here
   PromptStore store;
+
+  std::optional<http::TokenHash> admin_token_hash;  // without an auth file
 
   http::MetricsRegistry metrics{"edgeprompt_cloud_"};
   http::Counter& bytes_served =
@@ -89,6 +101,7 @@ struct CloudService::Impl {
               store.complete(p, secs);
             },
             [this] { errors.add(); }) {
+    if (!opt.admin_token.empty()) admin_token_hash = http::hash_token(opt.admin_token);
     register_engine_metrics(engine_metrics, engine);
     metrics.gauge("prompts", "Cloud prompts registered.", [this] { return double(store.size()); });
     metrics.gauge("prompts_ready", "Cloud prompts whose KV is complete.",
@@ -108,11 +121,33 @@ struct CloudService::Impl {
 
   // ---- requests -------------------------------------------------------------------------------
 
-  void require_admin(const httplib::Request& req) const {
-    if (opt.admin_token.empty()) return;
-    if (req.get_header_value("Authorization") == "Bearer " + opt.admin_token) return;
-    http::fail(ErrorKind::Unauthorized,
-               "missing or wrong admin token (Authorization: Bearer <token>)");
+  // The tenant a request acts for, when its bearer token has one of the `allowed` roles: 401 for
+  // a missing or unknown token, 403 for a role that may not do `what`. Without an auth file
+  // there is one tenant (""), and only admin routes need a token (the admin token, if set).
+  std::string authorize(const httplib::Request& req, std::initializer_list<http::Role> allowed,
+                        const char* what) const {
+    const std::string header = req.get_header_value("Authorization");
+    if (!opt.auth) {
+      const bool admin_only = allowed.size() == 1 && *allowed.begin() == http::Role::Admin;
+      if (!admin_only || admin_token_hash == std::nullopt) return "";
+      if (header.rfind("Bearer ", 0) == 0 &&
+          http::same_hash(http::hash_token(std::string_view(header).substr(7)),
+                          *admin_token_hash)) {
+        return "";
+      }
+      http::fail(ErrorKind::Unauthorized,
+                 "missing or wrong admin token (Authorization: Bearer <token>)");
+    }
+    const auto who = opt.auth->authenticate(header);
+    if (!who) {
+      http::fail(ErrorKind::Unauthorized,
+                 "missing or unknown bearer token (Authorization: Bearer <token>)");
+    }
+    for (const http::Role r : allowed) {
+      if (r == who->role) return who->tenant;
+    }
+    http::fail(ErrorKind::Forbidden, "a token of role '{}' may not {}", http::role_name(who->role),
+               what);
   }
 
   // The registered prompt's tokens: token ids as given, or the system part of its chat format.
@@ -144,7 +179,7 @@ struct CloudService::Impl {
   }
 
   void put_prompt(const httplib::Request& req, httplib::Response& res) {
-    require_admin(req);
+    const std::string tenant = authorize(req, {http::Role::Admin}, "register cloud prompts");
     json body;
     try {
       body = json::parse(req.body);
@@ -161,23 +196,26 @@ struct CloudService::Impl {
       http::fail(ErrorKind::InvalidRequest, "cloud prompt of {} tokens exceeds the context of {}",
                  tokens.size(), model.hp.n_ctx_train);
     }
-    const auto reg =
-        store.put(req.matches[1], std::move(text), std::move(chat_template), std::move(tokens));
+    const auto reg = store.put(tenant, req.matches[1], std::move(text), std::move(chat_template),
+                               std::move(tokens));
     if (reg.created) {
-      relay.forget(reg.prompt.id);
+      relay.forget(tenant, reg.prompt.id);
       prefills.push(reg.prompt);
     }
     http::send_json(res, describe(reg.prompt, fingerprint), reg.created ? 201 : 200);
   }
 
-  CloudPrompt find(const std::string& id) const {
-    auto p = store.find(id);
+  // Another tenant's prompt is as unknown as one never registered (404, the same lookup).
+  CloudPrompt find(const std::string& tenant, const std::string& id) const {
+    auto p = store.find(tenant, id);
     if (!p) http::fail(ErrorKind::NotFound, "unknown cloud prompt '{}'", id);
     return *p;
   }
 
   void stream_kv(const httplib::Request& req, httplib::Response& res) {
-    const CloudPrompt p = find(req.matches[1]);
+    const std::string tenant =
+        authorize(req, {http::Role::Admin, http::Role::Edge}, "fetch cloud prompts' KV");
+    const CloudPrompt p = find(tenant, req.matches[1]);
     if (req.has_param("version") && req.get_param_value("version") != std::to_string(p.version)) {
       http::fail(ErrorKind::NotFound, "cloud prompt '{}' has version {}, not {}", p.id, p.version,
                  req.get_param_value("version"));
@@ -230,10 +268,12 @@ struct CloudService::Impl {
   // policy allows sending it). With "cloud_prompt" its system part is that registered prompt,
   // as on an edge: attended as a shared segment in relay mode, else prefilled with the request.
   json complete(CompletionRequest& req, const std::string& id,
-                const std::function<bool(const std::string&)>& on_text) {
+                const std::function<bool(const std::string&)>& on_text, const std::string& tenant) {
     const auto t_request = std::chrono::steady_clock::now();
     std::optional<CloudPrompt> prompt;
-    if (req.cloud_prompt) prompt = find(*req.cloud_prompt);
+    if (req.cloud_prompt) prompt = find(tenant, *req.cloud_prompt);
+    // Prefix-cache blocks are shared only within a tenant: no tenant can time another's prompts.
+    req.gen.cache_salt = salt_of(tenant);
     if (!tokenizer && (req.chat || !req.prompt_ids)) {
       http::fail(ErrorKind::InvalidRequest,
                  "this model has no tokenizer: send \"prompt\" as token ids");
@@ -277,10 +317,10 @@ struct CloudService::Impl {
   }
 
   void delete_prompt(const httplib::Request& req, httplib::Response& res) {
-    require_admin(req);
+    const std::string tenant = authorize(req, {http::Role::Admin}, "delete cloud prompts");
     const std::string id = req.matches[1];
-    if (!store.erase(id)) http::fail(ErrorKind::NotFound, "unknown cloud prompt '{}'", id);
-    relay.forget(id);
+    if (!store.erase(tenant, id)) http::fail(ErrorKind::NotFound, "unknown cloud prompt '{}'", id);
+    relay.forget(tenant, id);
     http::send_json(res, {{"id", id}, {"deleted", true}});
   }
 
@@ -296,26 +336,47 @@ struct CloudService::Impl {
     s.Put(prompt, [this](const auto& q, auto& r) { put_prompt(q, r); });
     s.Get(prompt + "/kv", [this](const auto& q, auto& r) { stream_kv(q, r); });
     s.Get(prompt, [this](const auto& q, auto& r) {
-      http::send_json(r, describe(find(q.matches[1]), fingerprint));
+      const std::string tenant =
+          authorize(q, {http::Role::Admin, http::Role::Edge}, "read cloud prompts");
+      http::send_json(r, describe(find(tenant, q.matches[1]), fingerprint));
     });
     s.Delete(prompt, [this](const auto& q, auto& r) { delete_prompt(q, r); });
-    s.Get("/v1/cloud-prompts", [this](const httplib::Request&, httplib::Response& r) {
+    s.Get("/v1/cloud-prompts", [this](const httplib::Request& q, httplib::Response& r) {
+      const std::string tenant =
+          authorize(q, {http::Role::Admin, http::Role::Edge}, "list cloud prompts");
       json list = json::array();
-      for (const CloudPrompt& p : store.list()) list.push_back(describe(p, fingerprint));
+      for (const CloudPrompt& p : store.list(tenant)) list.push_back(describe(p, fingerprint));
       http::send_json(r, {{"object", "list"}, {"data", list}});
     });
+    // The completions, with the caller's tenant: registered before add_completion_routes' own
+    // handlers of these paths, which therefore never run here (it still serves /v1/models).
+    for (const bool chat : {true, false}) {
+      s.Post(chat ? "/v1/chat/completions" : "/v1/completions",
+             [this, chat](const httplib::Request& q, httplib::Response& r) {
+               completions.add();
+               const std::string tenant =
+                   authorize(q, {http::Role::Admin, http::Role::Edge, http::Role::Client},
+                             "request completions");
+               serve_completion(
+                   q, r, chat,
+                   [this, tenant](CompletionRequest& req, const std::string& id,
+                                  const std::function<bool(const std::string&)>& on_text) {
+                     return complete(req, id, on_text, tenant);
+                   },
+                   errors);
+             });
+    }
     add_completion_routes(
         s,
-        [this](CompletionRequest& req, const std::string& id,
-               const std::function<bool(const std::string&)>& on_text) {
-          return complete(req, id, on_text);
-        },
+        [](CompletionRequest&, const std::string&, const std::function<bool(const std::string&)>&)
+            -> json { http::fail(ErrorKind::Internal, "unreachable completion route"); },
         completions, errors, fingerprint);
     s.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
       http::send_json(r,
                       {{"status", "ok"}, {"fingerprint", fingerprint}, {"model", model.hp.arch}});
     });
-    s.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+    s.Get("/metrics", [this](const httplib::Request& q, httplib::Response& r) {
+      authorize(q, {http::Role::Admin}, "read the metrics");
       r.set_content(metrics.render() + engine_metrics.render(),
                     http::MetricsRegistry::kContentType);
     });

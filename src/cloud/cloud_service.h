@@ -5,6 +5,7 @@
 
 #include "cloud/prefill_queue.h"
 #include "core/thread_pool.h"
+#include "http/auth.h"
 #include "http/limits.h"
 #include "http/service.h"
 #include "http/tls.h"
@@ -34,7 +35,10 @@ struct CloudOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                  // 0: any free port
   std::filesystem::path cache_dir;  // empty: memory only
-  std::string admin_token;          // empty: PUT/DELETE need no token
+  std::string admin_token;          // without `auth`; empty: PUT/DELETE need no token
+  // Tenants and scoped tokens (http/auth.h): every route but /health and /v1/models then needs
+  // a token, and each tenant sees only its own prompts.
+  std::shared_ptr<const http::AuthTable> auth;
   KvDtype kv_dtype = KvDtype::F16;
   int threads = ThreadPool::default_threads();
   PrefillFn prefill;  // empty: the CPU transformer (e.g. a GPU engine's prefill otherwise)

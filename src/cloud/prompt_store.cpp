@@ -22,12 +22,16 @@ PromptStore::PromptStore(std::filesystem::path dir, const Model& model, std::str
   reload();
 }
 
-std::filesystem::path PromptStore::meta_path(const std::string& id) const {
-  return dir_ / (id + ".json");
+std::string PromptStore::key_of(const std::string& tenant, const std::string& id) {
+  return tenant.empty() ? id : tenant + "~" + id;
 }
 
-std::filesystem::path PromptStore::kv_path(const std::string& id) const {
-  return dir_ / (id + ".epkv");
+std::filesystem::path PromptStore::meta_path(const std::string& key) const {
+  return dir_ / (key + ".json");
+}
+
+std::filesystem::path PromptStore::kv_path(const std::string& key) const {
+  return dir_ / (key + ".epkv");
 }
 
 void PromptStore::reload() {
@@ -36,33 +40,38 @@ void PromptStore::reload() {
     try {
       const json meta = json::parse(read_whole_file(e.path()));
       CloudPrompt p;
+      p.tenant = meta.value("tenant", std::string());
       p.id = meta.at("id").get<std::string>();
       p.version = meta.at("version").get<uint64_t>();
       p.text = meta.at("text").get<std::string>();
       p.chat_template = meta.at("chat_template").get<std::string>();
       if (meta.at("fingerprint") != fingerprint_) fail("computed by another model");
-      p.kv = PromptKv::from_bytes(read_whole_file(kv_path(p.id)));  // verifies every checksum
+      const std::string key = key_of(p.tenant, p.id);
+      p.kv = PromptKv::from_bytes(read_whole_file(kv_path(key)));  // verifies every checksum
       check_kv_header(p.kv->header(), model_, fingerprint_);
       if (p.kv->header().prompt_version != p.version || p.kv->header().prompt_id != p.id) {
         fail("KV file does not match its metadata");
       }
       p.tokens = p.kv->header().tokens;
-      prompts_[p.id] = std::move(p);
+      prompts_[key] = std::move(p);
     } catch (const std::exception& ex) {
       fmt::print(stderr, "cloud: ignoring cached prompt {}: {}\n", e.path().string(), ex.what());
     }
   }
 }
 
-PromptStore::Registration PromptStore::put(const std::string& id, std::string text,
-                                           std::string chat_template, std::vector<int32_t> tokens) {
+PromptStore::Registration PromptStore::put(const std::string& tenant, const std::string& id,
+                                           std::string text, std::string chat_template,
+                                           std::vector<int32_t> tokens) {
+  const std::string key = key_of(tenant, id);
   std::lock_guard lock(mutex_);
-  const auto it = prompts_.find(id);
+  const auto it = prompts_.find(key);
   if (it != prompts_.end() && it->second.tokens == tokens &&
       it->second.chat_template == chat_template && it->second.kv->error().empty()) {
     return {it->second, false};  // same prompt: same version, no new computation
   }
   CloudPrompt p;
+  p.tenant = tenant;
   p.id = id;
   p.version = it == prompts_.end() ? 1 : it->second.version + 1;
   p.text = std::move(text);
@@ -70,63 +79,68 @@ PromptStore::Registration PromptStore::put(const std::string& id, std::string te
   p.tokens = std::move(tokens);
   p.kv = std::make_shared<PromptKv>(
       make_kv_header(model_, fingerprint_, p.id, p.version, p.chat_template, p.tokens, kv_dtype_));
-  prompts_[id] = p;
+  prompts_[key] = p;
   return {p, true};
 }
 
-std::optional<CloudPrompt> PromptStore::find(const std::string& id) const {
+std::optional<CloudPrompt> PromptStore::find(const std::string& tenant,
+                                             const std::string& id) const {
   std::lock_guard lock(mutex_);
-  const auto it = prompts_.find(id);
+  const auto it = prompts_.find(key_of(tenant, id));
   if (it == prompts_.end()) return std::nullopt;
   return it->second;
 }
 
-std::vector<CloudPrompt> PromptStore::list() const {
+std::vector<CloudPrompt> PromptStore::list(const std::string& tenant) const {
   std::lock_guard lock(mutex_);
   std::vector<CloudPrompt> out;
-  for (const auto& [id, p] : prompts_) out.push_back(p);
+  for (const auto& [key, p] : prompts_) {
+    if (p.tenant == tenant) out.push_back(p);
+  }
   return out;
 }
 
-bool PromptStore::erase(const std::string& id) {
+bool PromptStore::erase(const std::string& tenant, const std::string& id) {
+  const std::string key = key_of(tenant, id);
   {
     std::lock_guard lock(mutex_);
-    if (prompts_.erase(id) == 0) return false;
+    if (prompts_.erase(key) == 0) return false;
   }
   if (!dir_.empty()) {
     std::error_code ec;
-    std::filesystem::remove(meta_path(id), ec);
-    std::filesystem::remove(kv_path(id), ec);
+    std::filesystem::remove(meta_path(key), ec);
+    std::filesystem::remove(kv_path(key), ec);
   }
   return true;
 }
 
 void PromptStore::complete(const CloudPrompt& prompt, double prefill_s) {
+  const std::string key = key_of(prompt.tenant, prompt.id);
   const auto current = [&] {
     std::lock_guard lock(mutex_);
-    const auto it = prompts_.find(prompt.id);
+    const auto it = prompts_.find(key);
     return it != prompts_.end() && it->second.version == prompt.version;
   };
   if (!current()) return;  // deleted or replaced while it was computed: nothing to keep
   if (!dir_.empty()) {
     // KV first, metadata last: a crash in between leaves no metadata pointing at a bad file.
-    write_atomically(kv_path(prompt.id), prompt.kv->all_bytes());
-    write_atomically(meta_path(prompt.id), json{{"id", prompt.id},
-                                                {"version", prompt.version},
-                                                {"text", prompt.text},
-                                                {"chat_template", prompt.chat_template},
-                                                {"fingerprint", fingerprint_}}
-                                               .dump());
+    write_atomically(kv_path(key), prompt.kv->all_bytes());
+    write_atomically(meta_path(key), json{{"tenant", prompt.tenant},
+                                          {"id", prompt.id},
+                                          {"version", prompt.version},
+                                          {"text", prompt.text},
+                                          {"chat_template", prompt.chat_template},
+                                          {"fingerprint", fingerprint_}}
+                                         .dump());
     if (!current()) {  // deleted while being written
       std::error_code ec;
-      std::filesystem::remove(meta_path(prompt.id), ec);
-      std::filesystem::remove(kv_path(prompt.id), ec);
+      std::filesystem::remove(meta_path(key), ec);
+      std::filesystem::remove(kv_path(key), ec);
       return;
     }
   }
   std::lock_guard lock(mutex_);
-  if (auto it = prompts_.find(prompt.id);
-      it != prompts_.end() && it->second.version == prompt.version) {
+  if (auto it = prompts_.find(key); it != prompts_.end() && it->second.version == prompt.version) {
     it->second.prefill_s = prefill_s;
   }
 }

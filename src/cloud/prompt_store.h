@@ -18,6 +18,7 @@
 namespace ep {
 
 struct CloudPrompt {
+  std::string tenant;  // "" without an auth file; a tenant sees only its own prompts
   std::string id;
   uint64_t version = 0;
   std::string text;
@@ -38,12 +39,13 @@ class PromptStore {
     CloudPrompt prompt;
     bool created = false;  // false: the same prompt was registered already (same version)
   };
+  // Each tenant's prompts are apart: the same id of two tenants is two prompts.
   // A new version when the tokens or template differ from the registered one (or it failed).
-  Registration put(const std::string& id, std::string text, std::string chat_template,
-                   std::vector<int32_t> tokens);
-  std::optional<CloudPrompt> find(const std::string& id) const;
-  std::vector<CloudPrompt> list() const;
-  bool erase(const std::string& id);  // false: no such prompt
+  Registration put(const std::string& tenant, const std::string& id, std::string text,
+                   std::string chat_template, std::vector<int32_t> tokens);
+  std::optional<CloudPrompt> find(const std::string& tenant, const std::string& id) const;
+  std::vector<CloudPrompt> list(const std::string& tenant) const;
+  bool erase(const std::string& tenant, const std::string& id);  // false: no such prompt
 
   // After a prefill: records its time and writes the KV, then the metadata, atomically.
   void complete(const CloudPrompt& prompt, double prefill_s);
@@ -52,8 +54,10 @@ class PromptStore {
   size_t ready() const;  // prompts whose KV is complete
 
  private:
-  std::filesystem::path meta_path(const std::string& id) const;
-  std::filesystem::path kv_path(const std::string& id) const;
+  // A prompt's key in the map and its files' names: "TENANT~ID" ('~' is in neither), or ID.
+  static std::string key_of(const std::string& tenant, const std::string& id);
+  std::filesystem::path meta_path(const std::string& key) const;
+  std::filesystem::path kv_path(const std::string& key) const;
   void reload();
 
   std::filesystem::path dir_;

@@ -10,7 +10,7 @@ std::shared_ptr<const KvSegment> RelaySegments::get(const CloudPrompt& prompt,
                                                     std::chrono::seconds timeout) {
   {
     std::lock_guard lock(mutex_);
-    const auto it = by_id_.find(prompt.id);
+    const auto it = by_id_.find(prompt.tenant + "~" + prompt.id);
     if (it != by_id_.end() && it->second.first == prompt.version) return it->second.second;
   }
   // Layers are produced in order: the last one ready means the whole stream is.
@@ -29,13 +29,13 @@ std::shared_ptr<const KvSegment> RelaySegments::get(const CloudPrompt& prompt,
   auto segment = make_segment(*parser.header());
   for (const auto& layer : parser.take_layers()) publish(*segment, layer);
   std::lock_guard lock(mutex_);
-  by_id_[prompt.id] = {prompt.version, segment};
+  by_id_[prompt.tenant + "~" + prompt.id] = {prompt.version, segment};
   return segment;
 }
 
-void RelaySegments::forget(const std::string& id) {
+void RelaySegments::forget(const std::string& tenant, const std::string& id) {
   std::lock_guard lock(mutex_);
-  by_id_.erase(id);
+  by_id_.erase(tenant + "~" + id);
 }
 
 }  // namespace ep

@@ -20,7 +20,8 @@ class RelaySegments {
   // http::HttpError: Unavailable when it is still computing after that, Internal when its
   // prefill failed.
   std::shared_ptr<const KvSegment> get(const CloudPrompt& prompt, std::chrono::seconds timeout);
-  void forget(const std::string& id);  // the prompt was deleted or replaced
+  // The prompt was deleted or replaced.
+  void forget(const std::string& tenant, const std::string& id);
 
  private:
   std::mutex mutex_;

@@ -126,8 +126,11 @@ TEST(CloudService, SixteenConcurrentEdgesGetIdenticalBytes) {
 }
 
 TEST(CloudService, BadRequestsGetClearHttpErrors) {
+  test::ScratchDir dir;
+  test::write_file(dir / "token", "s3cret\n");
   test::Process cloud({"cloud", "--insecure-http", "--precision", "exact", "--model",
-                       kModel.string(), "--listen", "127.0.0.1:0", "--admin-token", "s3cret"});
+                       kModel.string(), "--listen", "127.0.0.1:0", "--admin-token-file",
+                       (dir / "token").string()});
   const std::string url = test::start_cloud(cloud);
   httplib::Client c(url);
   const httplib::Headers auth = {{"Authorization", "Bearer s3cret"}};

@@ -59,7 +59,7 @@ TEST(PromptStore, PutCreatesVersionsOnlyForChangedPrompts) {
   PromptStore store({}, model(), fingerprint(), KvDtype::F16);
   EXPECT_EQ(store.size(), 0u);
 
-  const auto first = store.put("support", "You help.", "chatml", kTokens);
+  const auto first = store.put("", "support", "You help.", "chatml", kTokens);
   EXPECT_TRUE(first.created);
   EXPECT_EQ(first.prompt.id, "support");
   EXPECT_EQ(first.prompt.version, 1u);
@@ -79,23 +79,23 @@ TEST(PromptStore, PutCreatesVersionsOnlyForChangedPrompts) {
   EXPECT_EQ(h.head_dim, uint32_t(model().hp.head_dim));
 
   // The same tokens and template: not created, same version, the same KV object (no recompute).
-  const auto same = store.put("support", "You help!", "chatml", kTokens);
+  const auto same = store.put("", "support", "You help!", "chatml", kTokens);
   EXPECT_FALSE(same.created);
   EXPECT_EQ(same.prompt.version, 1u);
   EXPECT_EQ(same.prompt.kv, first.prompt.kv);
 
   // Other tokens, or another template: a new version with a new KV.
-  const auto other = store.put("support", "You help more.", "chatml", kOtherTokens);
+  const auto other = store.put("", "support", "You help more.", "chatml", kOtherTokens);
   EXPECT_TRUE(other.created);
   EXPECT_EQ(other.prompt.version, 2u);
   EXPECT_NE(other.prompt.kv, first.prompt.kv);
   EXPECT_EQ(other.prompt.kv->header().prompt_version, 2u);
-  const auto retemplated = store.put("support", "You help more.", "none", kOtherTokens);
+  const auto retemplated = store.put("", "support", "You help more.", "none", kOtherTokens);
   EXPECT_TRUE(retemplated.created);
   EXPECT_EQ(retemplated.prompt.version, 3u);
 
   // Versions are per id.
-  const auto billing = store.put("billing", "Bills.", "chatml", kTokens);
+  const auto billing = store.put("", "billing", "Bills.", "chatml", kTokens);
   EXPECT_TRUE(billing.created);
   EXPECT_EQ(billing.prompt.version, 1u);
   EXPECT_EQ(store.size(), 2u);
@@ -103,24 +103,53 @@ TEST(PromptStore, PutCreatesVersionsOnlyForChangedPrompts) {
 
 TEST(PromptStore, AFailedPromptRegisteredAgainGetsANewVersion) {
   PromptStore store({}, model(), fingerprint(), KvDtype::F16);
-  const auto first = store.put("p", "t", "none", kTokens);
+  const auto first = store.put("", "p", "t", "none", kTokens);
   first.prompt.kv->set_error("prefill failed");
-  const auto again = store.put("p", "t", "none", kTokens);
+  const auto again = store.put("", "p", "t", "none", kTokens);
   EXPECT_TRUE(again.created);
   EXPECT_EQ(again.prompt.version, 2u);
   EXPECT_TRUE(again.prompt.kv->error().empty());
 }
 
+TEST(PromptStore, TenantsSeeOnlyTheirOwnPrompts) {
+  test::ScratchDir dir;
+  {
+    PromptStore store(dir.path(), model(), fingerprint(), KvDtype::F16);
+    const auto a = store.put("acme", "support", "A's.", "none", kTokens);
+    const auto b = store.put("globex", "support", "B's.", "none", kOtherTokens);
+    EXPECT_TRUE(b.created);  // the same id of another tenant is another prompt
+    EXPECT_EQ(store.find("acme", "support")->tokens, kTokens);
+    EXPECT_EQ(store.find("globex", "support")->tokens, kOtherTokens);
+    EXPECT_FALSE(store.find("", "support"));
+    EXPECT_FALSE(store.find("acme", "globex~support"));
+    ASSERT_EQ(store.list("acme").size(), 1u);
+    EXPECT_EQ(store.list("acme")[0].text, "A's.");
+    fill(a.prompt, 1.0f);
+    store.complete(a.prompt, 0.1);
+    fill(b.prompt, 2.0f);
+    store.complete(b.prompt, 0.1);
+    EXPECT_FALSE(store.erase("acme", "nothing"));
+    EXPECT_TRUE(store.erase("globex", "support"));
+    EXPECT_TRUE(store.find("acme", "support"));
+  }
+  PromptStore reloaded(dir.path(), model(), fingerprint(), KvDtype::F16);
+  ASSERT_TRUE(reloaded.find("acme", "support"));
+  EXPECT_EQ(reloaded.find("acme", "support")->tenant, "acme");
+  EXPECT_EQ(reloaded.find("acme", "support")->kv->header().prompt_id, "support");
+  EXPECT_FALSE(reloaded.find("globex", "support"));
+  EXPECT_FALSE(reloaded.find("", "support"));
+}
+
 TEST(PromptStore, FindListEraseSizeAndReady) {
   PromptStore store({}, model(), fingerprint(), KvDtype::F16);
-  EXPECT_FALSE(store.find("a"));
-  EXPECT_TRUE(store.list().empty());
-  const auto a = store.put("a", "A", "none", kTokens);
-  const auto b = store.put("b", "B", "chatml", kOtherTokens);
+  EXPECT_FALSE(store.find("", "a"));
+  EXPECT_TRUE(store.list("").empty());
+  const auto a = store.put("", "a", "A", "none", kTokens);
+  const auto b = store.put("", "b", "B", "chatml", kOtherTokens);
   EXPECT_EQ(store.size(), 2u);
   EXPECT_EQ(store.ready(), 0u);
 
-  const auto found = store.find("b");
+  const auto found = store.find("", "b");
   ASSERT_TRUE(found);
   EXPECT_EQ(found->version, 1u);
   EXPECT_EQ(found->tokens, kOtherTokens);
@@ -128,20 +157,20 @@ TEST(PromptStore, FindListEraseSizeAndReady) {
   EXPECT_EQ(found->kv, b.prompt.kv);
 
   std::vector<std::string> ids;
-  for (const CloudPrompt& p : store.list()) ids.push_back(p.id);
+  for (const CloudPrompt& p : store.list("")) ids.push_back(p.id);
   EXPECT_EQ(ids, (std::vector<std::string>{"a", "b"}));
 
   fill(a.prompt, 1.0f);
   EXPECT_EQ(store.ready(), 1u);
   store.complete(a.prompt, 0.5);  // memory only: records the time, writes nothing
-  EXPECT_DOUBLE_EQ(store.find("a")->prefill_s, 0.5);
+  EXPECT_DOUBLE_EQ(store.find("", "a")->prefill_s, 0.5);
 
-  EXPECT_TRUE(store.erase("a"));
-  EXPECT_FALSE(store.erase("a"));
-  EXPECT_FALSE(store.find("a"));
+  EXPECT_TRUE(store.erase("", "a"));
+  EXPECT_FALSE(store.erase("", "a"));
+  EXPECT_FALSE(store.find("", "a"));
   EXPECT_EQ(store.size(), 1u);
   EXPECT_EQ(store.ready(), 0u);
-  EXPECT_FALSE(store.erase("never"));
+  EXPECT_FALSE(store.erase("", "never"));
 }
 
 TEST(PromptStore, CompletedPromptsAreReloadedFromTheDirectory) {
@@ -149,7 +178,7 @@ TEST(PromptStore, CompletedPromptsAreReloadedFromTheDirectory) {
   std::string kv_bytes, v2_bytes;
   {
     PromptStore store(dir.path(), model(), fingerprint(), KvDtype::F16);
-    const auto p = store.put("support", "You help.", "chatml", kTokens);
+    const auto p = store.put("", "support", "You help.", "chatml", kTokens);
     fill(p.prompt, 1.0f);
     store.complete(p.prompt, 0.25);
     kv_bytes = p.prompt.kv->all_bytes();
@@ -157,12 +186,12 @@ TEST(PromptStore, CompletedPromptsAreReloadedFromTheDirectory) {
     EXPECT_EQ(test::read_file(dir / "support.epkv"), kv_bytes);
 
     // A second prompt at version 2; and one never completed, which is not persisted.
-    store.put("billing", "Bills.", "none", kTokens);
-    const auto v2 = store.put("billing", "Bills 2.", "none", kOtherTokens);
+    store.put("", "billing", "Bills.", "none", kTokens);
+    const auto v2 = store.put("", "billing", "Bills 2.", "none", kOtherTokens);
     fill(v2.prompt, 2.0f);
     store.complete(v2.prompt, 0.1);
     v2_bytes = v2.prompt.kv->all_bytes();
-    store.put("pending", "Never prefilled.", "none", kTokens);
+    store.put("", "pending", "Never prefilled.", "none", kTokens);
   }
   EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"billing.epkv", "billing.json",
                                                             "support.epkv", "support.json"}));
@@ -170,8 +199,8 @@ TEST(PromptStore, CompletedPromptsAreReloadedFromTheDirectory) {
   PromptStore reloaded(dir.path(), model(), fingerprint(), KvDtype::F16);
   EXPECT_EQ(reloaded.size(), 2u);
   EXPECT_EQ(reloaded.ready(), 2u);
-  EXPECT_FALSE(reloaded.find("pending"));
-  const auto support = reloaded.find("support");
+  EXPECT_FALSE(reloaded.find("", "pending"));
+  const auto support = reloaded.find("", "support");
   ASSERT_TRUE(support);
   EXPECT_EQ(support->version, 1u);
   EXPECT_EQ(support->tokens, kTokens);
@@ -179,7 +208,7 @@ TEST(PromptStore, CompletedPromptsAreReloadedFromTheDirectory) {
   EXPECT_EQ(support->chat_template, "chatml");
   ASSERT_TRUE(support->kv->complete());
   EXPECT_EQ(support->kv->all_bytes(), kv_bytes);  // byte-identical KV
-  const auto billing = reloaded.find("billing");
+  const auto billing = reloaded.find("", "billing");
   ASSERT_TRUE(billing);
   EXPECT_EQ(billing->version, 2u);
   EXPECT_EQ(billing->tokens, kOtherTokens);
@@ -188,8 +217,8 @@ TEST(PromptStore, CompletedPromptsAreReloadedFromTheDirectory) {
 
   // The reloaded prompt keeps its version: registering it again is not a new one; changing it
   // continues from the persisted version.
-  EXPECT_FALSE(reloaded.put("support", "You help.", "chatml", kTokens).created);
-  const auto next = reloaded.put("billing", "Bills 3.", "none", kTokens);
+  EXPECT_FALSE(reloaded.put("", "support", "You help.", "chatml", kTokens).created);
+  const auto next = reloaded.put("", "billing", "Bills 3.", "none", kTokens);
   EXPECT_TRUE(next.created);
   EXPECT_EQ(next.prompt.version, 3u);
 }
@@ -199,7 +228,7 @@ TEST(PromptStore, CorruptKvFileIsIgnoredAtReload) {
   {
     PromptStore store(dir.path(), model(), fingerprint(), KvDtype::F16);
     for (const char* id : {"good", "flipped", "truncated"}) {
-      const auto p = store.put(id, id, "none", kTokens);
+      const auto p = store.put("", id, id, "none", kTokens);
       fill(p.prompt, 3.0f);
       store.complete(p.prompt, 0.1);
     }
@@ -218,10 +247,10 @@ TEST(PromptStore, CorruptKvFileIsIgnoredAtReload) {
 
   PromptStore reloaded(dir.path(), model(), fingerprint(), KvDtype::F16);
   EXPECT_EQ(reloaded.size(), 1u);
-  EXPECT_TRUE(reloaded.find("good"));
-  EXPECT_FALSE(reloaded.find("flipped"));
-  EXPECT_FALSE(reloaded.find("truncated"));
-  EXPECT_FALSE(reloaded.find("orphan"));
+  EXPECT_TRUE(reloaded.find("", "good"));
+  EXPECT_FALSE(reloaded.find("", "flipped"));
+  EXPECT_FALSE(reloaded.find("", "truncated"));
+  EXPECT_FALSE(reloaded.find("", "orphan"));
 
   // Another model's store ignores every file.
   PromptStore other(dir.path(), model(), "xxh3-128:00000000000000000000000000000000", KvDtype::F16);
@@ -231,8 +260,8 @@ TEST(PromptStore, CorruptKvFileIsIgnoredAtReload) {
 TEST(PromptStore, EraseRemovesBothFilesAndNoTemporaryIsLeft) {
   test::ScratchDir dir;
   PromptStore store(dir.path(), model(), fingerprint(), KvDtype::F32);
-  const auto keep = store.put("keep", "k", "none", kTokens);
-  const auto gone = store.put("gone", "g", "none", kOtherTokens);
+  const auto keep = store.put("", "keep", "k", "none", kTokens);
+  const auto gone = store.put("", "gone", "g", "none", kOtherTokens);
   fill(keep.prompt, 4.0f);
   fill(gone.prompt, 5.0f);
   store.complete(keep.prompt, 0.1);
@@ -242,16 +271,16 @@ TEST(PromptStore, EraseRemovesBothFilesAndNoTemporaryIsLeft) {
   EXPECT_EQ(names_in(dir.path()),
             (std::vector<std::string>{"gone.epkv", "gone.json", "keep.epkv", "keep.json"}));
 
-  EXPECT_TRUE(store.erase("gone"));
+  EXPECT_TRUE(store.erase("", "gone"));
   EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"keep.epkv", "keep.json"}));
   for (const auto& e : fs::directory_iterator(dir.path())) {
     EXPECT_NE(e.path().extension(), ".tmp") << e.path();
   }
   PromptStore reloaded(dir.path(), model(), fingerprint(), KvDtype::F32);
   EXPECT_EQ(reloaded.size(), 1u);
-  ASSERT_TRUE(reloaded.find("keep"));
-  EXPECT_EQ(reloaded.find("keep")->kv->header().dtype, KvDtype::F32);
-  EXPECT_EQ(reloaded.find("keep")->kv->all_bytes(), keep.prompt.kv->all_bytes());
+  ASSERT_TRUE(reloaded.find("", "keep"));
+  EXPECT_EQ(reloaded.find("", "keep")->kv->header().dtype, KvDtype::F32);
+  EXPECT_EQ(reloaded.find("", "keep")->kv->all_bytes(), keep.prompt.kv->all_bytes());
 }
 
 TEST(PromptStore, AMissingDirectoryIsCreated) {

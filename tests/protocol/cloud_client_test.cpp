@@ -69,11 +69,18 @@ int dead_port() {
   return port;
 }
 
-// `edgeprompt cloud` with the default model and an admin token, on a free loopback port; stopped
-// when the object dies.
+std::string write_token(const std::filesystem::path& path) {
+  test::write_file(path, kToken + "\n");
+  return path.string();
+}
+
+// `edgeprompt cloud` with the default model and an admin token (from a file), on a free loopback
+// port; stopped when the object dies.
 struct Cloud {
+  test::ScratchDir dir;
+  std::string token_file = write_token(dir / "admin-token");
   test::Process process{{"cloud", "--insecure-http", "--model", test::default_model().string(),
-                         "--listen", "127.0.0.1:0", "--admin-token", kToken}};
+                         "--listen", "127.0.0.1:0", "--admin-token-file", token_file}};
   std::string url = test::start_cloud(process);
 };
 
