@@ -5,8 +5,8 @@
 #include "cli/listen_address.h"
 #include "cli/serve_service.h"
 #include "core/error.h"
-#include "http/auth.h"
 #include "edge/edge_service.h"
+#include "http/auth.h"
 #include "model/model.h"
 #include "tokenizer/model_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -22,6 +22,7 @@ Command add_edge(CLI::App& root) {
   struct Options {
     std::string model, cloud, listen = "127.0.0.1:8081", kv_cache_dir;
     uint64_t kv_cache_bytes = 1ull << 30;
+    std::string kv_codec;
     int threads = ThreadPool::default_threads();
     EngineFlags engine{edge_engine_options(), ""};
     ServerTransport transport;
@@ -44,6 +45,10 @@ Command add_edge(CLI::App& root) {
   app->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)");
   app->add_option("--kv-cache-dir", o->kv_cache_dir, "Directory for the persistent KV cache");
   app->add_option("--kv-cache-bytes", o->kv_cache_bytes, "KV cache budget in bytes (LRU)");
+  app->add_option(
+      "--kv-codec", o->kv_codec,
+      std::string("Codec to ask the cloud's KV streams in (default: the cloud's, f16): ") +
+          kKvCodecNames);
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
   add_engine_flags(app, o->engine, "--kv-pool-bytes", false);
   add_server_transport_flags(app, o->transport);
@@ -70,6 +75,11 @@ Command add_edge(CLI::App& root) {
             opt.cloud.base_url = o->cloud;
             opt.kv_cache_dir = o->kv_cache_dir;
             opt.kv_cache_bytes = o->kv_cache_bytes;
+            if (!o->kv_codec.empty()) {
+              opt.kv_codec = kv_codec_from_name(o->kv_codec);
+              if (!opt.kv_codec)
+                fail("--kv-codec: '{}' is not one of {}", o->kv_codec, kKvCodecNames);
+            }
             opt.threads = o->threads;
             opt.engine = engine_options(o->engine);
             const auto model = load_model(o->model);

@@ -220,16 +220,28 @@ struct CloudService::Impl {
       http::fail(ErrorKind::NotFound, "cloud prompt '{}' has version {}, not {}", p.id, p.version,
                  req.get_param_value("version"));
     }
+    // ?codec=NAME: the frames transcoded from the kept form (docs/kv-wire-format.md).
+    KvStreamHeader out = p.kv->header();
+    if (req.has_param("codec")) {
+      const auto codec = kv_codec_from_name(req.get_param_value("codec"));
+      if (!codec) {
+        http::fail(ErrorKind::InvalidRequest, "codec '{}' is not one of {}",
+                   req.get_param_value("codec"), kKvCodecNames);
+      }
+      out.set_codec(*codec);
+    }
     struct State {
       std::shared_ptr<PromptKv> kv;
+      KvStreamHeader out;
       uint32_t next = 0;
       bool header_sent = false;
     };
-    auto st = std::make_shared<State>(State{p.kv});
+    auto st = std::make_shared<State>(State{p.kv, std::move(out)});
     active_streams.add(1);
     streams_total.add();
     res.set_header("X-EdgePrompt-Fingerprint", fingerprint);
     res.set_header("X-EdgePrompt-Version", std::to_string(p.version));
+    res.set_header("X-EdgePrompt-KV-Codec", kv_codec_name(st->out.codec()));
     res.set_chunked_content_provider(
         "application/x-edgeprompt-kv",
         [this, st](size_t, httplib::DataSink& sink) {
@@ -239,7 +251,8 @@ struct CloudService::Impl {
           };
           if (!st->header_sent) {
             st->header_sent = true;
-            return write(st->kv->header_bytes());
+            return write(st->out.codec() == st->kv->header().codec() ? st->kv->header_bytes()
+                                                                     : encode_kv_header(st->out));
           }
           const KvStreamHeader& h = st->kv->header();
           if (st->next < h.n_layers) {
@@ -248,7 +261,7 @@ struct CloudService::Impl {
               for (;;) {
                 if (auto frame = st->kv->wait_layer(st->next, std::chrono::milliseconds(500))) {
                   ++st->next;
-                  return write(*frame);
+                  return write(transcode_kv_layer(st->kv->header(), st->out, *frame));
                 }
                 if (!sink.is_writable()) break;
               }

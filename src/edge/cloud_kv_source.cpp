@@ -29,7 +29,7 @@ CloudKvSource::CloudKvSource(CloudConnection cloud, const Model& model, std::str
       fingerprint_(std::move(fingerprint)),
       cache_(cache) {}
 
-CloudKv CloudKvSource::resolve(const std::string& id) {
+CloudKv CloudKvSource::resolve(const std::string& id, const CloudFetchOptions& fetch) {
   if (cloud_.base_url.empty()) {
     http::fail(ErrorKind::InvalidRequest, "this edge has no cloud configured (--cloud URL)");
   }
@@ -48,7 +48,8 @@ CloudKv CloudKvSource::resolve(const std::string& id) {
       kv.source = "edge-cache";
     } else {
       kv.fetch_started = std::chrono::steady_clock::now();
-      kv.fetch = std::make_unique<CloudKvFetch>(cloud_, id, model_, fingerprint_);
+      kv.fetch = std::make_unique<CloudKvFetch>(cloud_, id, model_, fingerprint_, fetch);
+      kv.codec = kv_codec_name(kv.fetch->header().codec());
       kv.segment = kv.fetch->segment();
       kv.version = kv.fetch->header().prompt_version;
       kv.chat_template = kv.fetch->header().chat_template;

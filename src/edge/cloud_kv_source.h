@@ -19,6 +19,7 @@ struct CloudKv {
   std::shared_ptr<const KvSegment> segment;
   std::unique_ptr<CloudKvFetch> fetch;    // set when streamed for this request
   std::string id, chat_template, source;  // source: "edge-cache" or "stream"
+  std::string codec;                      // the stream's codec as it arrived (kv_codec_name)
   uint64_t version = 0;
   size_t n_tokens = 0;
   std::chrono::steady_clock::time_point fetch_started;  // layer arrivals count from here
@@ -32,7 +33,8 @@ class CloudKvSource {
 
   // Throws http::HttpError: NotFound (unknown prompt), ModelMismatch (the cloud runs another
   // model), Upstream (cloud unreachable, failing or corrupt).
-  CloudKv resolve(const std::string& id);
+  // `fetch`: how a stream is asked for (its codec) when the edge's cache does not hold the KV.
+  CloudKv resolve(const std::string& id, const CloudFetchOptions& fetch = {});
   // Caches a streamed KV once it is complete; a failure is reported and leaves the cache as it was.
   void keep(const CloudKv& kv);
 

@@ -82,7 +82,9 @@ struct EdgeService::Impl {
     const auto t_request = std::chrono::steady_clock::now();
     std::optional<CloudKv> kv;
     if (req.cloud_prompt) {
-      kv = cloud.resolve(*req.cloud_prompt);
+      CloudFetchOptions fetch;
+      fetch.codec = opt.kv_codec;
+      kv = cloud.resolve(*req.cloud_prompt, fetch);
       (kv->fetch ? cache_misses : cache_hits).add();
     }
     req.gen.tokens = completion_tokens(req, tokenizer, model.hp.n_vocab, local_template,
@@ -119,6 +121,7 @@ struct EdgeService::Impl {
     completion_tokens_total.add(double(r.ids.size()));
     json out = completion_body(req, id, r, completion_usage(r, req, shared, setup_s));
     if (kv) out["cloud_prompt"] = {{"id", kv->id}, {"version", kv->version}};
+    if (kv && kv->fetch) out["usage"]["timings"]["kv_codec"] = kv->codec;
     return out;
   }
 

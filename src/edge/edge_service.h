@@ -11,11 +11,13 @@
 #include "http/tls.h"
 #include "model/model.h"
 #include "protocol/cloud_client.h"
+#include "protocol/kv_codec.h"
 #include "runtime/serving_engine.h"
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace ep {
@@ -41,6 +43,9 @@ struct EdgeOptions {
   int threads = ThreadPool::default_threads();
   http::HttpLimits limits = http::edge_http_limits();
   http::TlsServerOptions tls;  // the edge's own API over HTTPS when set
+  // The codec a cloud prompt's KV is asked for when it is streamed (docs/kv-wire-format.md);
+  // none: the form the cloud keeps (f16 by default).
+  std::optional<KvCodec> kv_codec;
   // The device's users are batched by the serving engine; max_seqs 1 runs them one at a time.
   EngineOptions engine = edge_engine_options();
 };

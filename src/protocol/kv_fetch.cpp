@@ -16,6 +16,14 @@ CloudConnection cloud_at(const std::string& base_url) {
   return c;
 }
 
+std::string kv_path(const std::string& id, const std::optional<KvCodec>& codec) {
+  std::string path = "/v1/cloud-prompts/" + id + "/kv";
+  if (!codec) return path;
+  std::string name = kv_codec_name(*codec);
+  if (name.ends_with("+zstd")) name.replace(name.size() - 5, 1, "%2B");  // '+' is a space
+  return path + "?codec=" + name;
+}
+
 }  // namespace
 
 CloudKvFetch::CloudKvFetch(const std::string& base_url, const std::string& prompt_id,
@@ -70,12 +78,14 @@ void CloudKvFetch::run() {
 
 std::optional<CloudError> CloudKvFetch::attempt() {
   KvStreamParser parser;
+  // A header that does not fit this model is refused before any layer is decoded.
+  parser.on_header([&](const KvStreamHeader& h) { check_kv_header(h, model_, fingerprint_); });
   std::string local;  // this attempt's bytes
   int status = 0;
   try {
     const auto client = open_cloud_client(cloud_);
     auto res = client->Get(
-        "/v1/cloud-prompts/" + prompt_id_ + "/kv", httplib::Headers{},
+        kv_path(prompt_id_, opt_.codec), httplib::Headers{},
         [&](const httplib::Response& r) {
           status = r.status;
           return true;

@@ -25,6 +25,9 @@ struct CloudFetchOptions {
   std::chrono::seconds connect_timeout{5};
   std::chrono::seconds read_timeout{30};
   int attempts = 2;  // a failed or corrupt stream is retried once
+  // The codec to ask the cloud for (?codec=); none: the form the cloud keeps. Whatever the
+  // header then says is what is decoded.
+  std::optional<KvCodec> codec;
 };
 
 class CloudKvFetch {
