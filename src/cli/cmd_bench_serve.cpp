@@ -24,6 +24,8 @@
 #include <memory>
 #include <sstream>
 
+#include <unistd.h>
+
 namespace ep::cli {
 namespace {
 
@@ -291,8 +293,16 @@ int run(Options& o) {
   loadgen::RunResult result;
   {
     ProgressBar bar("bench-serve", "requests");
-    result = loadgen::run_benchmark(srv.targets, plan,
-                                    [&](size_t done, size_t total) { bar.update(done, total); });
+    // Piped stderr gets a line per tenth of the run instead of the bar.
+    const bool terminal = ::isatty(STDERR_FILENO) != 0;
+    const auto t0 = loadgen::Clock::now();
+    result = loadgen::run_benchmark(srv.targets, plan, [&](size_t done, size_t total) {
+      bar.update(done, total);
+      if (!terminal && (done * 10 / total != (done - 1) * 10 / total)) {
+        fmt::print(stderr, "bench-serve: {}/{} requests done, {:.1f} s\n", done, total,
+                   std::chrono::duration<double>(loadgen::Clock::now() - t0).count());
+      }
+    });
   }
   loadgen::ServerCost cost;
   if (cloud_before) {

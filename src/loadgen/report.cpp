@@ -70,6 +70,23 @@ ojson result_json(const ojson& settings, const Summary& s,
                   const std::vector<RequestRecord>& records) {
   ojson j = settings;
   put_summary(j, s);
+  // vLLM's per-request arrays, for tools that read its result files.
+  ojson input_lens = ojson::array(), output_lens = ojson::array(), ttfts = ojson::array();
+  ojson itls = ojson::array(), texts = ojson::array(), errors = ojson::array();
+  for (const RequestRecord& r : records) {
+    input_lens.push_back(r.prompt_len);
+    output_lens.push_back(r.ok() ? r.output_len : 0);
+    ttfts.push_back(r.ok() ? r.ttft : 0.0);
+    itls.push_back(r.itl);
+    texts.push_back(r.text);
+    errors.push_back(r.error);
+  }
+  j["input_lens"] = std::move(input_lens);
+  j["output_lens"] = std::move(output_lens);
+  j["ttfts"] = std::move(ttfts);
+  j["itls"] = std::move(itls);
+  j["generated_texts"] = std::move(texts);
+  j["errors"] = std::move(errors);
   ojson reqs = ojson::array();
   for (const RequestRecord& r : records) reqs.push_back(record_json(r));
   j["requests"] = std::move(reqs);

@@ -85,6 +85,11 @@ TEST(BenchServe, MeasuresTheCloudWithCountsThatMatchTheServer) {
   }
   EXPECT_EQ(j["completed"], kN);
   EXPECT_EQ(j["failed"], 0);
+  for (const char* key :
+       {"input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors"}) {
+    EXPECT_EQ(j[key].size(), kN) << key;  // vLLM's per-request arrays
+  }
+  EXPECT_NE(r.err.find("bench-serve: 6/6 requests done"), std::string::npos) << r.err;
   ASSERT_EQ(j["requests"].size(), kN);
   // The run followed the seeded schedule, which is the same on every call.
   const std::vector<double> schedule = loadgen::arrival_times(kN, kRate, 1.0, 11);
