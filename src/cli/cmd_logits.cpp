@@ -1,4 +1,5 @@
 // edgeprompt logits --model PATH --tokens 1,2,3 --out FILE.npy [--threads N]
+//   [--split N [--kv-codec f32|f16|int8|int4[+zstd]]]
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/npy.h"
@@ -10,6 +11,7 @@
 #include "runtime/transformer.h"
 
 #include <memory>
+#include <optional>
 
 namespace ep::cli {
 
@@ -19,13 +21,14 @@ namespace {
 // their KV goes through the wire format (serialise -> bytes -> parse), and the rest is computed
 // as the edge part against it. Logits of both parts, in order.
 std::vector<float> split_logits(const Model& model, const std::vector<int32_t>& tokens,
-                                int64_t split, KvDtype dtype, ThreadPool& pool) {
+                                int64_t split, KvCodec codec, ThreadPool& pool) {
   const std::vector<int32_t> cloud_tokens(tokens.begin(), tokens.begin() + split);
   const std::vector<int32_t> edge_tokens(tokens.begin() + split, tokens.end());
   const std::string fp = model_fingerprint(*model.source);
 
   // Cloud: prefill, serialising each layer's KV as soon as it is computed.
-  const KvStreamHeader header = make_kv_header(model, fp, "split", 1, "none", cloud_tokens, dtype);
+  KvStreamHeader header = make_kv_header(model, fp, "split", 1, "none", cloud_tokens, codec.dtype);
+  header.set_codec(codec);
   std::string wire = encode_kv_header(header);
   Transformer cloud(model, split, pool);
   cloud.set_layer_sink([&](int64_t layer, const float* k, const float* v, int64_t) {
@@ -52,7 +55,7 @@ std::vector<float> split_logits(const Model& model, const std::vector<int32_t>& 
 
 Command add_logits(CLI::App& root) {
   struct Options {
-    std::string model, tokens, out, kv_dtype = "f32";
+    std::string model, tokens, out, kv_dtype, kv_codec;
     int threads = ThreadPool::default_threads();
     int64_t split = 0;
   };
@@ -66,19 +69,29 @@ Command add_logits(CLI::App& root) {
                   "Compute the first N tokens as a cloud prompt whose KV crosses the wire format, "
                   "the rest as the edge part");
   app->add_option("--kv-dtype", o->kv_dtype, "KV wire type with --split: f32 (exact) or f16");
+  app->add_option("--kv-codec", o->kv_codec,
+                  std::string("KV wire codec with --split (default f32, exact): ") + kKvCodecNames)
+      ->excludes("--kv-dtype");
   return {app, [o] {
             const std::vector<int32_t> tokens = parse_token_list(o->tokens);
             const auto model = load_model(o->model);
             ThreadPool pool(o->threads);
             std::vector<float> logits;
             if (o->split != 0) {
-              const auto dtype = kv_dtype_from_name(o->kv_dtype);
-              if (!dtype) fail("--kv-dtype: '{}' is not f32 or f16", o->kv_dtype);
+              std::optional<KvCodec> codec = KvCodec{KvDtype::F32};
+              if (!o->kv_dtype.empty()) {
+                const auto dtype = kv_dtype_from_name(o->kv_dtype);
+                if (!dtype) fail("--kv-dtype: '{}' is not f32 or f16", o->kv_dtype);
+                codec->dtype = *dtype;
+              } else if (!o->kv_codec.empty()) {
+                codec = kv_codec_from_name(o->kv_codec);
+                if (!codec) fail("--kv-codec: '{}' is not one of {}", o->kv_codec, kKvCodecNames);
+              }
               if (o->split < 1 || o->split >= int64_t(tokens.size())) {
                 fail("--split {}: must leave at least one token on each side (1..{})", o->split,
                      tokens.size() - 1);
               }
-              logits = split_logits(*model, tokens, o->split, *dtype, pool);
+              logits = split_logits(*model, tokens, o->split, *codec, pool);
             } else {
               Transformer tf(*model, int64_t(tokens.size()), pool);
               tf.forward(tokens, logits, /*all_logits=*/true);
