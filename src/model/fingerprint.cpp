@@ -10,7 +10,21 @@
 namespace ep {
 
 std::string canonical_hparams(const HParams& hp) {
-  return fmt::format(
+  // The fields of the later architectures are appended only when set, so that the fingerprints
+  // of the others stay what they were.
+  std::string extra;
+  if (hp.qk_norm) extra += " qk_norm=1";
+  if (!hp.sliding_layers.empty()) {
+    extra += " sliding_layers=";
+    for (const bool s : hp.sliding_layers) extra += s ? '1' : '0';
+  }
+  if (hp.rope_theta_sliding > 0) extra += fmt::format(" theta_sliding={:a}", hp.rope_theta_sliding);
+  if (hp.embd_scale != 1.0f) extra += fmt::format(" embd_scale={:a}", hp.embd_scale);
+  if (hp.attn_scale > 0) extra += fmt::format(" attn_scale={:a}", hp.attn_scale);
+  if (hp.post_norms) extra += " post_norms=1";
+  if (hp.ffn_act != FfnActivation::Silu) extra += fmt::format(" ffn_act={}", int(hp.ffn_act));
+  if (hp.final_logit_softcap > 0) extra += fmt::format(" softcap={:a}", hp.final_logit_softcap);
+  const std::string base = fmt::format(
       "arch={} vocab={} embd={} layers={} heads={} kv_heads={} head_dim={} ff={} eps={:a} "
       "theta={:a} scaling={} factor={:a} low={:a} high={:a} orig={} layout={} bias={} tied={} "
       "window={}",
@@ -19,6 +33,7 @@ std::string canonical_hparams(const HParams& hp) {
       hp.rope_scaling.low_freq_factor, hp.rope_scaling.high_freq_factor,
       hp.rope_scaling.original_max_position, int(hp.rope_layout), hp.attn_qkv_bias,
       hp.tied_embeddings, hp.sliding_window);
+  return base + extra;
 }
 
 std::string model_fingerprint(const WeightSource& source) {

@@ -16,6 +16,7 @@
 #include "core/quant.h"
 #include "core/thread_pool.h"
 #include "core/token_list.h"
+#include "model/fingerprint.h"
 #include "model/gguf.h"
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -516,6 +517,19 @@ TEST(ArchVariants, Gemma3ConvertsToGgufAsLlamaCppLaysItOut) {
     const std::vector<float> ours = logits_of(gguf, prompt(n));
     EXPECT_EQ(ours, logits_of(hf, prompt(n))) << "prompt " << n;
   }
+}
+
+// Cloud and edge must agree on everything that changes the numbers: the new fields are in the
+// fingerprint (and absent from the others' canonical text, whose fingerprints stay as they were).
+TEST(ArchVariants, TheFingerprintCoversTheNewFields) {
+  test::ScratchDir dir;
+  const auto a = load_model(make_gemma3(dir / "a"));
+  const auto b = load_model(make_gemma3(dir / "b", {{"query_pre_attn_scalar", 16}}));
+  EXPECT_NE(model_fingerprint(*a->source), model_fingerprint(*b->source));
+  EXPECT_NE(canonical_hparams(a->hp).find(" softcap="), std::string::npos);
+  const std::string llama = canonical_hparams(load_model(kLlama)->hp);
+  EXPECT_EQ(llama.find("qk_norm"), std::string::npos);
+  EXPECT_TRUE(llama.ends_with("window=0")) << llama;
 }
 
 // A prompt computed as [cloud prefix | edge suffix], the prefix's KV through the wire format,
