@@ -4,7 +4,9 @@
 #include "core/error.h"
 #include "protocol/kv_segment_io.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 namespace ep {
@@ -34,9 +36,25 @@ std::filesystem::path PromptStore::kv_path(const std::string& key) const {
   return dir_ / (key + ".epkv");
 }
 
+namespace {
+
+constexpr const char* kVersionsFile = "versions.json";
+
+}  // namespace
+
 void PromptStore::reload() {
+  if (const auto versions = dir_ / kVersionsFile; std::filesystem::exists(versions)) {
+    try {
+      last_version_ = json::parse(read_whole_file(versions)).get<std::map<std::string, uint64_t>>();
+    } catch (const std::exception& ex) {
+      // Unreadable: the prompts' own versions below are a floor; a new version may then repeat
+      // one of a deleted prompt, so say so.
+      fmt::print(stderr, "cloud: {} unreadable ({}); versions continue from the prompts on disk\n",
+                 versions.string(), ex.what());
+    }
+  }
   for (const auto& e : std::filesystem::directory_iterator(dir_)) {
-    if (e.path().extension() != ".json") continue;
+    if (e.path().extension() != ".json" || e.path().filename() == kVersionsFile) continue;
     try {
       const json meta = json::parse(read_whole_file(e.path()));
       CloudPrompt p;
@@ -53,6 +71,7 @@ void PromptStore::reload() {
         fail("KV file does not match its metadata");
       }
       p.tokens = p.kv->header().tokens;
+      last_version_[key] = std::max(last_version_[key], p.version);
       prompts_[key] = std::move(p);
     } catch (const std::exception& ex) {
       fmt::print(stderr, "cloud: ignoring cached prompt {}: {}\n", e.path().string(), ex.what());
@@ -73,7 +92,7 @@ PromptStore::Registration PromptStore::put(const std::string& tenant, const std:
   CloudPrompt p;
   p.tenant = tenant;
   p.id = id;
-  p.version = it == prompts_.end() ? 1 : it->second.version + 1;
+  p.version = next_version_locked(key, it == prompts_.end() ? 0 : it->second.version);
   p.text = std::move(text);
   p.chat_template = std::move(chat_template);
   p.tokens = std::move(tokens);
@@ -81,6 +100,21 @@ PromptStore::Registration PromptStore::put(const std::string& tenant, const std:
       make_kv_header(model_, fingerprint_, p.id, p.version, p.chat_template, p.tokens, kv_dtype_));
   prompts_[key] = p;
   return {p, true};
+}
+
+uint64_t PromptStore::next_version_locked(const std::string& key, uint64_t current) {
+  uint64_t& last = last_version_[key];
+  last = std::max(last, current) + 1;
+  if (!dir_.empty()) write_atomically(dir_ / kVersionsFile, json(last_version_).dump());
+  return last;
+}
+
+void PromptStore::sync_dir() const {
+  const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) fail("{}: cannot open the directory to sync it", dir_.string());
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) fail("{}: cannot sync the directory", dir_.string());
 }
 
 std::optional<CloudPrompt> PromptStore::find(const std::string& tenant,
@@ -108,8 +142,10 @@ bool PromptStore::erase(const std::string& tenant, const std::string& id) {
   }
   if (!dir_.empty()) {
     std::error_code ec;
+    // Metadata first: without it a left-over KV file is never loaded.
     std::filesystem::remove(meta_path(key), ec);
     std::filesystem::remove(kv_path(key), ec);
+    sync_dir();
   }
   return true;
 }

@@ -41,11 +41,16 @@ class PromptStore {
   };
   // Each tenant's prompts are apart: the same id of two tenants is two prompts.
   // A new version when the tokens or template differ from the registered one (or it failed).
+  // Versions of an id never repeat, across deletes and (with a directory) restarts: the highest
+  // one given is on disk before put returns, so an edge's cached KV of an old version is never
+  // taken for a new prompt.
   Registration put(const std::string& tenant, const std::string& id, std::string text,
                    std::string chat_template, std::vector<int32_t> tokens);
   std::optional<CloudPrompt> find(const std::string& tenant, const std::string& id) const;
   std::vector<CloudPrompt> list(const std::string& tenant) const;
-  bool erase(const std::string& tenant, const std::string& id);  // false: no such prompt
+  // False: no such prompt. The files are gone from the disk (directory synced) when it returns,
+  // so a restart does not bring the prompt back.
+  bool erase(const std::string& tenant, const std::string& id);
 
   // After a prefill: records its time and writes the KV, then the metadata, atomically.
   void complete(const CloudPrompt& prompt, double prefill_s);
@@ -59,6 +64,9 @@ class PromptStore {
   std::filesystem::path meta_path(const std::string& key) const;
   std::filesystem::path kv_path(const std::string& key) const;
   void reload();
+  // Gives `key` its next version and records it (versions.json) before anyone sees it.
+  uint64_t next_version_locked(const std::string& key, uint64_t current);
+  void sync_dir() const;
 
   std::filesystem::path dir_;
   const Model& model_;
@@ -66,6 +74,7 @@ class PromptStore {
   KvDtype kv_dtype_;
   mutable std::mutex mutex_;
   std::map<std::string, CloudPrompt> prompts_;
+  std::map<std::string, uint64_t> last_version_;  // by key, deleted prompts' too
 };
 
 }  // namespace ep

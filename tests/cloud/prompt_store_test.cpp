@@ -140,6 +140,32 @@ TEST(PromptStore, TenantsSeeOnlyTheirOwnPrompts) {
   EXPECT_FALSE(reloaded.find("", "support"));
 }
 
+TEST(PromptStore, VersionsNeverRepeatAcrossDeletesAndRestarts) {
+  test::ScratchDir dir;
+  {
+    PromptStore store(dir.path(), model(), fingerprint(), KvDtype::F16);
+    EXPECT_EQ(store.put("", "bank", "v1", "none", kTokens).prompt.version, 1u);
+    EXPECT_EQ(store.put("", "bank", "v2", "none", kOtherTokens).prompt.version, 2u);
+    ASSERT_TRUE(store.erase("", "bank"));
+    // Registered again after the delete, with the first text: not version 1 again.
+    const auto again = store.put("", "bank", "v1", "none", kTokens);
+    EXPECT_EQ(again.prompt.version, 3u);
+    ASSERT_TRUE(store.erase("", "bank"));  // deleted before its prefill finished
+    // Other tenants' versions count apart.
+    EXPECT_EQ(store.put("acme", "bank", "a", "none", kTokens).prompt.version, 1u);
+  }
+  // A restart: no prompt of that id is on disk, yet the versions go on.
+  {
+    PromptStore store(dir.path(), model(), fingerprint(), KvDtype::F16);
+    EXPECT_FALSE(store.find("", "bank"));
+    EXPECT_EQ(store.put("", "bank", "v1", "none", kTokens).prompt.version, 4u);
+    EXPECT_EQ(store.put("acme", "bank", "b", "none", kOtherTokens).prompt.version, 2u);
+  }
+  // Memory only: versions start at 1 in each process (documented; nothing survives there).
+  PromptStore memory({}, model(), fingerprint(), KvDtype::F16);
+  EXPECT_EQ(memory.put("", "bank", "v1", "none", kTokens).prompt.version, 1u);
+}
+
 TEST(PromptStore, FindListEraseSizeAndReady) {
   PromptStore store({}, model(), fingerprint(), KvDtype::F16);
   EXPECT_FALSE(store.find("", "a"));
@@ -182,7 +208,8 @@ TEST(PromptStore, CompletedPromptsAreReloadedFromTheDirectory) {
     fill(p.prompt, 1.0f);
     store.complete(p.prompt, 0.25);
     kv_bytes = p.prompt.kv->all_bytes();
-    EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"support.epkv", "support.json"}));
+    EXPECT_EQ(names_in(dir.path()),
+              (std::vector<std::string>{"support.epkv", "support.json", "versions.json"}));
     EXPECT_EQ(test::read_file(dir / "support.epkv"), kv_bytes);
 
     // A second prompt at version 2; and one never completed, which is not persisted.
@@ -193,8 +220,9 @@ TEST(PromptStore, CompletedPromptsAreReloadedFromTheDirectory) {
     v2_bytes = v2.prompt.kv->all_bytes();
     store.put("", "pending", "Never prefilled.", "none", kTokens);
   }
-  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"billing.epkv", "billing.json",
-                                                            "support.epkv", "support.json"}));
+  EXPECT_EQ(names_in(dir.path()),
+            (std::vector<std::string>{"billing.epkv", "billing.json", "support.epkv",
+                                      "support.json", "versions.json"}));
 
   PromptStore reloaded(dir.path(), model(), fingerprint(), KvDtype::F16);
   EXPECT_EQ(reloaded.size(), 2u);
@@ -268,11 +296,12 @@ TEST(PromptStore, EraseRemovesBothFilesAndNoTemporaryIsLeft) {
   store.complete(gone.prompt, 0.1);
   // Completing again (e.g. the same prompt rewritten) replaces the files in place.
   store.complete(gone.prompt, 0.2);
-  EXPECT_EQ(names_in(dir.path()),
-            (std::vector<std::string>{"gone.epkv", "gone.json", "keep.epkv", "keep.json"}));
+  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"gone.epkv", "gone.json", "keep.epkv",
+                                                            "keep.json", "versions.json"}));
 
   EXPECT_TRUE(store.erase("", "gone"));
-  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"keep.epkv", "keep.json"}));
+  EXPECT_EQ(names_in(dir.path()),
+            (std::vector<std::string>{"keep.epkv", "keep.json", "versions.json"}));
   for (const auto& e : fs::directory_iterator(dir.path())) {
     EXPECT_NE(e.path().extension(), ".tmp") << e.path();
   }
