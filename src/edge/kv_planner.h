@@ -9,9 +9,9 @@
 #pragma once
 
 #include "core/thread_pool.h"
-#include "kernels/cpu/matmul.h"
 #include "model/model.h"
 #include "protocol/kv_codec.h"
+#include "runtime/transformer.h"  // kernels::Precision, the calibration's pass
 
 #include <cstdint>
 #include <mutex>
