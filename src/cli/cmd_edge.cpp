@@ -22,7 +22,7 @@ Command add_edge(CLI::App& root) {
   struct Options {
     std::string model, cloud, listen = "127.0.0.1:8081", kv_cache_dir;
     uint64_t kv_cache_bytes = 1ull << 30;
-    std::string kv_codec;
+    std::string kv_codec, kv_plan;
     int threads = ThreadPool::default_threads();
     EngineFlags engine{edge_engine_options(), ""};
     ServerTransport transport;
@@ -45,6 +45,11 @@ Command add_edge(CLI::App& root) {
   app->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)");
   app->add_option("--kv-cache-dir", o->kv_cache_dir, "Directory for the persistent KV cache");
   app->add_option("--kv-cache-bytes", o->kv_cache_bytes, "KV cache budget in bytes (LRU)");
+  app->add_option("--kv-plan", o->kv_plan,
+                  "How a cloud prompt's KV the edge does not hold reaches it: auto (the fastest "
+                  "by eq. 7 with the measured link), f16, int8, int4 (streamed) or local "
+                  "(recomputed here); default: streamed as --kv-codec asks")
+      ->check(CLI::IsMember({"auto", "f16", "int8", "int4", "local"}));
   app->add_option(
       "--kv-codec", o->kv_codec,
       std::string("Codec to ask the cloud's KV streams in (default: the cloud's, f16): ") +
@@ -75,6 +80,7 @@ Command add_edge(CLI::App& root) {
             opt.cloud.base_url = o->cloud;
             opt.kv_cache_dir = o->kv_cache_dir;
             opt.kv_cache_bytes = o->kv_cache_bytes;
+            opt.kv_plan = o->kv_plan;
             if (!o->kv_codec.empty()) {
               opt.kv_codec = kv_codec_from_name(o->kv_codec);
               if (!opt.kv_codec)

@@ -29,7 +29,7 @@ CloudKvSource::CloudKvSource(CloudConnection cloud, const Model& model, std::str
       fingerprint_(std::move(fingerprint)),
       cache_(cache) {}
 
-CloudKv CloudKvSource::resolve(const std::string& id, const CloudFetchOptions& fetch) {
+CloudKv CloudKvSource::resolve(const std::string& id, const FetchPlan& plan) {
   if (cloud_.base_url.empty()) {
     http::fail(ErrorKind::InvalidRequest, "this edge has no cloud configured (--cloud URL)");
   }
@@ -47,6 +47,7 @@ CloudKv CloudKvSource::resolve(const std::string& id, const CloudFetchOptions& f
       kv.segment = std::move(segment);
       kv.source = "edge-cache";
     } else {
+      const CloudFetchOptions fetch = plan ? plan(info) : CloudFetchOptions{};
       kv.fetch_started = std::chrono::steady_clock::now();
       kv.fetch = std::make_unique<CloudKvFetch>(cloud_, id, model_, fingerprint_, fetch);
       kv.codec = kv_codec_name(kv.fetch->header().codec());
@@ -54,11 +55,17 @@ CloudKv CloudKvSource::resolve(const std::string& id, const CloudFetchOptions& f
       kv.version = kv.fetch->header().prompt_version;
       kv.chat_template = kv.fetch->header().chat_template;
       kv.source = "stream";
+      if (fetch.header_only) {
+        kv.tokens = kv.fetch->header().tokens;
+        kv.segment = nullptr;
+        kv.fetch.reset();  // nothing to cache: the edge computes this KV itself
+        kv.source = "local";
+      }
     }
   } catch (const CloudError& e) {
     throw http::HttpError(kind_of(e), e.what());
   }
-  kv.n_tokens = size_t(kv.segment->n_tokens());
+  kv.n_tokens = kv.segment ? size_t(kv.segment->n_tokens()) : kv.tokens.size();
   return kv;
 }
 

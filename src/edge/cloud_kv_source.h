@@ -10,8 +10,10 @@
 #include "runtime/kv_segment.h"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace ep {
 
@@ -20,6 +22,7 @@ struct CloudKv {
   std::unique_ptr<CloudKvFetch> fetch;    // set when streamed for this request
   std::string id, chat_template, source;  // source: "edge-cache" or "stream"
   std::string codec;                      // the stream's codec as it arrived (kv_codec_name)
+  std::vector<int32_t> tokens;            // the cloud prompt's, with source "local"
   uint64_t version = 0;
   size_t n_tokens = 0;
   std::chrono::steady_clock::time_point fetch_started;  // layer arrivals count from here
@@ -33,8 +36,11 @@ class CloudKvSource {
 
   // Throws http::HttpError: NotFound (unknown prompt), ModelMismatch (the cloud runs another
   // model), Upstream (cloud unreachable, failing or corrupt).
-  // `fetch`: how a stream is asked for (its codec) when the edge's cache does not hold the KV.
-  CloudKv resolve(const std::string& id, const CloudFetchOptions& fetch = {});
+  // `plan`: given the prompt's metadata, how its KV is asked for when the edge's cache does not
+  // hold it (a codec, or only the header: then `tokens` are set for the edge to recompute the
+  // KV itself, `segment` is null and `source` is "local").
+  using FetchPlan = std::function<CloudFetchOptions(const CloudPromptInfo&)>;
+  CloudKv resolve(const std::string& id, const FetchPlan& plan = nullptr);
   // Caches a streamed KV once it is complete; a failure is reported and leaves the cache as it was.
   void keep(const CloudKv& kv);
 

@@ -4,6 +4,7 @@
 #include "core/token_list.h"
 #include "edge/cloud_kv_source.h"
 #include "edge/edge_kv_cache.h"
+#include "edge/kv_planner.h"
 #include "http/error.h"
 #include "http/metrics.h"
 #include "http/response.h"
@@ -22,7 +23,11 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
+#include <memory>
+#include <vector>
 
 namespace ep {
 
@@ -55,6 +60,12 @@ struct EdgeService::Impl {
       metrics.counter("kv_cache_hits_total", "Cloud prompts served from the edge's KV cache.");
   http::Counter& cache_misses =
       metrics.counter("kv_cache_misses_total", "Cloud prompts whose KV was streamed.");
+  std::unique_ptr<KvPlanner> planner;  // with opt.kv_plan
+  std::map<KvPlan, http::Counter*> plans;
+  http::Gauge& ttft_predicted = metrics.gauge(
+      "ttft_predicted_seconds", "The planner's eq. 7 time to first token of the last request.");
+  http::Gauge& ttft_measured = metrics.gauge(
+      "ttft_measured_seconds", "Time to first token of the last request the planner chose for.");
 
   Impl(const Model& m, const Tokenizer& t, EdgeOptions o, http::HttpServer& s)
       : model(m),
@@ -72,7 +83,46 @@ struct EdgeService::Impl {
                   [this] { return double(cache.bytes()); });
     metrics.gauge("kv_cache_entries", "Cloud prompts in the edge's KV cache.",
                   [this] { return double(cache.size()); });
+    if (!opt.kv_plan.empty()) make_planner();
     routes();
+  }
+
+  void make_planner() {
+    KvPlanOptions po;
+    if (opt.kv_plan != "auto") {
+      po.forced = kv_plan_from_name(opt.kv_plan);
+      if (!po.forced) fail("--kv-plan: '{}' is not auto, f16, int8, int4 or local", opt.kv_plan);
+    }
+    planner = std::make_unique<KvPlanner>(
+        po, calibrate_edge_token_layer_s(model, pool, opt.engine.precision));
+    for (const KvPlan p : kKvPlans) {
+      plans[p] = &metrics.counter(
+          fmt::format("kv_plan_{}_total", kv_plan_name(p)),
+          fmt::format("Cloud prompts the planner chose '{}' for.", kv_plan_name(p)));
+    }
+  }
+
+  // The fetch of a cloud prompt the edge does not hold, as the planner (if any) chooses it.
+  CloudFetchOptions plan_fetch(const CompletionRequest& req, const CloudPromptInfo& info,
+                               std::optional<KvPlanChoice>& choice) {
+    CloudFetchOptions f;
+    f.codec = opt.kv_codec;
+    if (!planner) return f;
+    const size_t n_edge =
+        completion_tokens(req, tokenizer, model.hp.n_vocab, local_template, info.chat_template)
+            .size();
+    choice = planner->choose({info.n_tokens, n_edge, uint64_t(model.hp.n_layer),
+                              uint64_t(model.hp.n_head_kv), uint64_t(model.hp.head_dim)});
+    plans[choice->plan]->add();
+    ttft_predicted.set(choice->predicted_s);
+    if (choice->plan == KvPlan::Local) {
+      f.header_only = true;
+    } else {
+      KvCodec c = kv_plan_codec(choice->plan);
+      if (opt.kv_codec) c.compression = opt.kv_codec->compression;  // --kv-codec ...+zstd
+      f.codec = c;
+    }
+    return f;
   }
 
   // Runs a request; `on_text` streams pieces. Returns the whole answer (usage included). The
@@ -81,16 +131,21 @@ struct EdgeService::Impl {
            const std::function<bool(const std::string&)>& on_text) {
     const auto t_request = std::chrono::steady_clock::now();
     std::optional<CloudKv> kv;
+    std::optional<KvPlanChoice> choice;
     if (req.cloud_prompt) {
-      CloudFetchOptions fetch;
-      fetch.codec = opt.kv_codec;
-      kv = cloud.resolve(*req.cloud_prompt, fetch);
-      (kv->fetch ? cache_misses : cache_hits).add();
+      kv = cloud.resolve(*req.cloud_prompt, [&](const CloudPromptInfo& info) {
+        return plan_fetch(req, info, choice);
+      });
+      (kv->source == "edge-cache" ? cache_hits : cache_misses).add();
     }
     req.gen.tokens = completion_tokens(req, tokenizer, model.hp.n_vocab, local_template,
                                        kv ? std::optional(kv->chat_template) : std::nullopt);
     if (req.gen.tokens.empty()) http::fail(ErrorKind::InvalidRequest, "the prompt is empty");
+    const std::vector<int32_t> own = req.gen.tokens;
     req.gen.prefix = kv ? kv->segment : nullptr;
+    if (kv && kv->source == "local") {  // the cloud prompt's tokens computed here, then ours
+      req.gen.tokens.insert(req.gen.tokens.begin(), kv->tokens.begin(), kv->tokens.end());
+    }
     const double setup_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request).count();
     GenerationResult r;
@@ -103,6 +158,7 @@ struct EdgeService::Impl {
     } catch (const Error& e) {
       http::fail(ErrorKind::InvalidRequest, "{}", e.what());
     }
+    req.gen.tokens = own;  // usage counts the private tokens apart from the cloud prompt's
     SharedKvUsage shared;
     if (kv) {
       shared.n_tokens = kv->n_tokens;
@@ -122,7 +178,21 @@ struct EdgeService::Impl {
     json out = completion_body(req, id, r, completion_usage(r, req, shared, setup_s));
     if (kv) out["cloud_prompt"] = {{"id", kv->id}, {"version", kv->version}};
     if (kv && kv->fetch) out["usage"]["timings"]["kv_codec"] = kv->codec;
+    if (choice) record_plan(*kv, *choice, out["usage"]["timings"]);
     return out;
+  }
+
+  // The plan, its prediction and what was measured, into the answer's timings and the planner.
+  void record_plan(const CloudKv& kv, const KvPlanChoice& choice, json& timings) {
+    const double ttft_ms = timings.value("ttft_ms", 0.0);
+    timings["kv_plan"] = kv_plan_name(choice.plan);
+    timings["ttft_predicted_ms"] = choice.predicted_s * 1e3;
+    ttft_measured.set(ttft_ms / 1e3);
+    if (!kv.fetch) return;
+    const auto arrival = kv.fetch->layer_arrival_s();
+    if (arrival.empty()) return;
+    const auto [first, last] = std::minmax_element(arrival.begin(), arrival.end());
+    planner->observe_stream(kv.fetch->bytes_received(), *first, *last);
   }
 
   void routes() {

@@ -46,6 +46,10 @@ struct EdgeOptions {
   // The codec a cloud prompt's KV is asked for when it is streamed (docs/kv-wire-format.md);
   // none: the form the cloud keeps (f16 by default).
   std::optional<KvCodec> kv_codec;
+  // How a cloud prompt's KV that the edge does not hold reaches it (edge/kv_planner.h): empty
+  // as asked by kv_codec; "auto": eq. 7's fastest with measured inputs; "f16", "int8", "int4"
+  // (streamed in that codec) or "local" (recomputed here from the prompt's tokens).
+  std::string kv_plan;
   // The device's users are batched by the serving engine; max_seqs 1 runs them one at a time.
   EngineOptions engine = edge_engine_options();
 };

@@ -103,6 +103,7 @@ std::optional<CloudError> CloudKvFetch::attempt() {
             segment_ = make_segment(header_);
             arrival_.assign(header_.n_layers, 0.0);
             header_cv_.notify_all();
+            if (opt_.header_only) return false;
           } else if (parser.header() &&
                      (parser.header()->prompt_version != header_.prompt_version ||
                       parser.header()->tokens != header_.tokens)) {
@@ -119,6 +120,7 @@ std::optional<CloudError> CloudKvFetch::attempt() {
           }
           return true;
         });
+    if (opt_.header_only && parser.header() && status == 200) return std::nullopt;
     if (!res) {
       return CloudError(CloudFailure::Unreachable, describe_connection_error(cloud_, res.error()));
     }

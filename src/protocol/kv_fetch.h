@@ -28,6 +28,9 @@ struct CloudFetchOptions {
   // The codec to ask the cloud for (?codec=); none: the form the cloud keeps. Whatever the
   // header then says is what is decoded.
   std::optional<KvCodec> codec;
+  // Only the header (the prompt's tokens and template, for an edge that recomputes the KV
+  // itself): the connection is closed once it has arrived; no layer is ever published.
+  bool header_only = false;
 };
 
 class CloudKvFetch {
