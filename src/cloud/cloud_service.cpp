@@ -6,6 +6,7 @@
 #include "core/token_list.h"
 #include "http/auth.h"
 #include "http/error.h"
+#include "http/json_ints.h"
 #include "http/metrics.h"
 #include "http/response.h"
 #include "http/server.h"
@@ -156,7 +157,7 @@ struct CloudService::Impl {
       chat_template = body.value("chat_template", std::string("none"));
       if (chat_template.empty()) chat_template = "none";
       if (body.contains("tokens")) {
-        std::vector<int32_t> ids = body.at("tokens").get<std::vector<int32_t>>();
+        std::vector<int32_t> ids = http::json_token_ids(body.at("tokens"), "tokens");
         check_token_ids(ids, model.hp.n_vocab);
         text = body.value("text", std::string());
         return ids;

@@ -14,6 +14,8 @@ int status_of(ErrorKind kind) {
       return 404;
     case ErrorKind::ModelMismatch:
       return 409;
+    case ErrorKind::LengthRequired:
+      return 411;
     case ErrorKind::PayloadTooLarge:
       return 413;
     case ErrorKind::TooManyRequests:
@@ -31,6 +33,7 @@ int status_of(ErrorKind kind) {
 std::string_view type_of(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::InvalidRequest:
+    case ErrorKind::LengthRequired:
     case ErrorKind::PayloadTooLarge:
       return "invalid_request_error";
     case ErrorKind::Unauthorized:
@@ -65,6 +68,8 @@ ErrorKind kind_of_status(int status) {
       return ErrorKind::NotFound;
     case 409:
       return ErrorKind::ModelMismatch;
+    case 411:
+      return ErrorKind::LengthRequired;
     case 429:
       return ErrorKind::TooManyRequests;
     case 413:

@@ -18,6 +18,7 @@ enum class ErrorKind {
   Forbidden,        // 403: credentials that do not allow this
   NotFound,         // 404: no such endpoint or resource
   ModelMismatch,    // 409: the other side runs another model
+  LengthRequired,   // 411: a body without Content-Length (chunked), whose size is not known
   PayloadTooLarge,  // 413: body over the limit
   TooManyRequests,  // 429: the service is full now; the client may retry (Retry-After)
   Upstream,         // 502: the cloud failed, sent something corrupt, or could not be reached

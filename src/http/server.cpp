@@ -80,6 +80,19 @@ HttpServer::HttpServer(HttpLimits limits, const TlsServerOptions& tls)
     const int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
+  // httplib reads a chunked body whole whatever its size (the limit above counts only a
+  // Content-Length): such bodies are refused before they are read, and the connection closed
+  // (the unread body would follow as the next request).
+  s.set_pre_routing_handler([this](const httplib::Request& q, httplib::Response& r) {
+    if (!q.has_header("Transfer-Encoding")) return httplib::Server::HandlerResponse::Unhandled;
+    send_error(r, ErrorKind::LengthRequired,
+               fmt::format("{} {}: a body without Content-Length (Transfer-Encoding: {}) is not "
+                           "accepted; send Content-Length, at most {} bytes",
+                           q.method, q.path, q.get_header_value("Transfer-Encoding"),
+                           limits_.max_body_bytes));
+    r.set_header("Connection", "close");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   // Requests no route answered (unknown paths, over-long bodies): the same error shape.
   s.set_error_handler([this](const httplib::Request& q, httplib::Response& r) {
     if (r.body.empty()) send_error(r, kind_of_status(r.status), describe_status(q, r, limits_));

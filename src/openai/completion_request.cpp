@@ -1,6 +1,7 @@
 #include "openai/completion_request.h"
 
 #include "http/error.h"
+#include "http/json_ints.h"
 
 #include <nlohmann/json.hpp>
 
@@ -56,12 +57,17 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
     if (j.contains("cloud_prompt") && !j["cloud_prompt"].is_null()) {
       req.cloud_prompt = j["cloud_prompt"].get<std::string>();
     }
-    req.gen.max_tokens = j.value("max_tokens", j.value("max_completion_tokens", 128));
+    // Counts and ids without wrapping (http/json_ints.h): 4294967297 is refused, not 1.
+    for (const char* name : {"max_completion_tokens", "max_tokens"}) {
+      if (j.contains(name) && !j[name].is_null()) {
+        req.gen.max_tokens = int(http::json_int(j[name], name, 1, 1 << 24));
+      }
+    }
     req.gen.ignore_eos = j.value("ignore_eos", false);  // as vLLM and llama-server take it
     SamplerParams& s = req.gen.sampling;
     s.temperature = j.value("temperature", 1.0f);
     s.top_p = j.value("top_p", 1.0f);
-    s.top_k = j.value("top_k", 0);
+    s.top_k = j.contains("top_k") ? int(http::json_int(j["top_k"], "top_k", -1, 1 << 24)) : 0;
     s.min_p = j.value("min_p", 0.0f);
     s.presence_penalty = j.value("presence_penalty", 0.0f);
     s.repeat_penalty = j.value("repeat_penalty", 1.0f);
@@ -91,7 +97,7 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
       if (j["prompt"].is_string()) {
         req.prompt = j["prompt"].get<std::string>();
       } else {
-        req.prompt_ids = j["prompt"].get<std::vector<int32_t>>();
+        req.prompt_ids = http::json_token_ids(j["prompt"], "prompt");
       }
     }
   } catch (const http::HttpError&) {

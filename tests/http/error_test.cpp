@@ -30,6 +30,7 @@ const std::vector<KindCase> kKinds = {
     {ErrorKind::Forbidden, 403, "permission_error"},
     {ErrorKind::NotFound, 404, "not_found_error"},
     {ErrorKind::ModelMismatch, 409, "model_mismatch"},
+    {ErrorKind::LengthRequired, 411, "invalid_request_error"},
     {ErrorKind::PayloadTooLarge, 413, "invalid_request_error"},
     {ErrorKind::TooManyRequests, 429, "rate_limit_error"},
     {ErrorKind::Upstream, 502, "cloud_error"},
