@@ -63,6 +63,8 @@ Command add_cloud(CLI::App& root) {
         check_server_transport(o->transport, "cloud");
         CloudOptions opt;
         opt.tls = o->transport.tls;
+        const auto log = open_request_log(o->transport);
+        opt.request_log = log.get();
         std::tie(opt.host, opt.port) = parse_listen_address(o->listen);
         opt.cache_dir = o->cache_dir;
         if (!o->admin_token.empty()) {

@@ -73,6 +73,8 @@ Command add_edge(CLI::App& root) {
             }
             EdgeOptions opt;
             opt.tls = o->transport.tls;
+            const auto log = open_request_log(o->transport);
+            opt.request_log = log.get();
             opt.cloud.tls = o->cloud_tls;
             opt.cloud.admin_token =
                 http::read_secret(o->cloud_token_file, "EDGEPROMPT_CLOUD_TOKEN");

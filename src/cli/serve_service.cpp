@@ -1,5 +1,7 @@
 #include "cli/serve_service.h"
 
+#include "core/error.h"
+
 #include <fmt/core.h>
 
 #include <thread>
@@ -13,6 +15,8 @@ void add_server_transport_flags(CLI::App* app, ServerTransport& t) {
                   "Accept only clients with a certificate this CA signed (mutual TLS)");
   app->add_flag("--insecure-http", t.insecure_http,
                 "Serve plain HTTP without TLS (only on a trusted network)");
+  app->add_option("--log-file", t.log_file,
+                  "Append the request log (one JSON line a request) here instead of stderr");
 }
 
 void check_server_transport(const ServerTransport& t, std::string_view name) {
@@ -23,6 +27,13 @@ void check_server_transport(const ServerTransport& t, std::string_view name) {
                "cross the network unencrypted\n",
                name);
   }
+}
+
+std::shared_ptr<std::FILE> open_request_log(const ServerTransport& t) {
+  if (t.log_file.empty()) return std::shared_ptr<std::FILE>(stderr, [](std::FILE*) {});
+  std::FILE* f = std::fopen(t.log_file.c_str(), "a");
+  if (!f) fail("--log-file {}: cannot open it for appending", t.log_file);
+  return std::shared_ptr<std::FILE>(f, [](std::FILE* p) { std::fclose(p); });
 }
 
 int serve_until_stopped(http::Service& service, const StopSignals& signals, std::string_view name,

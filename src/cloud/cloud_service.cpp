@@ -108,6 +108,13 @@ struct CloudService::Impl {
     metrics.gauge("prompts_ready", "Cloud prompts whose KV is complete.",
                   [this] { return double(store.ready()); });
     routes();
+    if (opt.request_log) {
+      server.log_requests(opt.request_log, [this](const httplib::Request& q) {
+        if (!opt.auth) return std::string();
+        const auto who = opt.auth->authenticate(q.get_header_value("Authorization"));
+        return who ? who->tenant : std::string();
+      });
+    }
   }
 
   PrefillFn cpu_prefill() {

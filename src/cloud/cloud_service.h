@@ -43,7 +43,8 @@ struct CloudOptions {
   int threads = ThreadPool::default_threads();
   PrefillFn prefill;  // empty: the CPU transformer (e.g. a GPU engine's prefill otherwise)
   http::HttpLimits limits = http::cloud_http_limits();
-  http::TlsServerOptions tls;  // HTTPS when set (and mutual TLS with a client CA)
+  http::TlsServerOptions tls;        // HTTPS when set (and mutual TLS with a client CA)
+  std::FILE* request_log = nullptr;  // one JSON line a request (http/request_log.h); null: none
   // The completions (/v1/completions, /v1/chat/completions): continuous batching, relay mode by
   // default (a request naming a cloud prompt attends its KV, held once).
   EngineOptions engine = cloud_engine_options();

@@ -85,6 +85,7 @@ struct EdgeService::Impl {
                   [this] { return double(cache.size()); });
     if (!opt.kv_plan.empty()) make_planner();
     routes();
+    if (opt.request_log) server.log_requests(opt.request_log, nullptr);  // one user, no tenants
   }
 
   void make_planner() {

@@ -42,7 +42,8 @@ struct EdgeOptions {
   uint64_t kv_cache_bytes = 1ull << 30;
   int threads = ThreadPool::default_threads();
   http::HttpLimits limits = http::edge_http_limits();
-  http::TlsServerOptions tls;  // the edge's own API over HTTPS when set
+  http::TlsServerOptions tls;        // the edge's own API over HTTPS when set
+  std::FILE* request_log = nullptr;  // one JSON line a request (http/request_log.h); null: none
   // The codec a cloud prompt's KV is asked for when it is streamed (docs/kv-wire-format.md);
   // none: the form the cloud keeps (f16 by default).
   std::optional<KvCodec> kv_codec;

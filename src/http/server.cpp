@@ -84,6 +84,7 @@ HttpServer::HttpServer(HttpLimits limits, const TlsServerOptions& tls)
   // Content-Length): such bodies are refused before they are read, and the connection closed
   // (the unread body would follow as the next request).
   s.set_pre_routing_handler([this](const httplib::Request& q, httplib::Response& r) {
+    if (log_) r.set_header("X-Request-Id", log_->begin());
     if (!q.has_header("Transfer-Encoding")) return httplib::Server::HandlerResponse::Unhandled;
     send_error(r, ErrorKind::LengthRequired,
                fmt::format("{} {}: a body without Content-Length (Transfer-Encoding: {}) is not "
@@ -112,6 +113,27 @@ HttpServer::HttpServer(HttpLimits limits, const TlsServerOptions& tls)
 }
 
 HttpServer::~HttpServer() = default;
+
+void HttpServer::log_requests(std::FILE* out,
+                              std::function<std::string(const httplib::Request&)> tenant_of) {
+  log_ = std::make_unique<RequestLog>(out);
+  tenant_of_ = std::move(tenant_of);
+  server_->set_logger([this](const httplib::Request& q, const httplib::Response& r) {
+    RequestRecord rec;
+    rec.id = r.get_header_value("X-Request-Id");
+    try {
+      rec.tenant = tenant_of_ ? tenant_of_(q) : "";
+    } catch (const std::exception&) {
+      rec.tenant = "";
+    }
+    rec.method = q.method;
+    rec.route = q.path;
+    rec.status = r.status;
+    rec.bytes_in = q.body.size();
+    rec.bytes_out = r.body.size();  // a streamed answer's bytes are in the metrics
+    log_->finish(std::move(rec));
+  });
+}
 
 httplib::Server& HttpServer::routes() {
   return *server_;

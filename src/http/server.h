@@ -6,15 +6,19 @@
 #pragma once
 
 #include "http/limits.h"
+#include "http/request_log.h"
 #include "http/tls.h"
 
 #include <atomic>
+#include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
 namespace httplib {
 class Server;
-}
+struct Request;
+}  // namespace httplib
 
 namespace ep::http {
 
@@ -29,6 +33,9 @@ class HttpServer {
   httplib::Server& routes();
   const HttpLimits& limits() const { return limits_; }
   const char* scheme() const { return tls_ ? "https" : "http"; }
+  // Logs every request as one JSON line to `out` (http/request_log.h); `tenant_of` names the
+  // tenant a request acted for ("" if none). Call before serve().
+  void log_requests(std::FILE* out, std::function<std::string(const httplib::Request&)> tenant_of);
 
   // Binds to host:port (port 0: any free port); returns the bound port or throws ep::Error.
   int bind(const std::string& host, int port);
@@ -40,6 +47,8 @@ class HttpServer {
   bool tls_ = false;
   std::unique_ptr<httplib::Server> server_;
   int (*listening_socket_)(httplib::Server&) = nullptr;
+  std::unique_ptr<RequestLog> log_;
+  std::function<std::string(const httplib::Request&)> tenant_of_;
   std::atomic<bool> stop_requested_{false}, serving_{false}, served_{false};
 };
 

@@ -1,0 +1,75 @@
+// The request log (http/request_log.h) of a real cloud process with tenants: one JSON line a
+// request in --log-file, with the id the client got as X-Request-Id, the tenant the token names,
+// the route, status, bytes and time.
+#include "http/auth.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ep {
+namespace {
+
+using json = nlohmann::json;
+
+std::vector<json> lines_of(const std::string& text) {
+  std::vector<json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+  return out;
+}
+
+TEST(RequestLog, OneLineARequestWithIdTenantRouteStatusBytesAndTime) {
+  test::ScratchDir dir;
+  std::string hash;
+  for (const uint8_t b : http::hash_token("acme-admin")) hash += fmt::format("{:02x}", b);
+  test::write_file(dir / "auth", "acme admin " + hash + "\n");
+  test::Process cloud({"cloud", "--insecure-http", "--model", test::default_model().string(),
+                       "--listen", "127.0.0.1:0", "--auth-file", (dir / "auth").string(),
+                       "--log-file", (dir / "requests.log").string()});
+  const std::string url = test::start_cloud(cloud);
+  httplib::Client c(url);
+  const httplib::Headers admin = {{"Authorization", "Bearer acme-admin"}};
+  const std::string body = json{{"text", "You help."}}.dump();
+  auto put = c.Put("/v1/cloud-prompts/p", admin, body, "application/json");
+  ASSERT_EQ(put->status, 201);
+  auto anonymous = c.Get("/v1/cloud-prompts");
+  ASSERT_EQ(anonymous->status, 401);
+  auto missing = c.Get("/v1/cloud-prompts/nope", admin);
+  ASSERT_EQ(missing->status, 404);
+
+  // The line is written once the answer has gone out: wait for all three (bounded).
+  std::vector<json> log;
+  for (int i = 0; i < 200 && log.size() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    log = lines_of(test::read_file(dir / "requests.log"));
+  }
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_EQ(log[0]["id"], put->get_header_value("X-Request-Id"));
+  EXPECT_EQ(log[0]["tenant"], "acme");
+  EXPECT_EQ(log[0]["method"], "PUT");
+  EXPECT_EQ(log[0]["route"], "/v1/cloud-prompts/p");
+  EXPECT_EQ(log[0]["status"], 201);
+  EXPECT_EQ(log[0]["bytes_in"], body.size());
+  EXPECT_EQ(log[0]["bytes_out"], put->body.size());
+  EXPECT_GE(log[0]["ms"].get<double>(), 0.0);
+  EXPECT_EQ(log[1]["tenant"], "");
+  EXPECT_EQ(log[1]["status"], 401);
+  EXPECT_EQ(log[1]["id"], anonymous->get_header_value("X-Request-Id"));
+  EXPECT_EQ(log[2]["status"], 404);
+  EXPECT_NE(log[0]["id"], log[1]["id"]);
+  // Nothing of the token itself is logged.
+  EXPECT_EQ(test::read_file(dir / "requests.log").find("acme-admin"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ep
