@@ -16,12 +16,16 @@ CloudConnection cloud_at(const std::string& base_url) {
   return c;
 }
 
-std::string kv_path(const std::string& id, const std::optional<KvCodec>& codec) {
+std::string kv_path(const std::string& id, const std::optional<KvCodec>& codec, uint32_t from) {
   std::string path = "/v1/cloud-prompts/" + id + "/kv";
-  if (!codec) return path;
-  std::string name = kv_codec_name(*codec);
-  if (name.ends_with("+zstd")) name.replace(name.size() - 5, 1, "%2B");  // '+' is a space
-  return path + "?codec=" + name;
+  std::string query;
+  if (codec) {
+    std::string name = kv_codec_name(*codec);
+    if (name.ends_with("+zstd")) name.replace(name.size() - 5, 1, "%2B");  // '+' is a space
+    query += "&codec=" + name;
+  }
+  if (from > 0) query += "&from=" + std::to_string(from);
+  return query.empty() ? path : path + "?" + query.substr(1);
 }
 
 }  // namespace
@@ -65,7 +69,15 @@ void CloudKvFetch::run() {
     failure = attempt();
     if (!failure || failure->permanent()) break;
   }
-  if (!failure) return;
+  const auto done = [&] {
+    done_ = true;
+    done_cv_.notify_all();
+  };
+  if (!failure) {
+    std::lock_guard lock(mutex_);
+    done();
+    return;
+  }
   const std::string message = fmt::format("cloud prompt '{}': {}", prompt_id_, failure->what());
   std::lock_guard lock(mutex_);
   if (segment_) {
@@ -74,18 +86,34 @@ void CloudKvFetch::run() {
     failure_ = CloudError(failure->failure(), message, failure->http_status());
     header_cv_.notify_all();
   }
+  done();
 }
 
 std::optional<CloudError> CloudKvFetch::attempt() {
   KvStreamParser parser;
   // A header that does not fit this model is refused before any layer is decoded.
   parser.on_header([&](const KvStreamHeader& h) { check_kv_header(h, model_, fingerprint_); });
+  // After a cut, the stream resumes at the first layer not yet received (the cloud sends them
+  // in order), in the codec the first attempt got.
+  const uint32_t from = resume_;
+  parser.resume_from(from);
+  const std::optional<KvCodec> codec = segment_ ? std::optional(header_.codec()) : opt_.codec;
   std::string local;  // this attempt's bytes
   int status = 0;
+  // What this attempt adds to the complete stream: its header once, then its whole frames.
+  const auto absorb = [&] {
+    if (!parser.header() || status != 200) return;
+    const size_t skip = from == 0 ? 0 : encode_kv_header(*parser.header()).size();
+    const size_t used = size_t(parser.bytes_consumed());
+    std::lock_guard lock(mutex_);
+    if (from == 0) kept_.clear();  // started again from the header
+    if (used > skip) kept_.append(local, skip, used - skip);
+    while (segment_ && resume_ < header_.n_layers && segment_->layer_ready(resume_)) ++resume_;
+  };
   try {
     const auto client = open_cloud_client(cloud_);
     auto res = client->Get(
-        kv_path(prompt_id_, opt_.codec), httplib::Headers{},
+        kv_path(prompt_id_, codec, from), httplib::Headers{},
         [&](const httplib::Response& r) {
           status = r.status;
           return true;
@@ -106,7 +134,8 @@ std::optional<CloudError> CloudKvFetch::attempt() {
             if (opt_.header_only) return false;
           } else if (parser.header() &&
                      (parser.header()->prompt_version != header_.prompt_version ||
-                      parser.header()->tokens != header_.tokens)) {
+                      parser.header()->tokens != header_.tokens ||
+                      !(parser.header()->codec() == header_.codec()))) {
             throw CloudError(CloudFailure::Corrupt,
                              "the cloud prompt changed while it was being streamed");
           }
@@ -121,6 +150,7 @@ std::optional<CloudError> CloudKvFetch::attempt() {
           return true;
         });
     if (opt_.header_only && parser.header() && status == 200) return std::nullopt;
+    absorb();
     if (!res) {
       return CloudError(CloudFailure::Unreachable, describe_connection_error(cloud_, res.error()));
     }
@@ -136,14 +166,16 @@ std::optional<CloudError> CloudKvFetch::attempt() {
                                     local.size()));
     }
   } catch (const CloudError& e) {
+    absorb();
     return e;
   } catch (const KvMismatch& e) {
     return CloudError(CloudFailure::ModelMismatch, e.what());
   } catch (const Error& e) {
+    absorb();  // the frames before the corrupt one are whole and verified
     return CloudError(CloudFailure::Corrupt, e.what());  // the parser's checksums or framing
   }
   std::lock_guard lock(mutex_);
-  stream_ = std::move(local);
+  stream_ = kept_;
   return std::nullopt;
 }
 
@@ -157,7 +189,8 @@ std::vector<double> CloudKvFetch::layer_arrival_s() const {
 }
 
 std::string CloudKvFetch::stream_bytes() const {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
+  done_cv_.wait(lock, [&] { return done_; });
   return stream_;
 }
 

@@ -24,7 +24,7 @@ namespace ep {
 struct CloudFetchOptions {
   std::chrono::seconds connect_timeout{5};
   std::chrono::seconds read_timeout{30};
-  int attempts = 2;  // a failed or corrupt stream is retried once
+  int attempts = 2;  // a failed or corrupt stream is retried once, from its last whole layer
   // The codec to ask the cloud for (?codec=); none: the form the cloud keeps. Whatever the
   // header then says is what is decoded.
   std::optional<KvCodec> codec;
@@ -54,7 +54,8 @@ class CloudKvFetch {
   uint64_t bytes_received() const { return bytes_.load(); }
   // Seconds from the request to each layer's arrival.
   std::vector<double> layer_arrival_s() const;
-  // The complete stream bytes (valid after wait_complete), e.g. for a local cache.
+  // The complete stream bytes once the fetch has ended (waits for it; empty when it failed),
+  // e.g. for a local cache.
   std::string stream_bytes() const;
 
  private:
@@ -72,8 +73,12 @@ class CloudKvFetch {
   std::atomic<uint64_t> bytes_{0};
   mutable std::mutex mutex_;
   std::vector<double> arrival_;
-  std::string stream_;  // header + frames in arrival order + end
+  std::string stream_;   // header + frames in arrival order + end
+  std::string kept_;     // the whole parts received so far over all attempts (resumed ones too)
+  uint32_t resume_ = 0;  // layers 0 .. resume_-1 received: where a retry resumes
   std::condition_variable header_cv_;
+  mutable std::condition_variable done_cv_;
+  bool done_ = false;                  // the fetch's thread is past its last attempt
   std::optional<CloudError> failure_;  // set when no header could be obtained
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -5,6 +5,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace ep {
@@ -253,7 +254,12 @@ bool KvStreamParser::parse_one() {
            h.n_layers, h.n_kv_heads, h.head_dim, n_tokens);
     }
     if (on_header_) on_header_(h);
+    if (resume_from_ > h.n_layers) {
+      fail("KV stream: resumed at layer {} of {}", resume_from_, h.n_layers);
+    }
     seen_.assign(h.n_layers, false);
+    std::fill(seen_.begin(), seen_.begin() + resume_from_, true);
+    n_seen_ = resume_from_;
     header_ = std::move(h);
     pos_ += total + 8;
     consumed_ += total + 8;

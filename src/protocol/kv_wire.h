@@ -76,6 +76,8 @@ class KvStreamParser {
   void on_header(std::function<void(const KvStreamHeader&)> check) {
     on_header_ = std::move(check);
   }
+  // A stream resumed at layer `first` (?from=first): layers below it count as already received.
+  void resume_from(uint32_t first) { resume_from_ = first; }
   void feed(std::string_view bytes);
   const std::optional<KvStreamHeader>& header() const { return header_; }
   // Layers completed since the last call.
@@ -91,6 +93,7 @@ class KvStreamParser {
   uint64_t consumed_ = 0;
   std::optional<KvStreamHeader> header_;
   std::function<void(const KvStreamHeader&)> on_header_;
+  uint32_t resume_from_ = 0;
   std::vector<bool> seen_;
   uint32_t n_seen_ = 0;
   std::vector<Layer> ready_;
