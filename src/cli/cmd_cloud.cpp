@@ -25,6 +25,7 @@ Command add_cloud(CLI::App& root) {
   struct Options {
     std::string model, listen = "127.0.0.1:8080", cache_dir, admin_token, kv_dtype = "f16";
     std::string admin_token_file, auth_file;
+    double tenant_rate = 0, tenant_burst = 0;
     std::string device = "cpu";
     int64_t max_prompt = 0;
     double gpu_memory_fraction = 0.9;
@@ -39,6 +40,12 @@ Command add_cloud(CLI::App& root) {
   app->add_option("--cache-dir", o->cache_dir, "Directory for the persistent KV cache");
   app->add_option("--auth-file", o->auth_file,
                   "Tenants' tokens: one 'TENANT admin|edge|client SHA256-HEX' a line");
+  app->add_option("--tenant-rate", o->tenant_rate,
+                  "Requests a second each tenant may send (0: no limit; over it: 429)")
+      ->check(CLI::Range(0.0, 1e9));
+  app->add_option("--tenant-burst", o->tenant_burst,
+                  "Requests a tenant may send at once (default: the rate rounded up)")
+      ->check(CLI::Range(0.0, 1e9));
   app->add_option("--admin-token-file", o->admin_token_file,
                   "Without --auth-file: file whose first line is the token PUT and DELETE need "
                   "(or EDGEPROMPT_ADMIN_TOKEN)");
@@ -72,6 +79,8 @@ Command add_cloud(CLI::App& root) {
               "--admin-token on the command line is visible to every user (ps): use "
               "--admin-token-file FILE or the EDGEPROMPT_ADMIN_TOKEN environment variable");
         }
+        opt.tenant_rate = o->tenant_rate;
+        opt.tenant_burst = o->tenant_burst;
         opt.admin_token = http::read_secret(o->admin_token_file, "EDGEPROMPT_ADMIN_TOKEN");
         if (!o->auth_file.empty()) {
           if (!opt.admin_token.empty()) {

@@ -8,6 +8,7 @@
 #include "http/error.h"
 #include "http/json_ints.h"
 #include "http/metrics.h"
+#include "http/rate_limit.h"
 #include "http/response.h"
 #include "http/server.h"
 #include "model/fingerprint.h"
@@ -25,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <cmath>
 
 namespace ep {
 namespace {
@@ -64,7 +66,8 @@ struct CloudService::Impl {
   http::HttpServer& server;  // the service's; routes are registered here
   PromptStore store;
 
-  std::optional<http::TokenHash> admin_token_hash;  // without an auth file
+  std::optional<http::TokenHash> admin_token_hash;    // without an auth file
+  std::unique_ptr<http::TenantRateLimit> rate_limit;  // with --tenant-rate
 
   http::MetricsRegistry metrics{"edgeprompt_cloud_"};
   http::Counter& bytes_served =
@@ -105,6 +108,10 @@ struct CloudService::Impl {
             },
             [this] { errors.add(); }) {
     if (!opt.admin_token.empty()) admin_token_hash = http::hash_token(opt.admin_token);
+    if (opt.tenant_rate > 0) {
+      rate_limit = std::make_unique<http::TenantRateLimit>(
+          opt.tenant_rate, opt.tenant_burst > 0 ? opt.tenant_burst : std::ceil(opt.tenant_rate));
+    }
     register_engine_metrics(engine_metrics, engine);
     metrics.gauge("prompts", "Cloud prompts registered.", [this] { return double(store.size()); });
     metrics.gauge("prompts_ready", "Cloud prompts whose KV is complete.",
@@ -134,8 +141,24 @@ struct CloudService::Impl {
   // The tenant a request acts for, when its bearer token has one of the `allowed` roles: 401 for
   // a missing or unknown token, 403 for a role that may not do `what`. Without an auth file
   // there is one tenant (""), and only admin routes need a token (the admin token, if set).
+  // Then the tenant's request rate (--tenant-rate): over it, 429 with the seconds to wait.
   std::string authorize(const httplib::Request& req, std::initializer_list<http::Role> allowed,
                         const char* what) const {
+    std::string tenant = check_token(req, allowed, what);
+    if (rate_limit) {
+      if (const auto wait = rate_limit->acquire(tenant)) {
+        throw http::HttpError(
+            ErrorKind::TooManyRequests,
+            fmt::format("over the request rate of {} a second{}: retry in {} s", opt.tenant_rate,
+                        tenant.empty() ? "" : " of tenant '" + tenant + "'", *wait),
+            *wait);
+      }
+    }
+    return tenant;
+  }
+
+  std::string check_token(const httplib::Request& req, std::initializer_list<http::Role> allowed,
+                          const char* what) const {
     const std::string header = req.get_header_value("Authorization");
     if (!opt.auth) {
       const bool admin_only = allowed.size() == 1 && *allowed.begin() == http::Role::Admin;

@@ -39,6 +39,9 @@ struct CloudOptions {
   // Tenants and scoped tokens (http/auth.h): every route but /health and /v1/models then needs
   // a token, and each tenant sees only its own prompts.
   std::shared_ptr<const http::AuthTable> auth;
+  // Requests a second each tenant may send on average (0: no limit), and at once (0: the rate
+  // rounded up); over it a request is answered 429 with Retry-After. /health is not counted.
+  double tenant_rate = 0, tenant_burst = 0;
   KvDtype kv_dtype = KvDtype::F16;
   int threads = ThreadPool::default_threads();
   PrefillFn prefill;  // empty: the CPU transformer (e.g. a GPU engine's prefill otherwise)

@@ -34,12 +34,15 @@ ErrorKind kind_of_status(int status);
 
 class HttpError : public Error {
  public:
-  HttpError(ErrorKind kind, const std::string& message) : Error(message), kind_(kind) {}
+  HttpError(ErrorKind kind, const std::string& message, int retry_after_s = 1)
+      : Error(message), kind_(kind), retry_after_s_(retry_after_s) {}
   ErrorKind kind() const { return kind_; }
+  int retry_after_s() const { return retry_after_s_; }  // Retry-After of a 429
   int status() const { return status_of(kind_); }
 
  private:
   ErrorKind kind_;
+  int retry_after_s_;
 };
 
 template <typename... Args>

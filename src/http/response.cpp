@@ -32,7 +32,10 @@ void send_error(httplib::Response& res, ErrorKind kind, const std::string& messa
 }
 
 void send_error(httplib::Response& res, const HttpError& error) {
-  send_error(res, error.kind(), error.what());
+  if (error.kind() != ErrorKind::TooManyRequests)
+    return send_error(res, error.kind(), error.what());
+  res.set_header("Retry-After", std::to_string(error.retry_after_s()));
+  send_json(res, error_body(error.kind(), error.what()), status_of(error.kind()));
 }
 
 std::string error_message_of(const std::string& body) {

@@ -11,8 +11,10 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 namespace ep {
 namespace {
@@ -159,6 +161,30 @@ TEST_F(CloudTenants, EdgeFetchesWithItsTokenFromAFile) {
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 502) << refused->body;
   EXPECT_NE(refused->body.find("401"), std::string::npos) << refused->body;
+}
+
+TEST_F(CloudTenants, EachTenantHasItsOwnRequestRate) {
+  // A second cloud with a rate of 1 request a second and a burst of 2, per tenant.
+  test::Process limited({"cloud", "--insecure-http", "--model", test::default_model().string(),
+                         "--listen", "127.0.0.1:0", "--auth-file", (dir / "auth").string(),
+                         "--tenant-rate", "1", "--tenant-burst", "2"});
+  httplib::Client c(test::start_cloud(limited));
+  EXPECT_EQ(c.Get("/v1/cloud-prompts", bearer("acme-edge"))->status, 200);
+  EXPECT_EQ(c.Get("/v1/cloud-prompts", bearer("acme-admin"))->status, 200);  // one tenant
+  auto over = c.Get("/v1/cloud-prompts", bearer("acme-edge"));
+  ASSERT_TRUE(over);
+  EXPECT_EQ(error_of(over), std::make_pair(429, std::string("rate_limit_error")));
+  ASSERT_TRUE(over->has_header("Retry-After"));
+  const int wait = std::stoi(over->get_header_value("Retry-After"));
+  EXPECT_GE(wait, 1);
+  EXPECT_LE(wait, 1);
+  EXPECT_EQ(over->get_header_value_count("Retry-After"), 1u);
+  // Another tenant is not slowed; /health is not counted.
+  EXPECT_EQ(c.Get("/v1/cloud-prompts", bearer("globex-admin"))->status, 200);
+  EXPECT_EQ(c.Get("/health")->status, 200);
+  // After the wait the tenant is served again.
+  std::this_thread::sleep_for(std::chrono::seconds(wait));
+  EXPECT_EQ(c.Get("/v1/cloud-prompts", bearer("acme-edge"))->status, 200);
 }
 
 TEST_F(CloudTenants, TokensOnTheCommandLineAreRefused) {

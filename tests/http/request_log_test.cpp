@@ -54,19 +54,28 @@ TEST(RequestLog, OneLineARequestWithIdTenantRouteStatusBytesAndTime) {
     log = lines_of(test::read_file(dir / "requests.log"));
   }
   ASSERT_EQ(log.size(), 3u);
-  EXPECT_EQ(log[0]["id"], put->get_header_value("X-Request-Id"));
-  EXPECT_EQ(log[0]["tenant"], "acme");
-  EXPECT_EQ(log[0]["method"], "PUT");
-  EXPECT_EQ(log[0]["route"], "/v1/cloud-prompts/p");
-  EXPECT_EQ(log[0]["status"], 201);
-  EXPECT_EQ(log[0]["bytes_in"], body.size());
-  EXPECT_EQ(log[0]["bytes_out"], put->body.size());
-  EXPECT_GE(log[0]["ms"].get<double>(), 0.0);
-  EXPECT_EQ(log[1]["tenant"], "");
-  EXPECT_EQ(log[1]["status"], 401);
-  EXPECT_EQ(log[1]["id"], anonymous->get_header_value("X-Request-Id"));
-  EXPECT_EQ(log[2]["status"], 404);
-  EXPECT_NE(log[0]["id"], log[1]["id"]);
+  // Lines are written as answers finish: found by the id each client got.
+  const auto line_of = [&](const httplib::Result& r) {
+    for (const json& l : log) {
+      if (l["id"] == r->get_header_value("X-Request-Id")) return l;
+    }
+    ADD_FAILURE() << "no line for id " << r->get_header_value("X-Request-Id");
+    return json::object();
+  };
+  const json p = line_of(put), a = line_of(anonymous), m = line_of(missing);
+  EXPECT_EQ(p["tenant"], "acme");
+  EXPECT_EQ(p["method"], "PUT");
+  EXPECT_EQ(p["route"], "/v1/cloud-prompts/p");
+  EXPECT_EQ(p["status"], 201);
+  EXPECT_EQ(p["bytes_in"], body.size());
+  EXPECT_EQ(p["bytes_out"], put->body.size());
+  EXPECT_GE(p["ms"].get<double>(), 0.0);
+  EXPECT_EQ(a["tenant"], "");
+  EXPECT_EQ(a["status"], 401);
+  EXPECT_EQ(m["tenant"], "acme");
+  EXPECT_EQ(m["status"], 404);
+  EXPECT_EQ(m["route"], "/v1/cloud-prompts/nope");
+  EXPECT_NE(p["id"], a["id"]);
   // Nothing of the token itself is logged.
   EXPECT_EQ(test::read_file(dir / "requests.log").find("acme-admin"), std::string::npos);
 }
