@@ -28,6 +28,7 @@ Command add_edge(CLI::App& root) {
     ServerTransport transport;
     http::TlsClientOptions cloud_tls;
     std::string cloud_token_file;
+    double revalidate_s = 2;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand(
@@ -39,6 +40,10 @@ Command add_edge(CLI::App& root) {
   app->add_option("--cloud-cert", o->cloud_tls.cert_file,
                   "PEM client certificate to present to the cloud (mutual TLS)");
   app->add_option("--cloud-key", o->cloud_tls.key_file, "PEM private key of --cloud-cert");
+  app->add_option("--revalidate-s", o->revalidate_s,
+                  "Seconds a cloud prompt's description is trusted before the edge asks again "
+                  "(If-None-Match); 0: before every request")
+      ->check(CLI::Range(0.0, 86400.0));
   app->add_option("--cloud-token-file", o->cloud_token_file,
                   "File whose first line is the edge's token at the cloud (or "
                   "EDGEPROMPT_CLOUD_TOKEN)");
@@ -73,6 +78,7 @@ Command add_edge(CLI::App& root) {
             }
             EdgeOptions opt;
             opt.tls = o->transport.tls;
+            opt.revalidate_s = o->revalidate_s;
             const auto log = open_request_log(o->transport);
             opt.request_log = log.get();
             opt.cloud.tls = o->cloud_tls;

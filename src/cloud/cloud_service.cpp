@@ -43,6 +43,14 @@ uint64_t salt_of(const std::string& tenant) {
   return salt;
 }
 
+std::string etag_of(const CloudPrompt& p, const std::string& fingerprint) {
+  std::string content = fingerprint + '\n' + p.chat_template + '\n';
+  content.append(reinterpret_cast<const char*>(p.tokens.data()), p.tokens.size() * 4);
+  const http::TokenHash h = http::hash_token(content);
+  return fmt::format("\"v{}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}\"", p.version, h[0],
+                     h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+}
+
 json describe(const CloudPrompt& p, const std::string& fingerprint) {
   return {{"id", p.id},
           {"version", p.version},
@@ -395,7 +403,16 @@ struct CloudService::Impl {
     s.Get(prompt, [this](const auto& q, auto& r) {
       const std::string tenant =
           authorize(q, {http::Role::Admin, http::Role::Edge}, "read cloud prompts");
-      http::send_json(r, describe(find(tenant, q.matches[1]), fingerprint));
+      const CloudPrompt p = find(tenant, q.matches[1]);
+      // The ETag names the version and the content (model, template, tokens): an edge
+      // revalidating with If-None-Match gets a bodiless 304 while its copy is current.
+      const std::string etag = etag_of(p, fingerprint);
+      r.set_header("ETag", etag);
+      if (q.get_header_value("If-None-Match") == etag) {
+        r.status = 304;
+        return;
+      }
+      http::send_json(r, describe(p, fingerprint));
     });
     s.Delete(prompt, [this](const auto& q, auto& r) { delete_prompt(q, r); });
     s.Get("/v1/cloud-prompts", [this](const httplib::Request& q, httplib::Response& r) {

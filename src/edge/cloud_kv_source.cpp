@@ -23,11 +23,41 @@ ErrorKind kind_of(const CloudError& e) {
 }  // namespace
 
 CloudKvSource::CloudKvSource(CloudConnection cloud, const Model& model, std::string fingerprint,
-                             EdgeKvCache& cache)
+                             EdgeKvCache& cache, double revalidate_s)
     : cloud_(std::move(cloud)),
       model_(model),
       fingerprint_(std::move(fingerprint)),
-      cache_(cache) {}
+      cache_(cache),
+      revalidate_s_(revalidate_s) {}
+
+CloudPromptInfo CloudKvSource::describe(const std::string& id) {
+  const auto now = std::chrono::steady_clock::now();
+  std::string etag;
+  {
+    std::lock_guard lock(mutex_);
+    if (const auto it = known_.find(id); it != known_.end()) {
+      if (std::chrono::duration<double>(now - it->second.checked).count() < revalidate_s_) {
+        return it->second.info;  // no round trip: the cloud learns nothing of this request
+      }
+      etag = it->second.info.etag;
+    }
+  }
+  std::optional<CloudPromptInfo> fresh;
+  try {
+    fresh = CloudClient(cloud_).prompt_if_changed(id, etag);
+  } catch (const CloudError& e) {
+    if (e.failure() == CloudFailure::NotFound) {
+      std::lock_guard lock(mutex_);
+      known_.erase(id);
+    }
+    throw;
+  }
+  std::lock_guard lock(mutex_);
+  Known& k = known_[id];
+  if (fresh) k.info = std::move(*fresh);
+  k.checked = now;
+  return k.info;
+}
 
 CloudKv CloudKvSource::resolve(const std::string& id, const FetchPlan& plan) {
   if (cloud_.base_url.empty()) {
@@ -36,7 +66,7 @@ CloudKv CloudKvSource::resolve(const std::string& id, const FetchPlan& plan) {
   CloudKv kv;
   kv.id = id;
   try {
-    const CloudPromptInfo info = CloudClient(cloud_).prompt(id);
+    const CloudPromptInfo info = describe(id);
     if (info.fingerprint != fingerprint_) {
       http::fail(ErrorKind::ModelMismatch, "model mismatch: the cloud runs {}, this edge runs {}",
                  info.fingerprint, fingerprint_);

@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,8 +33,10 @@ struct CloudKv {
 class CloudKvSource {
  public:
   // `cloud.base_url` empty: no cloud; every resolve() is then a clear InvalidRequest error.
+  // A prompt's description is asked for again (If-None-Match: a bodiless 304 while unchanged)
+  // only once `revalidate_s` have passed since the last answer; 0: before every request.
   CloudKvSource(CloudConnection cloud, const Model& model, std::string fingerprint,
-                EdgeKvCache& cache);
+                EdgeKvCache& cache, double revalidate_s = 0);
 
   // Throws http::HttpError: NotFound (unknown prompt), ModelMismatch (the cloud runs another
   // model), Upstream (cloud unreachable, failing or corrupt).
@@ -49,6 +53,15 @@ class CloudKvSource {
   const Model& model_;
   std::string fingerprint_;
   EdgeKvCache& cache_;
+  double revalidate_s_;
+  struct Known {
+    CloudPromptInfo info;
+    std::chrono::steady_clock::time_point checked;
+  };
+  std::mutex mutex_;
+  std::map<std::string, Known> known_;  // by id: the cloud's last description
+  // The prompt's description: the one known if checked within revalidate_s, else the cloud's.
+  CloudPromptInfo describe(const std::string& id);
 };
 
 }  // namespace ep

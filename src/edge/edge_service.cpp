@@ -75,7 +75,7 @@ struct EdgeService::Impl {
         local_template(model_chat_template(*m.source, &t)),
         pool(opt.threads),
         cache(opt.kv_cache_dir, opt.kv_cache_bytes, m, fingerprint),
-        cloud(opt.cloud, m, fingerprint, cache),
+        cloud(opt.cloud, m, fingerprint, cache, opt.revalidate_s),
         server(s),
         engine(m, &t, pool, with_engine_histograms(engine_metrics, opt.engine)) {
     register_engine_metrics(engine_metrics, engine);

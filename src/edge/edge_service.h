@@ -44,6 +44,9 @@ struct EdgeOptions {
   http::HttpLimits limits = http::edge_http_limits();
   http::TlsServerOptions tls;        // the edge's own API over HTTPS when set
   std::FILE* request_log = nullptr;  // one JSON line a request (http/request_log.h); null: none
+  // Seconds a cloud prompt's description is trusted before it is revalidated (a conditional
+  // GET); within them a request for a cached prompt sends nothing to the cloud.
+  double revalidate_s = 2;
   // The codec a cloud prompt's KV is asked for when it is streamed (docs/kv-wire-format.md);
   // none: the form the cloud keeps (f16 by default).
   std::optional<KvCodec> kv_codec;

@@ -121,10 +121,20 @@ CloudClient::CloudClient(CloudConnection connection) : connection_(std::move(con
 }
 
 CloudPromptInfo CloudClient::prompt(const std::string& id) const {
+  return *prompt_if_changed(id, "");
+}
+
+std::optional<CloudPromptInfo> CloudClient::prompt_if_changed(const std::string& id,
+                                                              const std::string& etag) const {
   const auto client = open_cloud_client(connection_);
   const std::string what = fmt::format("cloud prompt '{}'", id);
-  return prompt_info(expect_json(client->Get("/v1/cloud-prompts/" + id), connection_, 200, what),
-                     connection_);
+  httplib::Headers headers;
+  if (!etag.empty()) headers.emplace("If-None-Match", etag);
+  const auto r = client->Get("/v1/cloud-prompts/" + id, headers);
+  if (r && r->status == 304 && !etag.empty()) return std::nullopt;
+  CloudPromptInfo info = prompt_info(expect_json(r, connection_, 200, what), connection_);
+  info.etag = r->get_header_value("ETag");
+  return info;
 }
 
 std::vector<CloudPromptInfo> CloudClient::prompts() const {

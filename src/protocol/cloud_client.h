@@ -45,6 +45,7 @@ struct CloudPromptInfo {
   std::string chat_template;
   std::string state;  // "computing", "ready" or "failed"
   uint64_t kv_bytes = 0;
+  std::string etag;  // the ETag of the description (version and content), when it came with one
 };
 
 // What to register: the system text (tokenised by the cloud in `chat_template`'s system part),
@@ -62,7 +63,11 @@ class CloudClient {
   const CloudConnection& connection() const { return connection_; }
 
   CloudPromptInfo prompt(const std::string& id) const;  // GET /v1/cloud-prompts/ID
-  std::vector<CloudPromptInfo> prompts() const;         // GET /v1/cloud-prompts
+  // The same with If-None-Match: nullopt when the cloud answers 304 (the prompt is still the one
+  // `etag` names), else the current description (its etag set).
+  std::optional<CloudPromptInfo> prompt_if_changed(const std::string& id,
+                                                   const std::string& etag) const;
+  std::vector<CloudPromptInfo> prompts() const;  // GET /v1/cloud-prompts
   CloudPromptInfo put_prompt(const std::string& id, const CloudPromptSpec& spec) const;
   void delete_prompt(const std::string& id) const;
 

@@ -203,10 +203,11 @@ TEST(EdgeService, ErrorsAreHttpCodesWithMessages) {
        {"max_tokens", 4},
        {"temperature", 0}});
   EXPECT_EQ(local["usage"]["cloud_tokens"], 0);
-  // Cloud gone: a clear 502, quickly.
+  // Cloud gone: a clear 502, quickly (for a prompt the edge has not described within
+  // --revalidate-s, so it must ask).
   cloud.stop();
   const json gone =
-      chat(edge_url, {{"cloud_prompt", "p"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}},
+      chat(edge_url, {{"cloud_prompt", "q"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}},
            502);
   EXPECT_NE(gone["error"]["message"].get<std::string>().find("unreachable"), std::string::npos);
 }
@@ -271,11 +272,20 @@ TEST(EdgeService, TimelineCountsFromTheRequestOverASlowLink) {
   EXPECT_GE(t["setup_ms"].get<double>(), 160);
   EXPECT_GE(t["ttft_ms"].get<double>(), t["setup_ms"].get<double>());
   EXPECT_EQ(t["kv_source"], "stream");
-  // Cached: only the metadata round trip remains.
+  // Cached, and the prompt's description checked less than --revalidate-s (2 s) ago: no round
+  // trip at all, so nothing of the request's timing reaches the cloud.
   const json c = chat(edge_url, body)["usage"]["timings"];
   EXPECT_EQ(c["kv_source"], "edge-cache");
-  EXPECT_GE(c["ttft_ms"].get<double>(), 80);
-  EXPECT_LT(c["ttft_ms"].get<double>(), t["ttft_ms"].get<double>());
+  EXPECT_LT(c["ttft_ms"].get<double>(), 80);
+  // With --revalidate-s 0 a cached request still pays the (conditional) metadata round trip.
+  test::Process eager({"edge", "--insecure-http", "--precision", "exact", "--model", model,
+                       "--cloud", relay.url(), "--listen", "127.0.0.1:0", "--revalidate-s", "0"});
+  const std::string eager_url = start_edge(eager);
+  chat(eager_url, body);
+  const json e = chat(eager_url, body)["usage"]["timings"];
+  EXPECT_EQ(e["kv_source"], "edge-cache");
+  EXPECT_GE(e["ttft_ms"].get<double>(), 80);
+  EXPECT_LT(e["ttft_ms"].get<double>(), t["ttft_ms"].get<double>());
 }
 
 }  // namespace

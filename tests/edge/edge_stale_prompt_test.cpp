@@ -9,8 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <filesystem>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace ep {
 namespace {
@@ -57,7 +61,7 @@ TEST(EdgeStalePrompt, ReplacedOrDeletedPromptIsNeverServedFromTheOldKv) {
   const std::string cloud_url = test::start_cloud(cloud);
   test::Process edge({"edge", "--insecure-http", "--model", test::default_model().string(),
                       "--cloud", cloud_url, "--listen", "127.0.0.1:0", "--kv-cache-dir",
-                      (dir / "edge-cache").string()});
+                      (dir / "edge-cache").string(), "--revalidate-s", "0"});
   const std::string edge_url = url_in(edge.wait_for_line("listening on http://"));
 
   const json old_prompt = put(cloud_url, kOld);
@@ -88,6 +92,64 @@ TEST(EdgeStalePrompt, ReplacedOrDeletedPromptIsNeverServedFromTheOldKv) {
 
   // The first text again, after all that: still a version never seen before.
   EXPECT_GT(put(cloud_url, kOld)["version"].get<uint64_t>(), new_prompt["version"].get<uint64_t>());
+}
+
+// The lines of the cloud's request log for GET `route`.
+std::vector<json> log_lines(const std::filesystem::path& log, const std::string& route) {
+  std::vector<json> out;
+  std::istringstream in(test::read_file(log));
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line);
+    if (j["route"] == route && j["method"] == "GET") out.push_back(j);
+  }
+  return out;
+}
+
+TEST(EdgeStalePrompt, RevalidationIsConditionalAndAtMostEveryRevalidateSeconds) {
+  test::ScratchDir dir;
+  const auto log = dir / "cloud.log";
+  test::Process cloud({"cloud", "--insecure-http", "--model", test::default_model().string(),
+                       "--listen", "127.0.0.1:0", "--log-file", log.string()});
+  const std::string cloud_url = test::start_cloud(cloud);
+  put(cloud_url, kOld);
+  const auto edge_with = [&](const char* revalidate_s) {
+    return std::make_unique<test::Process>(std::vector<std::string>{
+        "edge", "--insecure-http", "--model", test::default_model().string(), "--cloud", cloud_url,
+        "--listen", "127.0.0.1:0", "--revalidate-s", revalidate_s});
+  };
+  const auto wait_log = [&](size_t n) {  // lines are written once each answer went out
+    for (int i = 0; i < 200 && log_lines(log, "/v1/cloud-prompts/bank").size() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return log_lines(log, "/v1/cloud-prompts/bank");
+  };
+  {
+    // Within the window: three requests, one description asked for, one KV stream.
+    auto edge = edge_with("600");
+    const std::string url = url_in(edge->wait_for_line("listening on http://"));
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(chat(url)->status, 200);
+    const auto gets = wait_log(1);
+    ASSERT_EQ(gets.size(), 1u);
+    EXPECT_EQ(gets[0]["status"], 200);
+    EXPECT_EQ(log_lines(log, "/v1/cloud-prompts/bank/kv").size(), 1u);
+  }
+  {
+    // Revalidating every request: the repeats are bodiless 304s while the prompt is unchanged.
+    auto edge = edge_with("0");
+    const std::string url = url_in(edge->wait_for_line("listening on http://"));
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(chat(url)->status, 200);
+    const auto gets = wait_log(4);
+    ASSERT_EQ(gets.size(), 4u);
+    EXPECT_EQ(gets[1]["status"], 200);
+    EXPECT_EQ(gets[2]["status"], 304);
+    EXPECT_EQ(gets[3]["status"], 304);
+    EXPECT_EQ(gets[3]["bytes_out"], 0);
+    // Replaced: the next revalidation sees it at once.
+    put(cloud_url, kNew);
+    auto fresh = chat(url);
+    ASSERT_EQ(fresh->status, 200);
+    EXPECT_EQ(json::parse(fresh->body)["usage"]["timings"]["kv_source"], "stream");
+  }
 }
 
 TEST(EdgeStalePrompt, VersionsContinueAfterACloudRestart) {
