@@ -83,8 +83,9 @@ TEST(CloudCompletions, EveryCacheModeAndTheEdgeGiveTheSameAnswers) {
   std::vector<std::unique_ptr<test::Process>> clouds;
   for (const char* mode : {"none", "prefix", "relay"}) {
     clouds.push_back(std::make_unique<test::Process>(std::vector<std::string>{
-        "cloud", "--insecure-http", "--model", model, "--listen", "127.0.0.1:0", "--cache-mode",
-        mode, "--max-seqs", "8", "--max-batched-tokens", "64", "--kv-cache-bytes", "67108864"}));
+        "cloud", "--insecure-http", "--precision", "exact", "--model", model, "--listen",
+        "127.0.0.1:0", "--cache-mode", mode, "--max-seqs", "8", "--max-batched-tokens", "64",
+        "--kv-cache-bytes", "67108864"}));
     const std::string url = test::start_cloud(*clouds.back());
     register_prompt(url);
     answers.push_back(concurrently(url, kRequests));

@@ -117,6 +117,14 @@ struct EngineImpl {
     kv_dim = hp.n_head_kv * hd;
     qkv_dim = q_dim + 2 * kv_dim;
     ff = hp.n_ff;
+    // Architectures whose layers do more than Llama's (Qwen3's head norms, Gemma 3's layer pattern,
+    // scales and post-norms, Phi-3's fused matrices) are computed by the CPU loop only.
+    if ((hp.arch != "llama" && hp.arch != "mistral" && hp.arch != "qwen2") || hp.qk_norm ||
+        hp.post_norms || !hp.sliding_layers.empty() || hp.rope_theta_sliding > 0 ||
+        hp.embd_scale != 1.0f || hp.attn_scale > 0 || hp.ffn_act != FfnActivation::Silu ||
+        hp.final_logit_softcap > 0)
+      fail("CUDA backend: architecture '{}' is not supported on the GPU (use --device cpu)",
+           hp.arch);
     if (!rows_supported(int(hd)))
       fail("CUDA backend: head_dim {} is not supported (16, 32, 64, 128)", hd);
     if (d % 8 || q_dim % 8 || ff % 8) fail("CUDA backend: widths must be multiples of 8");
