@@ -79,8 +79,7 @@ TEST(CompletionTokens, AfterACloudPromptOnlyThePrivatePartWithoutItsSystem) {
   const auto tok = load_tokenizer(*model->source);
   const auto req = parse_completion_request(
       R"({"messages": [{"role": "user", "content": "What does \"river\" mean?"}]})", true);
-  const auto own =
-      completion_tokens(req, *tok, model->hp.n_vocab, ChatFormat::chatml, "chatml");
+  const auto own = completion_tokens(req, *tok, model->hp.n_vocab, ChatFormat::chatml, "chatml");
   EXPECT_EQ(own, private_prompt_tokens(*tok, ChatFormat::chatml, req.messages));
   const auto whole =
       completion_tokens(req, *tok, model->hp.n_vocab, ChatFormat::chatml, std::nullopt);
