@@ -199,11 +199,15 @@ int Process::stop() {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-std::string start_cloud(Process& p) {
+std::string listen_url(Process& p) {
   const std::string line = p.wait_for_line("listening on http://");
   const size_t at = line.find("http://");
-  if (at == std::string::npos) throw std::runtime_error("cloud did not start: " + p.err());
+  if (at == std::string::npos) throw std::runtime_error("did not start: " + p.err());
   return line.substr(at, line.find(' ', at) - at);
+}
+
+std::string start_cloud(Process& p) {
+  return listen_url(p);
 }
 
 std::filesystem::path make_chat_model_dir(const std::filesystem::path& hf_dir) {

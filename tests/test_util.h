@@ -61,8 +61,10 @@ class Process {
   std::string err_;
 };
 
-// Starts `edgeprompt cloud` on a free loopback port; returns its base URL, e.g.
-// http://127.0.0.1:4242
+// Waits for a server's "listening on http://..." line and returns that base URL, e.g.
+// http://127.0.0.1:4242; throws with the server's stderr if it did not start.
+std::string listen_url(Process& p);
+// The same for `edgeprompt cloud` started on a free loopback port.
 std::string start_cloud(Process& p);
 
 // Assembles in `hf_dir` a small chat model: the llama-gqa fixture's weights with the tiny

@@ -52,13 +52,6 @@ json chat(const std::string& user, const json& extra = json::object()) {
   return body;
 }
 
-std::string listen_url(test::Process& p) {
-  const std::string line = p.wait_for_line("listening on http://");
-  const size_t at = line.find("http://");
-  if (at == std::string::npos) throw std::runtime_error("did not start: " + p.err());
-  return line.substr(at, line.find(' ', at) - at);
-}
-
 json system_message() {
   return json{{"role", "system"}, {"content", kSystem}};
 }
@@ -99,7 +92,7 @@ TEST(CloudChatTemplate, TheModelsOwnTemplateSplitsAndAnswersAsTheBuiltIn) {
   // An edge computes the private part with the same template, named in the KV stream.
   test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                       "--cloud", url, "--listen", "127.0.0.1:0"});
-  const std::string edge_url = listen_url(edge);
+  const std::string edge_url = test::listen_url(edge);
   const json e = expect_status(
       send(edge_url, "POST", "/v1/chat/completions", chat(user, {{"cloud_prompt", "own"}})), 200);
   EXPECT_EQ(answer(e), answer(a));

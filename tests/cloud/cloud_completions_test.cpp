@@ -20,13 +20,6 @@ using json = nlohmann::json;
 const char* const kWords[] = {"river", "bright",  "ancient", "harbour", "curious",  "lantern",
                               "quiet", "gravity", "meadow",  "velvet",  "stubborn", "to wander"};
 
-std::string listen_url(test::Process& p) {
-  const std::string line = p.wait_for_line("listening on http://");
-  const size_t at = line.find("http://");
-  if (at == std::string::npos) throw std::runtime_error("did not start: " + p.err());
-  return line.substr(at, line.find(' ', at) - at);
-}
-
 void register_prompt(const std::string& cloud) {
   httplib::Client c(cloud);
   auto r = c.Put("/v1/cloud-prompts/dict",
@@ -98,7 +91,7 @@ TEST(CloudCompletions, EveryCacheModeAndTheEdgeGiveTheSameAnswers) {
   // An edge serving four users at once, its cloud prompt streamed from the relay cloud.
   test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                       "--cloud", relay_url, "--listen", "127.0.0.1:0", "--max-seqs", "4"});
-  const std::string edge_url = listen_url(edge);
+  const std::string edge_url = test::listen_url(edge);
   answers.push_back(concurrently(edge_url, kRequests));
   for (size_t i = 0; i < kRequests; ++i) {
     EXPECT_FALSE(answers[0][i].empty()) << i;

@@ -22,13 +22,6 @@ int port_of(const std::string& url) {
   return std::stoi(url.substr(url.rfind(':') + 1));
 }
 
-std::string start_edge(test::Process& p) {
-  const std::string line = p.wait_for_line("listening on http://");
-  const size_t at = line.find("http://");
-  if (at == std::string::npos) throw std::runtime_error("edge did not start: " + p.err());
-  return line.substr(at, line.find(' ', at) - at);
-}
-
 // Long enough (a few hundred tokens) for int4 to quantise most of it beyond its f16 window.
 std::string long_system() {
   std::string s = "You are the assistant of a small bank. Answer briefly and politely.";
@@ -90,7 +83,7 @@ TEST(EdgeKvCodec, EveryCodecAnswersAndThePrivatePromptNeverCrosses) {
       args.push_back(codec);
     }
     test::Process edge(args);
-    const std::string edge_url = start_edge(edge);
+    const std::string edge_url = test::listen_url(edge);
     const json a = chat(edge_url, user);
     const json& t = a["usage"]["timings"];
     EXPECT_EQ(t["kv_source"], "stream");

@@ -20,13 +20,6 @@ int port_of(const std::string& url) {
   return std::stoi(url.substr(url.rfind(':') + 1));
 }
 
-std::string start_edge(test::Process& p) {
-  const std::string line = p.wait_for_line("listening on http://");
-  const size_t at = line.find("http://");
-  if (at == std::string::npos) throw std::runtime_error("edge did not start: " + p.err());
-  return line.substr(at, line.find(' ', at) - at);
-}
-
 json chat(const std::string& edge, const std::string& user) {
   httplib::Client c(edge);
   c.set_read_timeout(120, 0);
@@ -57,7 +50,7 @@ TEST(EdgeKvPlan, LocalRecomputesAndAutoAvoidsASlowLink) {
     TcpRelay relay(port_of(cloud_url));
     test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                         "--cloud", relay.url(), "--listen", "127.0.0.1:0", "--kv-plan", "local"});
-    const std::string edge_url = start_edge(edge);
+    const std::string edge_url = test::listen_url(edge);
     const json a = chat(edge_url, user);
     const json& t = a["usage"]["timings"];
     EXPECT_EQ(t["kv_plan"], "local");
@@ -87,7 +80,7 @@ TEST(EdgeKvPlan, LocalRecomputesAndAutoAvoidsASlowLink) {
     TcpRelay relay(port_of(cloud_url), {}, "127.0.0.1", "127.0.0.1", 0, slow);
     test::Process edge({"edge", "--insecure-http", "--model", model, "--cloud", relay.url(),
                         "--listen", "127.0.0.1:0", "--kv-plan", "auto"});
-    const std::string edge_url = start_edge(edge);
+    const std::string edge_url = test::listen_url(edge);
     const json a = chat(edge_url, user);
     EXPECT_EQ(a["usage"]["timings"]["kv_plan"], "local");
     EXPECT_FALSE(a["choices"][0]["message"]["content"].get<std::string>().empty());

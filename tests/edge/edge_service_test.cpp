@@ -24,13 +24,6 @@ int port_of(const std::string& url) {
   return std::stoi(url.substr(url.rfind(':') + 1));
 }
 
-std::string start_edge(test::Process& p) {
-  const std::string line = p.wait_for_line("listening on http://");
-  const size_t at = line.find("http://");
-  if (at == std::string::npos) throw std::runtime_error("edge did not start: " + p.err());
-  return line.substr(at, line.find(' ', at) - at);
-}
-
 const std::string kSystem = "You are the assistant of a small bank. Answer briefly and politely.";
 
 void register_prompt(const std::string& cloud, const std::string& id) {
@@ -60,7 +53,7 @@ TEST(EdgeService, PrivatePromptNeverCrossesTheNetwork) {
   TcpRelay relay(port_of(cloud_url));  // every edge<->cloud byte passes here
   test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                       "--cloud", relay.url(), "--listen", "127.0.0.1:0"});
-  const std::string edge_url = start_edge(edge);
+  const std::string edge_url = test::listen_url(edge);
   register_prompt(cloud_url, "bank");
 
   const std::string secret = "zq7 account 4417 owner Wilhelmina Okonkwo-Vasquez";
@@ -122,7 +115,7 @@ TEST(EdgeService, StreamsServerSentEventsAndReusesItsKvCache) {
     test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                         "--cloud", cloud_url, "--listen", "127.0.0.1:0", "--kv-cache-dir",
                         (dir / "kv").string()});
-    const std::string edge_url = start_edge(edge);
+    const std::string edge_url = test::listen_url(edge);
     const json a = chat(edge_url, body);
     first_text = a["choices"][0]["message"]["content"];
     EXPECT_EQ(a["usage"]["timings"]["kv_source"], "stream");
@@ -162,7 +155,7 @@ TEST(EdgeService, StreamsServerSentEventsAndReusesItsKvCache) {
   test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                       "--cloud", cloud_url, "--listen", "127.0.0.1:0", "--kv-cache-dir",
                       (dir / "kv").string()});
-  const json c2 = chat(start_edge(edge), body);
+  const json c2 = chat(test::listen_url(edge), body);
   EXPECT_EQ(c2["usage"]["timings"]["kv_source"], "edge-cache");
   EXPECT_EQ(c2["choices"][0]["message"]["content"], first_text);
 }
@@ -176,7 +169,7 @@ TEST(EdgeService, ErrorsAreHttpCodesWithMessages) {
   const std::string cloud_url = test::start_cloud(cloud);
   test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                       "--cloud", cloud_url, "--listen", "127.0.0.1:0"});
-  const std::string edge_url = start_edge(edge);
+  const std::string edge_url = test::listen_url(edge);
   httplib::Client c(edge_url);
   auto r = c.Post("/v1/chat/completions", "{oops", "application/json");
   ASSERT_TRUE(r);
@@ -262,7 +255,7 @@ TEST(EdgeService, TimelineCountsFromTheRequestOverASlowLink) {
                  LinkShape{0, std::chrono::milliseconds(40)});
   test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                       "--cloud", relay.url(), "--listen", "127.0.0.1:0"});
-  const std::string edge_url = start_edge(edge);
+  const std::string edge_url = test::listen_url(edge);
   const json body = {{"cloud_prompt", "bank"},
                      {"messages", {{{"role", "user"}, {"content", "Hello"}}}},
                      {"temperature", 0},
@@ -280,7 +273,7 @@ TEST(EdgeService, TimelineCountsFromTheRequestOverASlowLink) {
   // With --revalidate-s 0 a cached request still pays the (conditional) metadata round trip.
   test::Process eager({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                        "--cloud", relay.url(), "--listen", "127.0.0.1:0", "--revalidate-s", "0"});
-  const std::string eager_url = start_edge(eager);
+  const std::string eager_url = test::listen_url(eager);
   chat(eager_url, body);
   const json e = chat(eager_url, body)["usage"]["timings"];
   EXPECT_EQ(e["kv_source"], "edge-cache");

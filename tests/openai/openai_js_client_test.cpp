@@ -50,10 +50,7 @@ TEST(OpenAiJsClient, StreamsFromTheCloudExactlyAsFromAnEdge) {
   ASSERT_EQ(put->status, 201) << put->body;
   test::Process edge({"edge", "--insecure-http", "--precision", "exact", "--model", model,
                       "--cloud", cloud_url, "--listen", "127.0.0.1:0", "--max-seqs", "4"});
-  const std::string line = edge.wait_for_line("listening on http://");
-  ASSERT_NE(line.find("http://"), std::string::npos) << edge.err();
-  const std::string edge_url = line.substr(
-      line.find("http://"), line.find(' ', line.find("http://")) - line.find("http://"));
+  const std::string edge_url = test::listen_url(edge);
 
   const auto r =
       test::run_program(node, {(js / "stream_chats.mjs").string(), "dict", cloud_url, edge_url});
