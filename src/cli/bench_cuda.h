@@ -27,6 +27,8 @@ struct CudaBenchOptions {
 };
 
 int run_cuda_bench(const CudaBenchOptions& o);
+// The median of timed repetitions (the upper middle one of an even count); 0 for none.
+double median(std::vector<double> v);
 int run_cuda_serving_bench(const CudaBenchOptions& o);
 
 }  // namespace ep::cli

@@ -23,11 +23,6 @@
 namespace ep::cli {
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
 struct Mode {
   const char* name;
   bool relay;
