@@ -18,6 +18,15 @@
 extern char** environ;
 
 namespace ep::test {
+namespace {
+// The test binary is a client of the services it starts, like the edge is of the cloud: a server
+// that closes a refused TLS connection while we still write must fail that request (as it does
+// in main()), not end the test run with SIGPIPE.
+[[maybe_unused]] const bool broken_pipes_are_errors = [] {
+  std::signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
+}  // namespace
 
 std::filesystem::path source_dir() {
   return EP_SOURCE_DIR;

@@ -4,10 +4,15 @@
 
 #include <fmt/core.h>
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
 int main(int argc, char** argv) {
+  // A peer that hangs up mid-write (a TLS server refusing our certificate, a client gone during a
+  // stream) must surface as a failed write on that connection, not kill the whole process: OpenSSL
+  // writes with plain write(2), which raises SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App root{"EdgePrompt: cloud-edge collaborative LLM inference", "edgeprompt"};
   root.require_subcommand(1);
   root.set_version_flag("--version", "edgeprompt 0.1.0");
