@@ -35,7 +35,7 @@ void EngineImpl::prefill(int seq, std::span<const int32_t> tokens, std::vector<f
   check(cudaMemcpyAsync(pre.meta.get(), m, size_t(kMetaFields * n) * sizeof(int32_t),
                         cudaMemcpyHostToDevice, stream),
         "cudaMemcpyAsync(meta)");
-  embed_rows(w.tok_embd.get(), pre.meta.get(), int(n), int(d), pre.x.get(), stream);
+  embed(pre.meta.get(), n, pre.x.get());
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const auto attend = [&](int64_t l) {
     if (flash_supported(int(hd))) {
@@ -127,7 +127,7 @@ void EngineImpl::prefill(int seq, std::span<const int32_t> tokens, std::vector<f
 // Everything of one decode step after its meta is on the device: captured once per batch size.
 void EngineImpl::decode_body(int64_t b) {
   const int n_split = decode_splits(b);
-  embed_rows(w.tok_embd.get(), dec.meta.get(), int(b), int(d), dec.x.get(), stream);
+  embed(dec.meta.get(), b, dec.x.get());
   const auto attend = [&](int64_t l) {
     attention_rows(row_attention(dec, b, l, n_split), stream);
     merge_partials(dec.part_out.get(), dec.part_lse.get(), int(b), int(hp.n_head), n_split, int(hd),
@@ -286,7 +286,7 @@ class CudaEngine final : public EngineBackend {
 };
 
 EngineBackend* create_from_model(const Model& model, const EngineOptions& options) {
-  return new CudaEngine(upload_weights(model), options);
+  return new CudaEngine(upload_weights(model, options.native_weights), options);
 }
 
 EngineBackend* create_random(const HParams& hp, uint64_t seed, const EngineOptions& options) {

@@ -32,11 +32,15 @@ struct EngineOptions {
   int64_t max_seqs = 1;    // sequences that may be open at once
   int64_t max_ctx = 4096;  // tokens one sequence may hold
   bool graphs = true;      // replay decode steps from captured CUDA graphs
+  // Quantised matrices stay in their GGUF blocks on the device (dequantised in the kernels);
+  // false expands them to bf16 on load (more memory, no dequantisation in batched products).
+  bool native_weights = true;
 };
 
 class Engine {
  public:
-  // Uploads the model's weights (F32, F16, BF16, Q8_0 and Q4_0 are expanded to bf16).
+  // Uploads the model's weights: F32, F16 and BF16 as bf16, the quantised types as their blocks
+  // (or as bf16 without EngineOptions::native_weights).
   Engine(const Model& model, EngineOptions options);
   // A model with random bf16 weights drawn on the device (no file): for benchmarks.
   Engine(const HParams& hp, uint64_t seed, EngineOptions options);

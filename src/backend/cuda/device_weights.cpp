@@ -1,10 +1,9 @@
 #include "backend/cuda/device_weights.h"
 
 #include "core/error.h"
-#include "core/half.h"
-#include "core/quant.h"
 #include "kernels/cpu/rope.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ep::cuda {
@@ -16,18 +15,6 @@ std::vector<double> inv_freq_of(const HParams& hp, const std::vector<float>& fre
   return kernels::rope_inv_freq(hp.head_dim, hp.rope_theta, freq_factors, linear);
 }
 
-// Appends a matrix's rows, widened and rounded to bf16.
-void append_bf16(const MatrixView& m, std::vector<bf16_t>& out) {
-  std::vector<float> row(size_t(m.cols));
-  const size_t base = out.size();
-  out.resize(base + size_t(m.rows * m.cols));
-  for (int64_t r = 0; r < m.rows; ++r) {
-    dequantize_row(m.type, m.row(r), row.data(), m.cols);
-    bf16_t* dst = out.data() + base + size_t(r * m.cols);
-    for (int64_t c = 0; c < m.cols; ++c) dst[c] = f32_to_bf16(row[size_t(c)]);
-  }
-}
-
 template <typename T>
 DeviceBuffer<T> to_device(const std::vector<T>& v) {
   DeviceBuffer<T> b{v.size()};
@@ -37,22 +24,16 @@ DeviceBuffer<T> to_device(const std::vector<T>& v) {
   return b;
 }
 
-DeviceBuffer<bf16_t> matrices_to_device(std::initializer_list<const MatrixView*> ms) {
-  std::vector<bf16_t> host;
-  for (const MatrixView* m : ms) append_bf16(*m, host);
-  return to_device(host);
-}
-
 DeviceBuffer<float> biases_to_device(std::initializer_list<const std::vector<float>*> bs) {
   std::vector<float> host;
   for (const auto* b : bs) host.insert(host.end(), b->begin(), b->end());
   return to_device(host);
 }
 
-DeviceBuffer<bf16_t> random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
-  DeviceBuffer<bf16_t> b{size_t(rows * cols)};
+DeviceMatrix random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
+  DeviceMatrix b = bf16_matrix(rows, cols);
   // Uniform on [-a, a] has standard deviation a / sqrt(3).
-  fill_random(b.get(), rows * cols, seed, 0.02f * std::sqrt(3.0f), nullptr);
+  fill_random(b.bf16(), rows * cols, seed, 0.02f * std::sqrt(3.0f), nullptr);
   return b;
 }
 
@@ -71,21 +52,30 @@ int64_t DeviceWeights::matrix_bytes() const {
   return b;
 }
 
-DeviceWeights upload_weights(const Model& model) {
+int64_t DeviceWeights::scratch_elems() const {
+  int64_t e = output.scratch_elems();
+  for (const auto& l : layers) {
+    for (const DeviceMatrix* m : {&l.wqkv, &l.wo, &l.wgu, &l.wdown})
+      e = std::max(e, m->scratch_elems());
+  }
+  return e;
+}
+
+DeviceWeights upload_weights(const Model& model, bool native) {
   DeviceWeights w;
   w.hp = model.hp;
   for (const MatrixView* m : {&model.tok_embd, &model.output}) {
     if (m->cols % 8 != 0) fail("CUDA backend: n_embd {} is not a multiple of 8", m->cols);
   }
-  w.tok_embd = matrices_to_device({&model.tok_embd});
-  w.output = matrices_to_device({&model.output});
+  w.tok_embd = upload_matrix({&model.tok_embd}, native);
+  w.output = upload_matrix({&model.output}, native);
   w.output_norm = to_device(model.output_norm);
   for (const LayerWeights& l : model.layers) {
     DeviceLayer d;
-    d.wqkv = matrices_to_device({&l.wq, &l.wk, &l.wv});
-    d.wo = matrices_to_device({&l.wo});
-    d.wgu = matrices_to_device({&l.w_gate, &l.w_up});
-    d.wdown = matrices_to_device({&l.w_down});
+    d.wqkv = upload_matrix({&l.wq, &l.wk, &l.wv}, native);
+    d.wo = upload_matrix({&l.wo}, native);
+    d.wgu = upload_matrix({&l.w_gate, &l.w_up}, native);
+    d.wdown = upload_matrix({&l.w_down}, native);
     d.attn_norm = to_device(l.attn_norm);
     d.ffn_norm = to_device(l.ffn_norm);
     if (!l.bq.empty()) d.bqkv = biases_to_device({&l.bq, &l.bk, &l.bv});

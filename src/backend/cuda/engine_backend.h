@@ -42,7 +42,7 @@ class EngineBackend {
   virtual std::vector<std::pair<std::string, double>> last_profile() const = 0;
 };
 
-inline constexpr int kPluginInterfaceVersion = 2;
+inline constexpr int kPluginInterfaceVersion = 3;
 inline constexpr const char* kPluginFile = "libedgeprompt_cuda.so";
 inline constexpr const char* kPluginEntry = "ep_cuda_plugin";  // const PluginApi* (*)()
 

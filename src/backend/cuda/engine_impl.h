@@ -54,6 +54,9 @@ struct EngineImpl {
   std::string name;
 
   Gemm gemm;
+  // The bf16 copy of one native matrix a batched product dequantises into (one stream: products
+  // run one after another, so one buffer serves them all).
+  DeviceBuffer<bf16_t> wscratch;
   cudaStream_t stream = nullptr, copy_stream = nullptr;
   cudaEvent_t t0 = nullptr, t1 = nullptr;
   std::vector<cudaEvent_t> kv_ready, kv_copied;  // per layer, for the observer
@@ -157,6 +160,7 @@ struct EngineImpl {
     table_host.reserve(size_t(n_pages));
     std::fill(table_host.get(), table_host.get() + n_pages, 0);
     table_dev.resize(size_t(n_pages));
+    wscratch.resize(size_t(w.scratch_elems()));
     size_rows(dec, opt.max_seqs, true);
     greedy_host.reserve(size_t(opt.max_seqs));
     meta_host.reserve(size_t(kMetaFields * opt.max_seqs));
@@ -201,16 +205,62 @@ struct EngineImpl {
   }
 
   // y [n, out] (= or +=) x [n, in] W^T; bf16 inputs, f32 accumulation.
-  void matmul(const bf16_t* x, int64_t n, int64_t in, const bf16_t* wm, int64_t out, void* y,
+  void matmul(const bf16_t* x, int64_t n, int64_t in, const DeviceMatrix& W, int64_t out, void* y,
               cudaDataType y_type, bool accumulate) {
-    if (n == 1) {
-      const GemvOut mode = y_type == CUDA_R_16BF ? GemvOut::BF16
-                           : accumulate          ? GemvOut::F32Add
-                                                 : GemvOut::F32;
-      gemv(wm, x, int(out), int(in), y, mode, stream);
+    const GemvOut mode = y_type == CUDA_R_16BF ? GemvOut::BF16
+                         : accumulate          ? GemvOut::F32Add
+                                               : GemvOut::F32;
+    if (W.native) {
+      native_matmul(W, x, n, y, mode, wscratch.get(), stream, [&](const bf16_t* wm) {
+        gemm.run(x, n, in, wm, out, y, y_type, accumulate, stream);
+      });
       return;
     }
-    gemm.run(x, n, in, wm, out, y, y_type, accumulate, stream);
+    if (n == 1) {
+      gemv(W.bf16(), x, int(out), int(in), y, mode, stream);
+      return;
+    }
+    gemm.run(x, n, in, W.bf16(), out, y, y_type, accumulate, stream);
+  }
+
+  // h [n, ff] = swiglu(x W_gu^T).
+  void gate_up(Activations& a, int64_t n, const DeviceMatrix& W) {
+    const bool fused =
+        !W.native || (W.segments.size() == 2 && W.segments[0].type == W.segments[1].type);
+    if (n == 1 && fused) {
+      // Batch 1: the GEMV applies SwiGLU to each gate/up row pair itself (one kernel fewer).
+      if (W.native) {
+        QuantGemv g;
+        g.type = W.segments[0].type;
+        g.w = W.segment_data(W.segments[0]);
+        g.up = W.segment_data(W.segments[1]);
+        g.rows = int(ff);
+        g.cols = int(d);
+        g.x = a.xn.get();
+        g.y = a.h.get();
+        g.ldy = ff;
+        g.out = GemvOut::SwiGLU;
+        gemv_quant(g, stream);
+      } else {
+        gemv(W.bf16(), a.xn.get(), int(ff), int(d), a.h.get(), GemvOut::SwiGLU, stream);
+      }
+      mark("gemm gate+up");
+      return;
+    }
+    matmul(a.xn.get(), n, d, W, 2 * ff, a.gu.get(), CUDA_R_16BF, false);
+    mark("gemm gate+up");
+    swiglu(a.gu.get(), int(n), int(ff), a.h.get(), stream);
+    mark("swiglu");
+  }
+
+  // x [n, d] = the token embeddings of `tokens` (device, n of them).
+  void embed(const int32_t* tokens, int64_t n, float* x) {
+    if (w.tok_embd.native) {
+      const MatrixSegment& seg = w.tok_embd.segments[0];
+      embed_rows_quant(seg.type, w.tok_embd.segment_data(seg), tokens, int(n), int(d), x, stream);
+    } else {
+      embed_rows(w.tok_embd.bf16(), tokens, int(n), int(d), x, stream);
+    }
   }
 
   bf16_t* k_layer(int64_t l) const {
@@ -270,7 +320,7 @@ struct EngineImpl {
       const DeviceLayer& L = w.layers[size_t(l)];
       rmsnorm(a.x.get(), L.attn_norm.get(), int(n), int(d), hp.rms_norm_eps, a.xn.get(), stream);
       mark("rmsnorm");
-      matmul(a.xn.get(), n, d, L.wqkv.get(), qkv_dim, a.qkv.get(), CUDA_R_32F, false);
+      matmul(a.xn.get(), n, d, L.wqkv, qkv_dim, a.qkv.get(), CUDA_R_32F, false);
       mark("gemm qkv");
       QkvRope r;
       r.qkv = a.qkv.get();
@@ -291,22 +341,13 @@ struct EngineImpl {
       mark("bias+rope+kv append");
       attend(l);
       mark("attention");
-      matmul(a.attn.get(), n, q_dim, L.wo.get(), d, a.x.get(), CUDA_R_32F, true);
+      matmul(a.attn.get(), n, q_dim, L.wo, d, a.x.get(), CUDA_R_32F, true);
       if (L.bo.size()) add_rows(a.x.get(), L.bo.get(), int(n), int(d), stream);
       mark("gemm o");
       rmsnorm(a.x.get(), L.ffn_norm.get(), int(n), int(d), hp.rms_norm_eps, a.xn.get(), stream);
       mark("rmsnorm");
-      if (n == 1) {
-        // Batch 1: the GEMV applies SwiGLU to each gate/up row pair itself (one kernel fewer).
-        gemv(L.wgu.get(), a.xn.get(), int(ff), int(d), a.h.get(), GemvOut::SwiGLU, stream);
-        mark("gemm gate+up");
-      } else {
-        matmul(a.xn.get(), n, d, L.wgu.get(), 2 * ff, a.gu.get(), CUDA_R_16BF, false);
-        mark("gemm gate+up");
-        swiglu(a.gu.get(), int(n), int(ff), a.h.get(), stream);
-        mark("swiglu");
-      }
-      matmul(a.h.get(), n, ff, L.wdown.get(), d, a.x.get(), CUDA_R_32F, true);
+      gate_up(a, n, L.wgu);
+      matmul(a.h.get(), n, ff, L.wdown, d, a.x.get(), CUDA_R_32F, true);
       mark("gemm down");
     }
   }
@@ -315,7 +356,7 @@ struct EngineImpl {
   void head(Activations& a, const float* x, int64_t rows) {
     rmsnorm(x, w.output_norm.get(), int(rows), int(d), hp.rms_norm_eps, a.xn.get(), stream);
     a.logits.reserve(size_t(rows * hp.n_vocab));
-    matmul(a.xn.get(), rows, d, w.output.get(), hp.n_vocab, a.logits.get(), CUDA_R_32F, false);
+    matmul(a.xn.get(), rows, d, w.output, hp.n_vocab, a.logits.get(), CUDA_R_32F, false);
     mark("output head");
   }
 

@@ -2,6 +2,8 @@
 // as their raw 16-bit patterns (bf16_t) so that C++ translation units can call these too.
 #pragma once
 
+#include "core/dtype.h"
+
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -62,6 +64,36 @@ enum class GemvOut { F32, F32Add, BF16, SwiGLU };
 // gate|up product and SwiGLU in one, with swiglu()'s arithmetic.
 void gemv(const bf16_t* w, const bf16_t* x, int rows, int cols, void* y, GemvOut out,
           cudaStream_t s);
+
+// ---- quantised weights (quant.cu) ----------------------------------------------------------
+// Weights in a GGUF block type, [rows, cols] with cols a multiple of the type's block: the device
+// computes the host's dequantize_row values bit for bit.
+
+// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K ... Q6_K.
+bool device_quant_type(DType t);
+// out [rows, cols] = bf16 of the dequantised w.
+void dequantize_rows(DType t, const void* w, int64_t rows, int cols, bf16_t* out, cudaStream_t s);
+// embed_rows of a quantised table: each value rounded to bf16, then widened (as the bf16 table).
+void embed_rows_quant(DType t, const void* table, const int32_t* tokens, int n, int d, float* x,
+                      cudaStream_t s);
+
+// Activation rows one fused GEMV multiplies (the weights are read once for all of them).
+inline constexpr int kGemvMaxBatch = 8;
+// y[b, row0 + r] (=, +=) sum_c w[r, c] x[b, c] for b < n, dequantising w in registers, f32
+// accumulation; y's rows are ldy apart. SwiGLU (n = 1): `up` holds the up rows in w's type and
+// y[row0 + r] = bf16(silu(g) * u) as gemv() computes it.
+struct QuantGemv {
+  DType type = DType::Q8_0;
+  const void* w = nullptr;
+  const void* up = nullptr;
+  int rows = 0, cols = 0;
+  const bf16_t* x = nullptr;  // [n, cols]
+  int n = 1;
+  void* y = nullptr;
+  int64_t ldy = 0, row0 = 0;
+  GemvOut out = GemvOut::F32;
+};
+void gemv_quant(const QuantGemv& a, cudaStream_t s);
 
 // ---- attention (attention.cu) ---------------------------------------------------------------
 

@@ -314,7 +314,7 @@ void EngineImpl::step(std::span<const BatchChunk> chunks, std::vector<float>& lo
   };
   // Everything after the uploads: launched directly, or replayed from a captured graph.
   const auto body = [&] {
-    embed_rows(w.tok_embd.get(), meta + kTokens * n, int(n), int(d), stp.x.get(), stream);
+    embed(meta + kTokens * n, n, stp.x.get());
     layers(
         stp, n, kv,
         [&](int64_t l) {
