@@ -35,6 +35,7 @@ int run_cuda_bench(const CudaBenchOptions& o) {
   cuda::EngineOptions eo;
   eo.max_seqs = std::max(1, max_batch);
   eo.max_ctx = std::max<int64_t>({int64_t(o.n_prompt), int64_t(o.decode_prompt) + o.n_gen, 1});
+  eo.native_weights = o.native_weights;
 
   const auto t_load0 = clock::now();
   std::unique_ptr<Model> model;
@@ -67,7 +68,8 @@ int run_cuda_bench(const CudaBenchOptions& o) {
                       {"n_gen", o.n_gen},
                       {"decode_prompt", o.decode_prompt},
                       {"reps", o.reps},
-                      {"weight_bytes", engine->weight_bytes()}};
+                      {"weight_bytes", engine->weight_bytes()},
+                      {"gpu_weights", o.native_weights ? "native" : "bf16"}};
   fmt::print("model: {} ({} layers, n_embd {}, {:.2f} GB of matrices on {}), load {:.2f} s\n",
              source, hp.n_layer, hp.n_embd, double(engine->weight_bytes()) / 1e9,
              engine->device_name(), load_s);
@@ -90,8 +92,11 @@ int run_cuda_bench(const CudaBenchOptions& o) {
     }
     const double tok_s = median(wall);
     const double p = o.n_prompt;
-    const double flops = 2.0 * double(engine->weight_bytes() / 2 - hp.n_vocab * hp.n_embd) * p +
-                         2.0 * double(hp.n_vocab * hp.n_embd) +
+    // Multiply-adds from the shapes: weight_bytes() counts quantised matrices as stored.
+    const int64_t q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
+    const double layer_params =
+        double(hp.n_layer * hp.n_embd * (2 * q_dim + 2 * kv_dim + 3 * hp.n_ff));
+    const double flops = 2.0 * layer_params * p + 2.0 * double(hp.n_vocab * hp.n_embd) +
                          4.0 * double(hp.n_layer * hp.n_head * hp.head_dim) * p * (p + 1) / 2;
     fmt::print("prefill pp{}: {:.0f} tok/s (median of {}; mean {:.0f}), {:.1f} TFLOP/s\n",
                o.n_prompt, tok_s, o.reps, mean(wall), flops / (p / tok_s) / 1e12);
