@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "http/connection_loop.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -9,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -24,6 +27,8 @@ namespace {
 // in main()), not end the test run with SIGPIPE.
 [[maybe_unused]] const bool broken_pipes_are_errors = [] {
   std::signal(SIGPIPE, SIG_IGN);
+  // Tests hold a thousand client sockets open against a service.
+  http::raise_open_files_limit();
   return true;
 }();
 }  // namespace
@@ -141,7 +146,8 @@ CommandResult run_program(const std::filesystem::path& binary, const std::vector
 
 Process::Process(const std::vector<std::string>& args) {
   int err_pipe[2];
-  if (pipe(err_pipe)) throw std::runtime_error("pipe");
+  // Close-on-exec: another service started later must not hold this one's stderr open.
+  if (pipe2(err_pipe, O_CLOEXEC)) throw std::runtime_error("pipe");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -157,7 +163,22 @@ Process::Process(const std::vector<std::string>& args) {
   posix_spawn_file_actions_destroy(&fa);
   close(err_pipe[1]);
   err_fd_ = err_pipe[0];
-  if (rc != 0) throw std::runtime_error("cannot start " + bin);
+  if (rc != 0) {
+    close(err_fd_);
+    throw std::runtime_error("cannot start " + bin);
+  }
+  reader_ = std::thread([this] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(err_fd_, buf, sizeof buf)) > 0) {
+      std::lock_guard lock(mutex_);
+      err_.append(buf, size_t(n));
+      more_.notify_all();
+    }
+    std::lock_guard lock(mutex_);
+    err_closed_ = true;
+    more_.notify_all();
+  });
 }
 
 Process::~Process() {
@@ -165,27 +186,21 @@ Process::~Process() {
 }
 
 std::string Process::wait_for_line(const std::string& needle, int timeout_ms) {
-  size_t searched = 0;
-  for (int waited = 0; waited < timeout_ms;) {
-    const size_t at = err_.find(needle, searched > needle.size() ? searched - needle.size() : 0);
-    if (at != std::string::npos) {
-      const size_t b = err_.rfind('\n', at);
-      const size_t e = err_.find('\n', at);
-      return err_.substr(b == std::string::npos ? 0 : b + 1,
-                         e == std::string::npos ? e : e - b - 1);
-    }
-    searched = err_.size();
-    pollfd fd{err_fd_, POLLIN, 0};
-    if (poll(&fd, 1, 100) > 0) {
-      char buf[4096];
-      const ssize_t n = read(err_fd_, buf, sizeof buf);
-      if (n <= 0) return "";  // exited
-      err_.append(buf, size_t(n));
-    } else {
-      waited += 100;
-    }
-  }
-  return "";
+  std::unique_lock lock(mutex_);
+  size_t at = std::string::npos;
+  more_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    at = err_.find(needle);
+    return at != std::string::npos || err_closed_;
+  });
+  if (at == std::string::npos) return "";
+  const size_t b = err_.rfind('\n', at);
+  const size_t e = err_.find('\n', at);
+  return err_.substr(b == std::string::npos ? 0 : b + 1, e == std::string::npos ? e : e - b - 1);
+}
+
+std::string Process::err() const {
+  std::lock_guard lock(mutex_);
+  return err_;
 }
 
 int Process::stop() {
@@ -201,9 +216,7 @@ int Process::stop() {
     usleep(50000);
   }
   pid_ = -1;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(err_fd_, buf, sizeof buf)) > 0) err_.append(buf, size_t(n));
+  reader_.join();  // the process is gone: its stderr ends
   close(err_fd_);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

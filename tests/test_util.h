@@ -1,8 +1,11 @@
 // Shared helpers for the tests: fixture paths, scratch directories, running the CLI.
 #pragma once
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ep::test {
@@ -40,7 +43,8 @@ CommandResult run_cli(const std::vector<std::string>& args, const std::string& s
 CommandResult run_program(const std::filesystem::path& binary, const std::vector<std::string>& args,
                           const std::string& stdin_text = "");
 
-// A long-running edgeprompt process (a server): started with its stderr captured, stopped with
+// A long-running edgeprompt process (a server): started with its stderr captured (read
+// continuously, so a service that logs every request never blocks on a full pipe), stopped with
 // SIGTERM (then SIGKILL) when the object dies.
 class Process {
  public:
@@ -48,17 +52,21 @@ class Process {
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
-  // Reads stderr until a line contains `needle` (or the process exits / timeout passes);
+  // Waits until a line of stderr contains `needle` (or the process exits / timeout passes);
   // returns that line, or "" on failure.
   std::string wait_for_line(const std::string& needle, int timeout_ms = 20000);
   // Sends SIGTERM and waits; returns the exit code (128+signal if killed).
   int stop();
-  const std::string& err() const { return err_; }
+  std::string err() const;  // stderr so far
 
  private:
   int pid_ = -1;
   int err_fd_ = -1;
+  mutable std::mutex mutex_;
+  std::condition_variable more_;
   std::string err_;
+  bool err_closed_ = false;
+  std::thread reader_;
 };
 
 // Waits for a server's "listening on http://..." line and returns that base URL, e.g.

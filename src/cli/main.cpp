@@ -1,6 +1,7 @@
 // edgeprompt: one binary, one subcommand per job.
 #include "cli/command.h"
 #include "core/error.h"
+#include "http/connection_loop.h"
 
 #include <fmt/core.h>
 
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   // stream) must surface as a failed write on that connection, not kill the whole process: OpenSSL
   // writes with plain write(2), which raises SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
+  ep::http::raise_open_files_limit();
   CLI::App root{"EdgePrompt: cloud-edge collaborative LLM inference", "edgeprompt"};
   root.require_subcommand(1);
   root.set_version_flag("--version", "edgeprompt 0.1.0");

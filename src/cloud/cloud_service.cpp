@@ -82,8 +82,12 @@ struct CloudService::Impl {
       metrics.counter("kv_bytes_served_total", "KV stream bytes sent to edges.");
   http::Counter& prefill_seconds =
       metrics.counter("prefill_seconds_total", "Time spent prefilling cloud prompts.");
+  http::Counter& prefills_done =
+      metrics.counter("prefills_total", "Cloud prompt prefills completed.");
   http::Gauge& active_streams = metrics.gauge("active_streams", "KV streams in progress.");
   http::Counter& streams_total = metrics.counter("streams_total", "KV streams started.");
+  http::Counter& streams_cut = metrics.counter(
+      "streams_cut_total", "KV streams that ended before their last byte (reader gone, stop).");
   http::Counter& errors = metrics.counter("errors_total", "Failed requests and prefills.");
   http::Counter& completions =
       metrics.counter("completion_requests_total", "Completion requests received.");
@@ -112,6 +116,7 @@ struct CloudService::Impl {
             opt.prefill ? opt.prefill : cpu_prefill(),
             [this](const CloudPrompt& p, double secs) {
               prefill_seconds.add(secs);
+              prefills_done.add();
               store.complete(p, secs);
             },
             [this] { errors.add(); }) {
@@ -121,6 +126,7 @@ struct CloudService::Impl {
           opt.tenant_rate, opt.tenant_burst > 0 ? opt.tenant_burst : std::ceil(opt.tenant_rate));
     }
     register_engine_metrics(engine_metrics, engine);
+    server.register_connection_metrics(metrics);
     metrics.gauge("prompts", "Cloud prompts registered.", [this] { return double(store.size()); });
     metrics.gauge("prompts_ready", "Cloud prompts whose KV is complete.",
                   [this] { return double(store.ready()); });
@@ -326,7 +332,10 @@ struct CloudService::Impl {
           sink.done();
           return true;
         },
-        [this](bool) { active_streams.add(-1); });
+        [this](bool complete) {
+          active_streams.add(-1);
+          if (!complete) streams_cut.add();
+        });
   }
 
   // A completion on the cloud: the whole prompt is the client's (the baselines, and devices whose

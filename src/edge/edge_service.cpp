@@ -79,6 +79,7 @@ struct EdgeService::Impl {
         server(s),
         engine(m, &t, pool, with_engine_histograms(engine_metrics, opt.engine)) {
     register_engine_metrics(engine_metrics, engine);
+    server.register_connection_metrics(metrics);
     metrics.gauge("kv_cache_bytes", "Bytes of KV in the edge's cache.",
                   [this] { return double(cache.bytes()); });
     metrics.gauge("kv_cache_entries", "Cloud prompts in the edge's KV cache.",

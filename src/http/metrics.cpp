@@ -97,6 +97,12 @@ void MetricsRegistry::gauge(const std::string& name, const std::string& help,
   add(name, help, "gauge").read = std::move(read);
 }
 
+void MetricsRegistry::counter(const std::string& name, const std::string& help,
+                              std::function<double()> read) {
+  std::lock_guard lock(mutex_);
+  add(name, help, "counter").read = std::move(read);
+}
+
 std::string MetricsRegistry::render() const {
   std::lock_guard lock(mutex_);
   std::string out;

@@ -62,6 +62,8 @@ class MetricsRegistry {
                        std::vector<double> bounds);
   // A gauge read when scraped (cache sizes, prompts registered).
   void gauge(const std::string& name, const std::string& help, std::function<double()> read);
+  // A count kept elsewhere (the connection loop's), read when scraped.
+  void counter(const std::string& name, const std::string& help, std::function<double()> read);
 
   std::string render() const;
   static constexpr const char* kContentType = "text/plain; version=0.0.4";

@@ -5,43 +5,55 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
-#include <sys/socket.h>
-
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <thread>
+#include <openssl/ssl.h>
 
 namespace ep::http {
 
 namespace detail {
 
-// httplib's server (plain or TLS) with its listening socket in reach: httplib listens with a
-// backlog of 5, which drops connections when a few dozen clients connect at once.
-template <class Base>
-class Listening : public Base {
+// httplib's router with its one-request entry point in reach: the connections are ours
+// (connection_loop.h), the parsing and routing of each request httplib's.
+class Router : public httplib::Server {
  public:
-  using Base::Base;
-  static int socket_of(httplib::Server& s) { return static_cast<Listening&>(s).svr_sock_; }
+  // httplib ends a streamed answer as soon as its listening socket is invalid, which this
+  // router's never is until the service stops (it listens through the connection loop).
+  Router() { svr_sock_ = 0; }
+  void shut_down() { svr_sock_ = INVALID_SOCKET; }
+  bool serve_one(httplib::Stream& s, bool close_connection, bool& connection_closed) {
+    return process_request(s, close_connection, connection_closed, nullptr);
+  }
 };
 
-std::unique_ptr<httplib::Server> make_server(const TlsServerOptions& tls,
-                                             int (*&socket_of)(httplib::Server&)) {
-  if (!tls.enabled()) {
-    socket_of = &Listening<httplib::Server>::socket_of;
-    return std::make_unique<Listening<httplib::Server>>();
-  }
-  socket_of = &Listening<httplib::SSLServer>::socket_of;
-  auto s = std::make_unique<Listening<httplib::SSLServer>>(
-      tls.cert_file.c_str(), tls.key_file.c_str(),
-      tls.client_ca_file.empty() ? nullptr : tls.client_ca_file.c_str());
-  if (!s->is_valid()) {
+void free_tls_context(SSL_CTX* ctx) {
+  SSL_CTX_free(ctx);
+}
+
+TlsContext make_tls_context(const TlsServerOptions& tls) {
+  if (!tls.enabled()) return {nullptr, &free_tls_context};
+  TlsContext ctx(SSL_CTX_new(TLS_server_method()), &free_tls_context);
+  const auto refuse = [&tls] {
     const std::string why = take_openssl_error();
     ep::fail("cannot use TLS certificate {} with key {}{}{}", tls.cert_file, tls.key_file,
              tls.client_ca_file.empty() ? "" : " and client CA " + tls.client_ca_file,
              why.empty() ? "" : ": " + why);
+  };
+  if (!ctx) refuse();
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), tls.cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx.get(), tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx.get()) != 1) {
+    refuse();
   }
-  return s;
+  if (!tls.client_ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx.get(), tls.client_ca_file.c_str(), nullptr) != 1)
+      refuse();
+    // Tells clients which CA's certificate to present.
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_ca_file.c_str()))
+      SSL_CTX_set_client_CA_list(ctx.get(), names);
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  return ctx;
 }
 
 }  // namespace detail
@@ -64,22 +76,16 @@ std::string describe_status(const httplib::Request& q, const httplib::Response& 
 }  // namespace
 
 HttpServer::HttpServer(HttpLimits limits, const TlsServerOptions& tls)
-    : limits_(limits), tls_(tls.enabled()) {
-  server_ = detail::make_server(tls, listening_socket_);
-  httplib::Server& s = *server_;
-  const int threads = limits_.worker_threads;
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+    : limits_(limits),
+      tls_context_(detail::make_tls_context(tls)),
+      router_(std::make_unique<detail::Router>()),
+      connections_(std::make_unique<ConnectionLoop>(
+          limits, tls_context_.get(),
+          [router = router_.get()](Connection& c, bool close_connection, bool& closed) {
+            return router->serve_one(c, close_connection, closed);
+          })) {
+  httplib::Server& s = *router_;
   s.set_payload_max_length(limits_.max_body_bytes);
-  s.set_read_timeout(limits_.read_timeout);
-  s.set_write_timeout(limits_.write_timeout);
-  s.set_keep_alive_timeout(limits_.keep_alive_timeout.count());
-  s.set_keep_alive_max_count(limits_.keep_alive_max_requests);
-  // SO_REUSEADDR only: with httplib's default SO_REUSEPORT a second server could bind the same
-  // port and silently take half of its connections.
-  s.set_socket_options([](socket_t sock) {
-    const int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
   // httplib reads a chunked body whole whatever its size (the limit above counts only a
   // Content-Length): such bodies are refused before they are read, and the connection closed
   // (the unread body would follow as the next request).
@@ -112,13 +118,16 @@ HttpServer::HttpServer(HttpLimits limits, const TlsServerOptions& tls)
       });
 }
 
-HttpServer::~HttpServer() = default;
+HttpServer::~HttpServer() {
+  // The workers route through the router and log through log_: they end first.
+  connections_.reset();
+}
 
 void HttpServer::log_requests(std::FILE* out,
                               std::function<std::string(const httplib::Request&)> tenant_of) {
   log_ = std::make_unique<RequestLog>(out);
   tenant_of_ = std::move(tenant_of);
-  server_->set_logger([this](const httplib::Request& q, const httplib::Response& r) {
+  router_->set_logger([this](const httplib::Request& q, const httplib::Response& r) {
     RequestRecord rec;
     rec.id = r.get_header_value("X-Request-Id");
     try {
@@ -136,39 +145,40 @@ void HttpServer::log_requests(std::FILE* out,
 }
 
 httplib::Server& HttpServer::routes() {
-  return *server_;
+  return *router_;
 }
 
 int HttpServer::bind(const std::string& host, int port) {
-  int bound = port;
-  if (port == 0) {
-    bound = server_->bind_to_any_port(host);
-    if (bound < 0) ep::fail("cannot listen on {}", host);
-  } else if (!server_->bind_to_port(host, port)) {
-    ep::fail("cannot listen on {}:{} (in use or not permitted)", host, port);
-  }
-  // Listening again on a listening socket only changes its backlog.
-  if (::listen(listening_socket_(*server_), limits_.listen_backlog) != 0) {
-    ep::fail("cannot listen on {}:{}: {}", host, bound, std::strerror(errno));
-  }
-  return bound;
+  return connections_->bind(host, port);
 }
 
 void HttpServer::serve() {
-  if (stop_requested_) return;
-  serving_ = true;
-  if (!stop_requested_) server_->listen_after_bind();
-  served_ = true;
+  connections_->run();
 }
 
 void HttpServer::stop() {
-  stop_requested_ = true;
-  server_->stop();
-  // httplib ignores a stop before its loop runs: repeat until a serve() in progress returns.
-  while (serving_ && !served_) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    server_->stop();
-  }
+  router_->shut_down();
+  connections_->stop();
+}
+
+const ConnectionStats& HttpServer::connection_stats() const {
+  return connections_->stats();
+}
+
+void HttpServer::register_connection_metrics(MetricsRegistry& metrics) const {
+  const ConnectionStats* c = &connections_->stats();
+  metrics.gauge("connections_open", "Client connections open (idle ones included).",
+                [c] { return double(c->open.load()); });
+  metrics.counter("connections_accepted_total", "Client connections accepted.",
+                  [c] { return double(c->accepted_total.load()); });
+  metrics.counter("connections_refused_total",
+                  "Connections refused at the connection limit (503 or closed).",
+                  [c] { return double(c->refused_total.load()); });
+  metrics.counter("connections_idle_closed_total",
+                  "Connections closed for sending no whole request within the keep-alive timeout.",
+                  [c] { return double(c->idle_closed_total.load()); });
+  metrics.counter("tls_handshakes_failed_total", "TLS handshakes that failed.",
+                  [c] { return double(c->failed_handshakes_total.load()); });
 }
 
 }  // namespace ep::http

@@ -5,7 +5,9 @@
 // certificate that CA signed.
 #pragma once
 
+#include "http/connection_loop.h"
 #include "http/limits.h"
+#include "http/metrics.h"
 #include "http/request_log.h"
 #include "http/tls.h"
 
@@ -22,6 +24,11 @@ struct Request;
 
 namespace ep::http {
 
+namespace detail {
+class Router;
+using TlsContext = std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)>;
+}  // namespace detail
+
 class HttpServer {
  public:
   // Throws ep::Error when the certificate or key cannot be loaded.
@@ -32,7 +39,7 @@ class HttpServer {
 
   httplib::Server& routes();
   const HttpLimits& limits() const { return limits_; }
-  const char* scheme() const { return tls_ ? "https" : "http"; }
+  const char* scheme() const { return tls_context_ ? "https" : "http"; }
   // Logs every request as one JSON line to `out` (http/request_log.h); `tenant_of` names the
   // tenant a request acted for ("" if none). Call before serve().
   void log_requests(std::FILE* out, std::function<std::string(const httplib::Request&)> tenant_of);
@@ -40,16 +47,18 @@ class HttpServer {
   // Binds to host:port (port 0: any free port); returns the bound port or throws ep::Error.
   int bind(const std::string& host, int port);
   void serve();  // until stop(); returns at once if stop() came first
-  void stop();   // also when serve() is only about to start
+  void stop();   // also when serve() is only about to start; cuts answers in progress
+  const ConnectionStats& connection_stats() const;
+  // connections_open, connections_refused_total, ... in `metrics`.
+  void register_connection_metrics(MetricsRegistry& metrics) const;
 
  private:
   HttpLimits limits_;
-  bool tls_ = false;
-  std::unique_ptr<httplib::Server> server_;
-  int (*listening_socket_)(httplib::Server&) = nullptr;
+  detail::TlsContext tls_context_;
+  std::unique_ptr<detail::Router> router_;
+  std::unique_ptr<ConnectionLoop> connections_;
   std::unique_ptr<RequestLog> log_;
   std::function<std::string(const httplib::Request&)> tenant_of_;
-  std::atomic<bool> stop_requested_{false}, serving_{false}, served_{false};
 };
 
 }  // namespace ep::http
