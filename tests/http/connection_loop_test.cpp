@@ -97,7 +97,8 @@ void add_ping(http::HttpServer& s) {
 }
 
 TEST(ConnectionLoop, AThousandIdleConnectionsDoNotDelayARealRequest) {
-  http::HttpLimits limits;  // the edge's: 8 workers
+  http::raise_open_files_limit();  // both ends of 1000 connections live in this process
+  http::HttpLimits limits;         // the edge's: 8 workers
   limits.keep_alive_timeout = 30s;
   http::HttpServer server(limits);
   add_ping(server);
