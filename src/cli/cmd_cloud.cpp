@@ -67,6 +67,7 @@ Command add_cloud(CLI::App& root) {
                   "KV blocks")
       ->check(CLI::Range(0.01, 1.0));
   add_engine_flags(app, o->engine, "--kv-cache-bytes", true);
+  o->transport.limits = http::cloud_http_limits();
   add_server_transport_flags(app, o->transport);
   return {
       app, [o] {
@@ -74,6 +75,7 @@ Command add_cloud(CLI::App& root) {
         check_server_transport(o->transport, "cloud");
         CloudOptions opt;
         opt.tls = o->transport.tls;
+        opt.limits = o->transport.limits;
         const auto log = open_request_log(o->transport);
         opt.request_log = log.get();
         std::tie(opt.host, opt.port) = parse_listen_address(o->listen);

@@ -61,6 +61,7 @@ Command add_edge(CLI::App& root) {
           kKvCodecNames);
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
   add_engine_flags(app, o->engine, "--kv-pool-bytes", false);
+  o->transport.limits = http::edge_http_limits();
   add_server_transport_flags(app, o->transport);
   return {app, [o] {
             const StopSignals signals;
@@ -78,6 +79,7 @@ Command add_edge(CLI::App& root) {
             }
             EdgeOptions opt;
             opt.tls = o->transport.tls;
+            opt.limits = o->transport.limits;
             opt.revalidate_s = o->revalidate_s;
             const auto log = open_request_log(o->transport);
             opt.request_log = log.get();

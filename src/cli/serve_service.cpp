@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include <chrono>
 #include <thread>
 
 namespace ep::cli {
@@ -17,6 +18,22 @@ void add_server_transport_flags(CLI::App* app, ServerTransport& t) {
                 "Serve plain HTTP without TLS (only on a trusted network)");
   app->add_option("--log-file", t.log_file,
                   "Append the request log (one JSON line a request) here instead of stderr");
+  http::HttpLimits& l = t.limits;
+  app->add_option("--http-threads", l.worker_threads,
+                  "Requests (and KV streams) served at once; idle connections take none")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app->add_option("--max-connections", l.max_connections,
+                  "Connections open at once (idle ones included); then 503")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app->add_option_function<int>(
+         "--keep-alive-s", [&l](int s) { l.keep_alive_timeout = std::chrono::seconds(s); },
+         "A connection without a whole request for this long is closed (default 5)")
+      ->check(CLI::Range(1, 3600));
+  app->add_option("--max-body-bytes", l.max_body_bytes, "Larger request bodies are answered 413")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t(1), size_t(1) << 34));
 }
 
 void check_server_transport(const ServerTransport& t, std::string_view name) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "cli/listen_address.h"
+#include "http/limits.h"
 #include "http/service.h"
 #include "http/tls.h"
 
@@ -18,10 +19,12 @@ namespace ep::cli {
 struct ServerTransport {
   http::TlsServerOptions tls;
   bool insecure_http = false;
-  std::string log_file;  // the request log; empty: stderr
+  std::string log_file;     // the request log; empty: stderr
+  http::HttpLimits limits;  // the service's defaults, then the flags'
 };
 
-// --tls-cert, --tls-key, --tls-client-ca, --insecure-http, --log-file.
+// --tls-cert, --tls-key, --tls-client-ca, --insecure-http, --log-file, and the connection
+// limits: --http-threads, --max-connections, --keep-alive-s, --max-body-bytes.
 void add_server_transport_flags(CLI::App* app, ServerTransport& t);
 // Refuses (ep::Error, one line) a service without TLS unless --insecure-http, and warns on stderr
 // when it serves plain HTTP.

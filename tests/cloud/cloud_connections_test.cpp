@@ -148,5 +148,22 @@ TEST(CloudConnections, AReaderThatHangsUpMidStreamIsCounted) {
   EXPECT_EQ(cloud.stop(), 0);
 }
 
+TEST(CloudConnections, TheConnectionLimitsAreFlags) {
+  std::vector<std::string> args = cloud_args();
+  args.insert(args.end(), {"--max-connections", "3", "--keep-alive-s", "30"});
+  test::Process cloud(args);
+  const std::string url = test::start_cloud(cloud);
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) held.push_back(connect_to(port_of(url)));
+  std::this_thread::sleep_for(200ms);  // accepted by now
+  httplib::Client c(url);
+  const auto r = c.Get("/health");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_NE(r->body.find("3 connections open"), std::string::npos) << r->body;
+  for (const int fd : held) ::close(fd);
+  EXPECT_EQ(cloud.stop(), 0);
+}
+
 }  // namespace
 }  // namespace ep
