@@ -17,8 +17,8 @@ struct CudaBenchOptions {
   int reps = 3;
   uint32_t seed = 1;
   bool json = false;
-  bool profile = false;        // one more prefill, timed stage by stage
-  bool native_weights = true;  // --gpu-weights native (else bf16)
+  bool profile = false;         // one more prefill, timed stage by stage
+  bool native_weights = false;  // --gpu-weights native (else bf16)
   // The serving engine's steps instead (bench_cuda_serving.cpp): B sequences that share a
   // system prompt of `shared_prefix` tokens, decoded together, with that prompt in every
   // sequence's own blocks (none) and as one shared prefix (relay).

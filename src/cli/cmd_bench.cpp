@@ -85,7 +85,7 @@ Command add_bench(CLI::App& root) {
     bool json = false;
     uint32_t seed = 1;
     std::string precision = "fast";
-    std::string device = "cpu", shape, gpu_weights = "native";
+    std::string device = "cpu", shape, gpu_weights = "bf16";
     std::vector<int> batches = {1};
     int decode_prompt = 512;
     bool profile = false, serving = false;
@@ -110,9 +110,10 @@ Command add_bench(CLI::App& root) {
   app->add_flag("--json", o->json, "Print one JSON object with the results on the last line");
   app->add_option("--device", o->device, "cpu, or cuda (batched GPU prefill and decode)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  app->add_option("--gpu-weights", o->gpu_weights,
-                  "cuda: quantised matrices on the GPU as their GGUF blocks (native) or expanded "
-                  "to bf16 on load")
+  app->add_option(
+         "--gpu-weights", o->gpu_weights,
+         "cuda: quantised matrices expanded to bf16 on load (default), or kept as their GGUF "
+         "blocks (native: less memory; not yet verified on a GPU)")
       ->check(CLI::IsMember({"native", "bf16"}));
   app->add_option(
       "--shape", o->shape,

@@ -26,7 +26,7 @@ Command add_cloud(CLI::App& root) {
     std::string model, listen = "127.0.0.1:8080", cache_dir, admin_token, kv_dtype = "f16";
     std::string admin_token_file, auth_file;
     double tenant_rate = 0, tenant_burst = 0;
-    std::string device = "cpu", gpu_weights = "native";
+    std::string device = "cpu", gpu_weights = "bf16";
     int64_t max_prompt = 0;
     double gpu_memory_fraction = 0.9;
     int threads = ThreadPool::default_threads();
@@ -55,9 +55,10 @@ Command add_cloud(CLI::App& root) {
   app->add_option("--threads,-t", o->threads, "Threads")->check(CLI::Range(1, 1024));
   app->add_option("--device", o->device, "Where cloud prompts are prefilled: cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  app->add_option("--gpu-weights", o->gpu_weights,
-                  "cuda: quantised matrices on the GPU as their GGUF blocks (native) or expanded "
-                  "to bf16 on load (more memory, faster at large batches)")
+  app->add_option(
+         "--gpu-weights", o->gpu_weights,
+         "cuda: quantised matrices expanded to bf16 on load (default), or kept as their GGUF "
+         "blocks (native: less memory; not yet verified on a GPU)")
       ->check(CLI::IsMember({"native", "bf16"}));
   app->add_option("--max-prompt", o->max_prompt,
                   "Longest cloud prompt in tokens (cuda; default: the model's training context)")

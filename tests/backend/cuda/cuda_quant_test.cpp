@@ -316,6 +316,7 @@ TEST(CudaQuant, KquantFixturesMatchCpu) {
     const auto m = load_model(path);
     const auto prompt = prompt_of(m->hp.n_vocab);
     EngineOptions eo;
+    eo.native_weights = true;
     eo.max_ctx = 64;
     Engine engine(*m, eo);
     std::vector<float> pre, steps;
@@ -352,6 +353,7 @@ TEST(CudaQuant, NativeAndBf16WeightsGiveTheSameGreedyTokens) {
     const auto m = load_model(test::fixtures_dir() / "kquant" / file);
     const auto prompt = prompt_of(m->hp.n_vocab);
     EngineOptions eo;
+    eo.native_weights = true;
     eo.max_ctx = 64;
     Engine native(*m, eo);
     eo.native_weights = false;
