@@ -79,7 +79,32 @@ CloudKv CloudKvSource::resolve(const std::string& id, const FetchPlan& plan) {
     } else {
       const CloudFetchOptions fetch = plan ? plan(info) : CloudFetchOptions{};
       kv.fetch_started = std::chrono::steady_clock::now();
-      kv.fetch = std::make_unique<CloudKvFetch>(cloud_, id, model_, fingerprint_, fetch);
+      const std::string key = fmt::format("{}\n{}\n{}", id, info.version,
+                                          fetch.codec ? kv_codec_name(*fetch.codec) : "");
+      std::lock_guard start(starting_);
+      if (!fetch.header_only) {
+        if (const auto it = streaming_.find(key); it != streaming_.end()) {
+          kv.fetch = it->second.lock();
+          if (kv.fetch && kv.fetch->failed()) kv.fetch.reset();  // a new request tries anew
+          kv.joined = kv.fetch != nullptr;
+        }
+        // The cache may have it by now (the stream joined last time has completed).
+        if (!kv.fetch) {
+          if (auto cached = cache_.get(id, kv.version)) {
+            kv.segment = std::move(cached);
+            kv.source = "edge-cache";
+            kv.n_tokens = size_t(kv.segment->n_tokens());
+            return kv;
+          }
+        }
+      }
+      if (!kv.fetch) {
+        kv.fetch = std::make_shared<CloudKvFetch>(cloud_, id, model_, fingerprint_, fetch);
+        if (!fetch.header_only) {
+          std::erase_if(streaming_, [](const auto& e) { return e.second.expired(); });
+          streaming_[key] = kv.fetch;
+        }
+      }
       kv.codec = kv_codec_name(kv.fetch->header().codec());
       kv.segment = kv.fetch->segment();
       kv.version = kv.fetch->header().prompt_version;
@@ -100,7 +125,7 @@ CloudKv CloudKvSource::resolve(const std::string& id, const FetchPlan& plan) {
 }
 
 void CloudKvSource::keep(const CloudKv& kv) {
-  if (!kv.fetch) return;
+  if (!kv.fetch || kv.joined) return;
   try {
     kv.fetch->wait_complete();
     cache_.put(kv.id, kv.version, kv.fetch->stream_bytes());

@@ -21,7 +21,10 @@ namespace ep {
 
 struct CloudKv {
   std::shared_ptr<const KvSegment> segment;
-  std::unique_ptr<CloudKvFetch> fetch;    // set when streamed for this request
+  // Set when streamed: for this request, or joined (another request's stream of the same
+  // prompt, version and codec, still arriving; the first request caches it).
+  std::shared_ptr<CloudKvFetch> fetch;
+  bool joined = false;
   std::string id, chat_template, source;  // source: "edge-cache" or "stream"
   std::string codec;                      // the stream's codec as it arrived (kv_codec_name)
   std::vector<int32_t> tokens;            // the cloud prompt's, with source "local"
@@ -60,6 +63,11 @@ class CloudKvSource {
   };
   std::mutex mutex_;
   std::map<std::string, Known> known_;  // by id: the cloud's last description
+  // Streams in progress by id, version and codec, for later requests to join: one fetch per
+  // prompt however many requests wait for it. Starts are one at a time (under starting_), so
+  // two requests arriving together cannot both start one.
+  std::mutex starting_;
+  std::map<std::string, std::weak_ptr<CloudKvFetch>> streaming_;
   // The prompt's description: the one known if checked within revalidate_s, else the cloud's.
   CloudPromptInfo describe(const std::string& id);
 };

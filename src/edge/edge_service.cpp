@@ -190,7 +190,7 @@ struct EdgeService::Impl {
     timings["kv_plan"] = kv_plan_name(choice.plan);
     timings["ttft_predicted_ms"] = choice.predicted_s * 1e3;
     ttft_measured.set(ttft_ms / 1e3);
-    if (!kv.fetch) return;
+    if (!kv.fetch || kv.joined) return;  // a joined stream was measured by its first request
     const auto arrival = kv.fetch->layer_arrival_s();
     if (arrival.empty()) return;
     const auto [first, last] = std::minmax_element(arrival.begin(), arrival.end());

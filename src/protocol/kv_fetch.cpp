@@ -63,6 +63,11 @@ CloudKvFetch::~CloudKvFetch() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool CloudKvFetch::failed() const {
+  std::lock_guard lock(mutex_);
+  return done_ && !(segment_ && segment_->complete());
+}
+
 void CloudKvFetch::run() {
   std::optional<CloudError> failure;
   for (int a = 0; a < opt_.attempts && !stop_; ++a) {

@@ -51,6 +51,8 @@ class CloudKvFetch {
   std::shared_ptr<const KvSegment> segment() const { return segment_; }
   // Blocks until every layer arrived (or throws the stream's error).
   void wait_complete() const;
+  // True once the fetch has ended without every layer (its segment carries the error).
+  bool failed() const;
   uint64_t bytes_received() const { return bytes_.load(); }
   // Seconds from the request to each layer's arrival.
   std::vector<double> layer_arrival_s() const;
