@@ -1,6 +1,10 @@
 // The edge's own cache of cloud-prompt KV: complete segments keyed by (prompt id, version),
 // least-recently-used eviction under a byte budget, persisted as checksummed stream files that
 // are verified (checksums, model fingerprint) before use after a restart.
+//
+// The cache owns only what it wrote: a manifest in its directory lists its files, and only those
+// are loaded, dropped or evicted (a stranger's files, even *.epkv ones, are left alone). A lock
+// file held for the cache's life keeps a second edge off the same directory.
 #pragma once
 
 #include "model/model.h"
@@ -12,14 +16,22 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 namespace ep {
 
 class EdgeKvCache {
  public:
+  // Throws ep::Error when another process holds the directory.
   EdgeKvCache(std::filesystem::path dir, uint64_t max_bytes, const Model& model,
               std::string fingerprint);
+  ~EdgeKvCache();
+  EdgeKvCache(const EdgeKvCache&) = delete;
+  EdgeKvCache& operator=(const EdgeKvCache&) = delete;
+
+  static constexpr const char* kManifest = ".edgeprompt-edge-manifest";
+  static constexpr const char* kLock = ".edgeprompt-edge.lock";
 
   std::shared_ptr<const KvSegment> get(const std::string& id, uint64_t version);
   // `stream` is a complete KV stream as received; it is parsed and verified again here.
@@ -36,6 +48,7 @@ class EdgeKvCache {
   std::shared_ptr<const KvSegment> load(const std::string& stream, const std::string& id,
                                         uint64_t version) const;
   void insert_locked(Entry e);
+  void write_manifest_locked() const;
 
   std::filesystem::path dir_;
   uint64_t max_bytes_;
@@ -45,6 +58,8 @@ class EdgeKvCache {
   std::list<Entry> lru_;  // front: most recent
   std::map<std::string, std::list<Entry>::iterator> index_;
   uint64_t bytes_ = 0;
+  std::set<std::string> owned_;  // file names this cache wrote (the manifest's lines)
+  int lock_fd_ = -1;
 };
 
 }  // namespace ep

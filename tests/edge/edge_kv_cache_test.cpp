@@ -77,9 +77,13 @@ fs::path file_of(const fs::path& dir, const std::string& id, uint64_t version) {
   return dir / (id + ".v" + std::to_string(version) + ".epkv");
 }
 
+// The directory's files but the cache's own bookkeeping (its manifest and lock file).
 std::set<std::string> files_in(const fs::path& dir) {
   std::set<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name != EdgeKvCache::kManifest && name != EdgeKvCache::kLock) out.insert(name);
+  }
   return out;
 }
 
@@ -258,14 +262,16 @@ TEST(EdgeKvCache, CorruptAndForeignFilesAreDroppedAtReload) {
   {
     EdgeKvCache cache(dir.path(), 1 << 20, *f.model, f.fingerprint);
     cache.put("good", 1, good.bytes);
-    cache.put("flipped", 1, f.stream("flipped", 1, KvDtype::F16, 2).bytes);
+    for (const char* id : {"flipped", "foreign", "cut", "empty"})
+      cache.put(id, 1, f.stream(id, 1, KvDtype::F16, 2).bytes);
   }
-  // One bit flipped in the middle of a layer payload.
+  // The cache's own files, damaged after it wrote them. One bit flipped in the middle of a
+  // layer payload:
   const fs::path flipped = file_of(dir.path(), "flipped", 1);
   std::string bytes = test::read_file(flipped);
   bytes[bytes.size() / 2] = char(bytes[bytes.size() / 2] ^ 0x01);
   test::write_file(flipped, bytes);
-  // A well-formed stream of the same shape computed by another model.
+  // a well-formed stream of the same shape computed by another model:
   const auto other = load_model(kModels / "qwen2-bias");
   ASSERT_EQ(other->hp.n_layer, f.model->hp.n_layer);
   ASSERT_EQ(other->hp.n_head_kv, f.model->hp.n_head_kv);
@@ -274,11 +280,14 @@ TEST(EdgeKvCache, CorruptAndForeignFilesAreDroppedAtReload) {
   ASSERT_NE(other_fp, f.fingerprint);
   test::write_file(file_of(dir.path(), "foreign", 1),
                    Fixture::make_stream(*other, other_fp, "foreign", 1, KvDtype::F16, 4).bytes);
-  // A truncated stream, an empty file, a leftover temporary file, and a file the cache ignores.
+  // a truncated stream, an empty file, and the temporary file of a write cut short (listed in
+  // the manifest, as put() lists a file before writing it).
   const std::string cut = f.stream("cut", 1).bytes;
   test::write_file(file_of(dir.path(), "cut", 1), cut.substr(0, cut.size() - 5));
   test::write_file(file_of(dir.path(), "empty", 1), "");
   test::write_file(dir / "half.v1.epkv.tmp", cut.substr(0, 100));
+  std::string manifest = test::read_file(dir / EdgeKvCache::kManifest);
+  test::write_file(dir / EdgeKvCache::kManifest, manifest + "half.v1.epkv\n");
   test::write_file(dir / "notes.txt", "not a cache file");
 
   EdgeKvCache reloaded(dir.path(), 1 << 20, *f.model, f.fingerprint);
@@ -291,6 +300,42 @@ TEST(EdgeKvCache, CorruptAndForeignFilesAreDroppedAtReload) {
   ASSERT_TRUE(g);
   expect_segment(*g, good, KvDtype::F16);
   EXPECT_EQ(files_in(dir.path()), (std::set<std::string>{"good.v1.epkv", "notes.txt"}));
+  EXPECT_EQ(test::read_file(dir / EdgeKvCache::kManifest), "good.v1.epkv\n");
+}
+
+TEST(EdgeKvCache, FilesItDidNotWriteAreLeftAlone) {
+  Fixture f;
+  test::ScratchDir dir;
+  // Someone else's files in the directory, cache-like ones included: a valid stream of this
+  // very model, a temporary file, anything.
+  const Stream theirs = f.stream("theirs", 1, KvDtype::F16, 3);
+  test::write_file(file_of(dir.path(), "theirs", 1), theirs.bytes);
+  test::write_file(dir / "upload.v1.epkv.tmp", "partial");
+  test::write_file(dir / "broken.v1.epkv", "not a stream");
+  {
+    EdgeKvCache cache(dir.path(), 1 << 20, *f.model, f.fingerprint);
+    EXPECT_EQ(cache.size(), 0u);
+    EXPECT_FALSE(cache.get("theirs", 1));  // never served: the cache did not receive it
+    cache.put("ours", 1, f.stream("ours", 1).bytes);
+  }
+  EdgeKvCache again(dir.path(), 1 << 20, *f.model, f.fingerprint);
+  EXPECT_EQ(again.size(), 1u);
+  EXPECT_TRUE(again.get("ours", 1));
+  EXPECT_EQ(files_in(dir.path()), (std::set<std::string>{"theirs.v1.epkv", "upload.v1.epkv.tmp",
+                                                         "broken.v1.epkv", "ours.v1.epkv"}));
+  EXPECT_EQ(test::read_file(file_of(dir.path(), "theirs", 1)), theirs.bytes);
+}
+
+TEST(EdgeKvCache, ASecondCacheOnTheSameDirectoryIsRefused) {
+  Fixture f;
+  test::ScratchDir dir;
+  EdgeKvCache first(dir.path(), 1 << 20, *f.model, f.fingerprint);
+  try {
+    EdgeKvCache second(dir.path(), 1 << 20, *f.model, f.fingerprint);
+    ADD_FAILURE() << "two caches share " << dir.path();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("in use by another edge"), std::string::npos) << e.what();
+  }
 }
 
 TEST(EdgeKvCache, BadStreamsAreRefusedAndLeaveTheCacheUnchanged) {
