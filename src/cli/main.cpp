@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   // stream) must surface as a failed write on that connection, not kill the whole process: OpenSSL
   // writes with plain write(2), which raises SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
+  // A file-size limit reached must fail that write (EFBIG), like a full disk, not end the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   ep::http::raise_open_files_limit();
   CLI::App root{"EdgePrompt: cloud-edge collaborative LLM inference", "edgeprompt"};
   root.require_subcommand(1);

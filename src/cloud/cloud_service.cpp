@@ -117,7 +117,17 @@ struct CloudService::Impl {
             [this](const CloudPrompt& p, double secs) {
               prefill_seconds.add(secs);
               prefills_done.add();
-              store.complete(p, secs);
+              try {
+                store.complete(p, secs);
+              } catch (const std::exception& e) {
+                // The KV is whole in memory and keeps being served; only the restart copy is
+                // missing.
+                errors.add();
+                fmt::print(stderr,
+                           "cloud: cannot keep prompt '{}' in the cache directory ({}); serving it "
+                           "from memory until a restart\n",
+                           p.id, e.what());
+              }
             },
             [this] { errors.add(); }) {
     if (!opt.admin_token.empty()) admin_token_hash = http::hash_token(opt.admin_token);

@@ -160,14 +160,22 @@ void PromptStore::complete(const CloudPrompt& prompt, double prefill_s) {
   if (!current()) return;  // deleted or replaced while it was computed: nothing to keep
   if (!dir_.empty()) {
     // KV first, metadata last: a crash in between leaves no metadata pointing at a bad file.
-    write_atomically(kv_path(key), prompt.kv->all_bytes());
-    write_atomically(meta_path(key), json{{"tenant", prompt.tenant},
-                                          {"id", prompt.id},
-                                          {"version", prompt.version},
-                                          {"text", prompt.text},
-                                          {"chat_template", prompt.chat_template},
-                                          {"fingerprint", fingerprint_}}
-                                         .dump());
+    // A write that fails (a full disk) leaves neither file: the prompt is then served from
+    // memory only, as the caller reports.
+    try {
+      write_atomically(kv_path(key), prompt.kv->all_bytes());
+      write_atomically(meta_path(key), json{{"tenant", prompt.tenant},
+                                            {"id", prompt.id},
+                                            {"version", prompt.version},
+                                            {"text", prompt.text},
+                                            {"chat_template", prompt.chat_template},
+                                            {"fingerprint", fingerprint_}}
+                                           .dump());
+    } catch (...) {
+      std::error_code ec;
+      std::filesystem::remove(kv_path(key), ec);
+      throw;
+    }
     if (!current()) {  // deleted while being written
       std::error_code ec;
       std::filesystem::remove(meta_path(key), ec);
