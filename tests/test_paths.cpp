@@ -221,6 +221,16 @@ int Process::stop() {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+void Process::kill_now() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  reader_.join();
+  close(err_fd_);
+}
+
 std::string listen_url(Process& p) {
   const std::string line = p.wait_for_line("listening on http://");
   const size_t at = line.find("http://");

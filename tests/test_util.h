@@ -57,6 +57,8 @@ class Process {
   std::string wait_for_line(const std::string& needle, int timeout_ms = 20000);
   // Sends SIGTERM and waits; returns the exit code (128+signal if killed).
   int stop();
+  // SIGKILL: the process ends wherever it is, with no chance to clean up (a crash, a power cut).
+  void kill_now();
   std::string err() const;  // stderr so far
 
  private:
